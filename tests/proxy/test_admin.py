@@ -1,0 +1,102 @@
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import User
+from proxy.models import ModelCard, UpstreamCredential
+from proxy.services import catalog_sync, credential_upsert
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client: Client) -> Client:
+    admin = User.objects.create_superuser("ops@example.com", "correct-horse-battery")
+    client.force_login(admin)
+    return client
+
+
+def test_catalog_admin_lists_prices_and_filters(staff_client: Client) -> None:
+    catalog_sync()
+    page = staff_client.get(reverse("admin:proxy_modelcard_changelist"), {"provider": "anthropic"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Claude Sonnet 4.5" in html
+    assert "GPT-4o" not in html
+    assert "3.750000" in html  # the cache-write price column
+    found = staff_client.get(reverse("admin:proxy_modelcard_changelist"), {"q": "haiku"})
+    assert "Claude Haiku 4.5" in found.content.decode()
+
+
+def test_credential_admin_shows_only_the_last_four_characters(staff_client: Client) -> None:
+    raw = "sk-proj-VERYSECRETKEYMATERIAL-wxyz"
+    credential, _ = credential_upsert(provider="openai", api_key=raw, name="main")
+    for url in (
+        reverse("admin:proxy_upstreamcredential_changelist"),
+        reverse("admin:proxy_upstreamcredential_change", args=[credential.pk]),
+    ):
+        html = staff_client.get(url).content.decode()
+        assert "…wxyz" in html or "wxyz" in html
+        assert raw not in html
+        assert "VERYSECRET" not in html
+        assert credential.api_key_encrypted not in html
+
+
+def test_credential_admin_add_encrypts_and_edit_keeps_the_key(staff_client: Client) -> None:
+    response = staff_client.post(
+        reverse("admin:proxy_upstreamcredential_add"),
+        {
+            "provider": "mistral",
+            "name": "eu",
+            "base_url": "",
+            "api_key": "mistral-key-9876",
+            "priority": "1",
+            "weight": "2",
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    credential = UpstreamCredential.objects.get(name="eu")
+    assert credential.get_api_key() == "mistral-key-9876"
+    assert credential.api_key_encrypted != "mistral-key-9876"
+
+    staff_client.post(
+        reverse("admin:proxy_upstreamcredential_change", args=[credential.pk]),
+        {
+            "provider": "mistral",
+            "name": "eu",
+            "base_url": "",
+            "api_key": "",
+            "priority": "5",
+            "weight": "2",
+            "enabled": "on",
+        },
+    )
+    credential.refresh_from_db()
+    assert credential.priority == 5
+    assert credential.get_api_key() == "mistral-key-9876"
+
+
+def test_editing_a_card_in_the_admin_takes_it_over_from_bootstrap(staff_client: Client) -> None:
+    catalog_sync()
+    card = ModelCard.objects.get(title="Mistral Small")
+    data = {
+        "title": card.title,
+        "provider": card.provider,
+        "upstream_id": card.upstream_id,
+        "aliases": "[]",
+        "type": card.type,
+        "active": "on",
+        "context_length": card.context_length,
+        "max_output_tokens": card.max_output_tokens,
+        "first_byte_timeout": "",
+        "input_price": "0.2",
+        "output_price": card.output_price,
+        "cache_read_price": card.cache_read_price,
+        "cache_write_price": card.cache_write_price,
+    }
+    response = staff_client.post(reverse("admin:proxy_modelcard_change", args=[card.pk]), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert catalog_sync().skipped == ["Mistral Small"]
+    card.refresh_from_db()
+    assert str(card.input_price) == "0.200000"
