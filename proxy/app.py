@@ -5,7 +5,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from proxy import endpoints_models, health
+from proxy import endpoints_chat, endpoints_embeddings, endpoints_models, health
 from proxy.errors import GatewayError, MethodNotAllowed, NotFound
 from proxy.http import ClientDisconnected, Request, Response, send_response
 from proxy.runtime import Runtime
@@ -17,6 +17,8 @@ Handler = Callable[[Request, Runtime], Awaitable[Response | None]]
 # (path -> {method -> handler}); paths under a prefix go to the prefix's handlers.
 EXACT_ROUTES: dict[str, dict[str, Handler]] = {
     "/v1/models": {"GET": endpoints_models.list_models},
+    "/v1/chat/completions": {"POST": endpoints_chat.chat_completions},
+    "/v1/embeddings": {"POST": endpoints_embeddings.embeddings},
     "/healthz": {"GET": health.healthz, "HEAD": health.healthz},
     "/readyz": {"GET": health.readyz, "HEAD": health.readyz},
 }

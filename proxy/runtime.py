@@ -5,14 +5,15 @@ import contextlib
 import logging
 import time
 
-import httpx
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from proxy.db import run_in_db_thread
+from proxy.metering import Metering
 from proxy.routing import RoutingTable, load_routing_table
 from proxy.routing_version import routing_version_get
+from proxy.upstream import UpstreamPool
 
 logger = logging.getLogger(__name__)
 
@@ -21,31 +22,23 @@ logger = logging.getLogger(__name__)
 FULL_RELOAD_SECONDS = 60.0
 
 
-def build_http_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        http2=True,
-        limits=httpx.Limits(
-            max_connections=None, max_keepalive_connections=1024, keepalive_expiry=30
-        ),
-        timeout=httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=30.0),
-        follow_redirects=False,
-    )
-
-
 class Runtime:
     def __init__(self) -> None:
-        self.http: httpx.AsyncClient | None = None
-        self.redis: aioredis.Redis | None = None
+        # Nothing here connects yet: clients open their connections on first use, in the loop.
+        self.redis: aioredis.Redis | None = (
+            aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+            if settings.REDIS_URL
+            else None
+        )
         self.routing: RoutingTable | None = None
+        self.upstreams = UpstreamPool(self.redis)
+        self.metering = Metering(self.redis)
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.http = build_http_client()
-        if settings.REDIS_URL:
-            self.redis = aioredis.Redis.from_url(
-                settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2
-            )
+        await self.upstreams.start()
+        self.metering.start()
         try:
             await self.reload_routing()
         except Exception:  # the database may come up later; /readyz says so meanwhile
@@ -57,8 +50,8 @@ class Runtime:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
-        if self.http is not None:
-            await self.http.aclose()
+        await self.metering.stop()
+        await self.upstreams.stop()
         if self.redis is not None:
             await self.redis.aclose()
 

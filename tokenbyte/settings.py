@@ -190,6 +190,17 @@ SERVER_PORT = env.int("PORT", default=8000)
 # How often each gateway process looks for catalog changes made elsewhere (seconds).
 TOKENBYTE_CATALOG_REFRESH_SECONDS = env.float("TOKENBYTE_CATALOG_REFRESH_SECONDS", default=1.0)
 
+# Upstream timeouts (seconds). First byte: until the upstream starts answering (for a
+# non-streaming call, the whole generation); a card may set its own. Idle: between two chunks
+# of a stream. Total: the whole call, retries included.
+TOKENBYTE_CONNECT_TIMEOUT = env.float("TOKENBYTE_CONNECT_TIMEOUT", default=10.0)
+TOKENBYTE_FIRST_BYTE_TIMEOUT = env.float("TOKENBYTE_FIRST_BYTE_TIMEOUT", default=300.0)
+TOKENBYTE_REASONING_FIRST_BYTE_TIMEOUT = env.float(
+    "TOKENBYTE_REASONING_FIRST_BYTE_TIMEOUT", default=900.0
+)
+TOKENBYTE_STREAM_IDLE_TIMEOUT = env.float("TOKENBYTE_STREAM_IDLE_TIMEOUT", default=120.0)
+TOKENBYTE_TOTAL_TIMEOUT = env.float("TOKENBYTE_TOTAL_TIMEOUT", default=1800.0)
+
 # Upstream credentials that `bootstrap` creates: <NAME>_API_KEY / <NAME>_BASE_URL per provider.
 TOKENBYTE_PROVIDER_ENV = {
     provider: {

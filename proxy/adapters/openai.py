@@ -1,0 +1,166 @@
+"""OpenAI and OpenAI-compatible servers: the gateway's own wire format, passed through."""
+
+from typing import Any
+
+import httpx
+import orjson
+
+from proxy.adapters.base import ProviderAdapter, StreamTranslator, json_headers, upstream_url
+from proxy.errors import GatewayError, InvalidRequest, UpstreamError
+from proxy.routing import Card, Upstream
+from proxy.sse import Event
+from proxy.usage import Usage, usage_from_openai
+
+
+def parse_json_object(payload: bytes, provider: str) -> dict[str, Any]:
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(f"{provider} sent a response that is not JSON.") from exc
+    if not isinstance(data, dict):
+        raise UpstreamError(f"{provider} sent a response that is not a JSON object.")
+    return data
+
+
+class OpenAIStream(StreamTranslator):
+    def feed(self, event: Event) -> list[dict[str, Any]]:
+        data = event.data
+        if data == b"[DONE]":
+            self.done = True
+            return []
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return []
+        if not isinstance(chunk, dict):
+            return []
+        if "error" in chunk and "choices" not in chunk:
+            raise UpstreamError(f"{self.card.provider} failed mid-stream: {_message(chunk)}")
+        usage = chunk.pop("usage", None)
+        if usage:
+            self.usage = usage_from_openai(usage)
+        choices = chunk.get("choices")
+        if not self.response_id:
+            self.response_id = str(chunk.get("id", ""))
+            created = chunk.get("created")
+            self.created = created if isinstance(created, int) else 0
+        if not choices:
+            return []  # the usage chunk: the gateway sends its own, priced, if asked
+        for choice in choices:
+            if isinstance(choice, dict):
+                self.count_delta(choice.get("delta"))
+                if choice.get("finish_reason"):
+                    self.finish_reason = choice["finish_reason"]
+        chunk["model"] = self.card.title
+        return [chunk]
+
+
+def _message(data: dict[str, Any]) -> str:
+    error = data.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message", error))
+    return str(error)
+
+
+class OpenAIAdapter(ProviderAdapter):
+    provider = "openai"
+    # The path under the credential's base URL (which for OpenAI includes /v1).
+    chat_path = "/chat/completions"
+    embeddings_path = "/embeddings"
+    supports_developer_role = True
+
+    def auth_header(self, upstream: Upstream) -> tuple[bytes, bytes]:
+        return (b"authorization", b"Bearer " + upstream.api_key.encode())
+
+    def translate_chat_body(
+        self, body: dict[str, Any], card: Card, *, stream: bool
+    ) -> dict[str, Any]:
+        out = dict(body)
+        out["model"] = card.upstream_id
+        if stream:
+            # Always ask for usage; the client sees the usage chunk only if it asked.
+            options = body.get("stream_options")
+            out["stream_options"] = {
+                **(options if isinstance(options, dict) else {}),
+                "include_usage": True,
+            }
+        if card.supports_reasoning and "max_tokens" in out and "max_completion_tokens" not in out:
+            # OpenAI's reasoning models refuse max_tokens; this is its documented successor.
+            out["max_completion_tokens"] = out.pop("max_tokens")
+        if not self.supports_developer_role:
+            out["messages"] = developer_as_system(out["messages"])
+        return out
+
+    def chat_request(
+        self, body: dict[str, Any], card: Card, upstream: Upstream, *, stream: bool
+    ) -> httpx.Request:
+        return httpx.Request(
+            "POST",
+            upstream_url(upstream.base_url, self.chat_path),
+            headers=json_headers(self.auth_header(upstream), stream=stream),
+            content=orjson.dumps(self.translate_chat_body(body, card, stream=stream)),
+        )
+
+    def chat_response(self, payload: bytes, card: Card) -> tuple[dict[str, Any], Usage]:
+        data = parse_json_object(payload, card.provider)
+        usage = usage_from_openai(data.get("usage"))
+        if usage is None:
+            raise UpstreamError(f"{card.provider} sent no usage; the request cannot be priced.")
+        data["model"] = card.title
+        return data, usage
+
+    def chat_stream(self, card: Card) -> StreamTranslator:
+        return OpenAIStream(card)
+
+    def translate_embeddings_body(self, body: dict[str, Any], card: Card) -> dict[str, Any]:
+        return {**body, "model": card.upstream_id}
+
+    def embeddings_request(
+        self, body: dict[str, Any], card: Card, upstream: Upstream
+    ) -> httpx.Request:
+        return httpx.Request(
+            "POST",
+            upstream_url(upstream.base_url, self.embeddings_path),
+            headers=json_headers(self.auth_header(upstream), stream=False),
+            content=orjson.dumps(self.translate_embeddings_body(body, card)),
+        )
+
+    def embeddings_response(self, payload: bytes, card: Card) -> tuple[dict[str, Any], Usage]:
+        data = parse_json_object(payload, card.provider)
+        raw = data.get("usage")
+        if not isinstance(raw, dict):
+            raise UpstreamError(f"{card.provider} sent no usage; the request cannot be priced.")
+        tokens = raw.get("prompt_tokens", raw.get("total_tokens", 0))
+        data["model"] = card.title
+        return data, Usage(uncached_input=tokens if isinstance(tokens, int) else 0)
+
+    def client_error(self, status: int, payload: bytes, card: Card) -> GatewayError:
+        error = super().client_error(status, payload, card)
+        if isinstance(error, InvalidRequest):
+            try:
+                detail = orjson.loads(payload).get("error") or {}
+            except (orjson.JSONDecodeError, AttributeError):
+                detail = {}
+            if isinstance(detail, dict):
+                error.param = detail.get("param") if isinstance(detail.get("param"), str) else None
+                if isinstance(detail.get("code"), str):
+                    error.code = detail["code"]
+        return error
+
+
+class OpenAICompatibleAdapter(OpenAIAdapter):
+    """vLLM, Ollama, LM Studio, llama.cpp, hosted OpenAI clones: same wire, fewer features."""
+
+    provider = "openai-compatible"
+    supports_developer_role = False
+
+
+def developer_as_system(messages: Any) -> Any:
+    if not isinstance(messages, list):
+        return messages
+    return [
+        {**message, "role": "system"}
+        if isinstance(message, dict) and message.get("role") == "developer"
+        else message
+        for message in messages
+    ]

@@ -1,0 +1,66 @@
+"""POST /v1/embeddings."""
+
+from typing import Any
+
+import httpx
+import orjson
+from django.conf import settings
+
+from proxy.adapters import adapter_for
+from proxy.auth import authenticate
+from proxy.calls import CallRecord, priced_usage
+from proxy.endpoints_chat import ZERO_USAGE, open_upstream
+from proxy.endpoints_models import model_not_found, routing_or_503
+from proxy.errors import GatewayError, InvalidRequest
+from proxy.http import JSON_CONTENT_TYPE, Request, Response
+from proxy.runtime import Runtime
+from proxy.validation import validate_embeddings
+
+
+async def embeddings(request: Request, runtime: Runtime) -> Response:
+    policy = await authenticate(request, runtime)
+    body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
+    model = validate_embeddings(body)
+    routing = routing_or_503(runtime)
+    card = routing.resolve(model)
+    if card is None:
+        raise model_not_found(routing, model)
+    if card.type != "embedding":
+        raise InvalidRequest(
+            f"'{card.title}' is a {card.type} model; use POST /v1/chat/completions.",
+            param="model",
+            code="wrong_model_type",
+        )
+    policy.check_card(card)
+    adapter = adapter_for(card.provider)
+    record = CallRecord(
+        request_id=request.request_id,
+        endpoint="embeddings",
+        card=card,
+        key_id=policy.key_id,
+        account_id=policy.account_id,
+        stream=False,
+    )
+
+    def build(upstream: Any) -> httpx.Request:
+        return adapter.embeddings_request(body, card, upstream)
+
+    opened = await open_upstream(runtime, record, adapter, build, stream=False)
+    try:
+        data, usage = adapter.embeddings_response(opened.body, card)
+    except GatewayError as error:
+        runtime.metering.emit(
+            record.event(status=error.status, usage=ZERO_USAGE, error_code=error.code)
+        )
+        raise
+    record.mark_first_byte()
+    event = record.event(status=200, usage=usage)
+    data["usage"] = priced_usage(data.get("usage"), usage, event.cost)
+    # Embeddings have no completion: keep OpenAI's two-field usage plus the cost.
+    data["usage"] = {
+        "prompt_tokens": usage.prompt_tokens,
+        "total_tokens": usage.prompt_tokens,
+        "cost": data["usage"]["cost"],
+    }
+    runtime.metering.emit(event)
+    return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE])

@@ -1,0 +1,368 @@
+"""Talking to providers: one pooled transport, credential choice, retries, failover, cooldowns.
+
+httpx is the client interface (its Request/Response/Timeout types and exceptions). Under it sits
+httpx-aiohttp's transport: measured in bench/README.md, httpx's own connection pool managed
+920 req/s at 16 concurrent requests on this machine against 9,192 for this transport. We call
+the transport directly, skipping httpx.AsyncClient's cookie jar (an upstream cookie must never
+follow one tenant's request into another's), auth flows and redirects, none of which a proxy
+wants.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import httpx
+import orjson
+import redis.asyncio as aioredis
+from django.conf import settings
+from httpx_aiohttp import AiohttpTransport
+
+from proxy.errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
+from proxy.routing import Card, Upstream
+
+if TYPE_CHECKING:
+    from proxy.calls import CallRecord
+
+logger = logging.getLogger(__name__)
+
+COOLDOWN_CHANNEL = "tb:upstream-cooldown"
+COOLDOWN_KEY = "tb:upstream-cooldown:{}"
+MAX_ATTEMPTS = 3
+MAX_COOLDOWN_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float
+    first_byte: float
+    idle: float
+    total: float
+
+
+def timeouts_for(card: Card) -> Timeouts:
+    first_byte = card.first_byte_timeout or (
+        settings.TOKENBYTE_REASONING_FIRST_BYTE_TIMEOUT
+        if card.supports_reasoning
+        else settings.TOKENBYTE_FIRST_BYTE_TIMEOUT
+    )
+    return Timeouts(
+        connect=settings.TOKENBYTE_CONNECT_TIMEOUT,
+        first_byte=float(first_byte),
+        idle=settings.TOKENBYTE_STREAM_IDLE_TIMEOUT,
+        total=max(settings.TOKENBYTE_TOTAL_TIMEOUT, float(first_byte)),
+    )
+
+
+def _session() -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=0,  # no cap: a thousand slow calls in flight need a thousand connections
+        keepalive_timeout=30,
+        ttl_dns_cache=300,
+        ssl=httpx.create_ssl_context(),
+    )
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+
+def build_transport() -> httpx.AsyncBaseTransport:
+    # The session is created on first use, inside the event loop.
+    return AiohttpTransport(client=_session)
+
+
+class Failure(Exception):
+    """One attempt failed in a way the next credential may not: fail over."""
+
+    def __init__(self, error: GatewayError, cooldown: float) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.cooldown = cooldown
+
+
+@dataclass(slots=True)
+class Opened:
+    """A successful (or client-error) upstream response.
+
+    Non-streaming: `body` is the whole body. Streaming: `body` is the first chunk, read before
+    returning so that a failure up to then can still fail over; `chunks` yields the rest.
+    """
+
+    response: httpx.Response
+    upstream: Upstream
+    body: bytes
+    chunks: AsyncIterator[bytes] | None
+
+    async def aclose(self) -> None:
+        await _close(self.response)
+
+
+class UpstreamPool:
+    def __init__(self, redis: aioredis.Redis | None) -> None:
+        self.transport = build_transport()
+        self._redis = redis
+        self._cooling_until: dict[int, float] = {}  # upstream id -> epoch seconds
+        self._strikes: dict[int, int] = {}
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._redis is not None:
+            self._listener = asyncio.create_task(self._listen(), name="cooldown-listener")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        await self.transport.aclose()
+
+    # --- choosing -------------------------------------------------------------------------
+    def plan(self, candidates: tuple[Upstream, ...]) -> list[Upstream]:
+        """Order to try: by priority, weighted-random within a priority, cooling ones last."""
+        now = time.time()
+        ready: list[Upstream] = []
+        cooling: list[Upstream] = []
+        index = 0
+        while index < len(candidates):
+            priority = candidates[index].priority
+            group = []
+            while index < len(candidates) and candidates[index].priority == priority:
+                group.append(candidates[index])
+                index += 1
+            for upstream in _weighted_shuffle(group):
+                (cooling if self._cooling_until.get(upstream.id, 0.0) > now else ready).append(
+                    upstream
+                )
+        cooling.sort(key=lambda u: self._cooling_until.get(u.id, 0.0))
+        return ready + cooling
+
+    # --- health ---------------------------------------------------------------------------
+    def succeeded(self, upstream: Upstream) -> None:
+        if self._strikes.pop(upstream.id, None) is not None:
+            self._cooling_until.pop(upstream.id, None)
+
+    def failed(self, upstream: Upstream, cooldown: float) -> None:
+        strikes = self._strikes.get(upstream.id, 0) + 1
+        self._strikes[upstream.id] = strikes
+        seconds = min(cooldown * 2 ** (strikes - 1), MAX_COOLDOWN_SECONDS)
+        until = time.time() + seconds
+        self._cooling_until[upstream.id] = until
+        logger.warning(
+            "upstream %s/%s cooling down for %.1f s", upstream.provider, upstream.name, seconds
+        )
+        if self._redis is not None:
+            asyncio.get_running_loop().create_task(
+                self._share_cooldown(upstream.id, until, seconds)
+            )
+
+    async def _share_cooldown(self, upstream_id: int, until: float, seconds: float) -> None:
+        if self._redis is None:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(COOLDOWN_KEY.format(upstream_id), until, px=int(seconds * 1000))
+                pipe.publish(COOLDOWN_CHANNEL, f"{upstream_id}:{until}")
+                await pipe.execute()
+        except Exception:
+            logger.warning("could not share an upstream cooldown through Redis", exc_info=True)
+
+    async def _listen(self) -> None:
+        if self._redis is None:
+            return
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(COOLDOWN_CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        upstream_id, _, until = message["data"].decode().partition(":")
+                        current = self._cooling_until.get(int(upstream_id), 0.0)
+                        self._cooling_until[int(upstream_id)] = max(current, float(until))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("cooldown listener lost Redis; reconnecting", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    # --- sending --------------------------------------------------------------------------
+    async def open(
+        self,
+        candidates: tuple[Upstream, ...],
+        build: Callable[[Upstream], httpx.Request],
+        timeouts: Timeouts,
+        *,
+        stream: bool,
+        provider: str,
+        record: "CallRecord",
+    ) -> Opened:
+        """Send to the first credential that answers; fail over before anything reached the client.
+
+        Returns 2xx responses and the client's own 4xx errors (those would fail anywhere).
+        Raises the last failure's GatewayError when every attempt failed.
+        """
+        if not candidates:
+            raise ServiceUnavailable(
+                f"No upstream credential is configured for {provider}; an operator adds one "
+                f"with `manage.py upstream add {provider} --api-key …`.",
+                code="no_upstream",
+            )
+        last: GatewayError | None = None
+        plan = self.plan(candidates)
+        for attempt, upstream in enumerate(plan[:MAX_ATTEMPTS] if len(plan) > 1 else plan * 2):
+            if attempt:
+                await asyncio.sleep(_backoff(attempt))
+            record.attempts += 1
+            record.upstream = upstream
+            try:
+                opened = await self._attempt(upstream, build(upstream), timeouts, stream)
+            except Failure as failure:
+                self.failed(upstream, failure.cooldown)
+                last = failure.error
+                continue
+            if opened.response.status_code < 400:
+                self.succeeded(upstream)
+            return opened
+        raise last or ServiceUnavailable(f"No {provider} upstream answered.")
+
+    async def _attempt(
+        self, upstream: Upstream, request: httpx.Request, timeouts: Timeouts, stream: bool
+    ) -> Opened:
+        request.extensions["timeout"] = {
+            "connect": timeouts.connect,
+            "read": timeouts.idle if stream else timeouts.first_byte,
+            "write": timeouts.connect,
+            "pool": timeouts.connect,
+        }
+        name = f"{upstream.provider} ({upstream.name})"
+        response: httpx.Response | None = None
+        try:
+            async with asyncio.timeout(timeouts.first_byte):
+                response = await self.transport.handle_async_request(request)
+                status = response.status_code
+                if status < 400 and stream:
+                    chunks = aiter(response.stream)  # type: ignore[arg-type]
+                    first = await anext(chunks, b"")
+                    return Opened(response, upstream, first, chunks)
+                body = await _read_all(response)
+                if status < 400 or _is_client_error(status):
+                    await _close(response)
+                    return Opened(response, upstream, body, None)
+        except TimeoutError:
+            await _close(response)
+            raise Failure(
+                UpstreamTimeout(
+                    f"{name} sent nothing within {timeouts.first_byte:g} s.",
+                ),
+                cooldown=5.0,
+            ) from None
+        except httpx.TimeoutException as exc:
+            await _close(response)
+            raise Failure(UpstreamTimeout(f"{name} timed out: {type(exc).__name__}."), 5.0) from exc
+        except httpx.TransportError as exc:
+            await _close(response)
+            raise Failure(
+                ServiceUnavailable(
+                    f"{name} is unreachable: {exc or type(exc).__name__}.",
+                    code="upstream_unreachable",
+                ),
+                cooldown=5.0,
+            ) from exc
+        await _close(response)
+        raise _failure_for_status(name, status, body, response.headers)
+
+
+def _is_client_error(status: int) -> bool:
+    """4xx that another credential would answer the same way (the request itself is wrong)."""
+    return 400 <= status < 500 and status not in (401, 403, 408, 409, 429)
+
+
+def _failure_for_status(name: str, status: int, body: bytes, headers: httpx.Headers) -> Failure:
+    detail = upstream_message(body)
+    if status == 429:
+        retry_after = _seconds(headers.get("retry-after"))
+        return Failure(
+            ServiceUnavailable(
+                f"{name} is rate-limiting us; retry shortly. Upstream said: {detail}",
+                code="upstream_rate_limited",
+                headers=[(b"retry-after", str(int(retry_after or 5)).encode())],
+            ),
+            cooldown=min(retry_after or 5.0, MAX_COOLDOWN_SECONDS),
+        )
+    if status in (401, 403):
+        # Our credential, not the caller's request: never echo details of our key.
+        return Failure(
+            UpstreamError(
+                f"{name} rejected the gateway's credential (HTTP {status}).",
+                code="upstream_auth_failed",
+            ),
+            cooldown=MAX_COOLDOWN_SECONDS,
+        )
+    if status == 408:
+        return Failure(UpstreamTimeout(f"{name} timed out (HTTP 408). {detail}"), 5.0)
+    return Failure(UpstreamError(f"{name} failed (HTTP {status}): {detail}"), cooldown=5.0)
+
+
+def upstream_message(body: bytes) -> str:
+    """The human message inside a provider's error body, whatever its shape."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode(errors="replace").strip()
+        return text[:300] or "no details"
+    candidates = [data]
+    if isinstance(data, dict):
+        candidates += [data.get("error"), data.get("message")]
+    for item in candidates:
+        if isinstance(item, dict) and isinstance(item.get("detail"), list):
+            return _validation_text(item["detail"])
+        if isinstance(item, dict) and isinstance(item.get("message"), str):
+            return str(item["message"])[:500]
+        if isinstance(item, str):
+            return item[:500]
+    if isinstance(data, dict) and "detail" in data:
+        return orjson.dumps(data["detail"]).decode()[:500]
+    return body.decode(errors="replace")[:300]
+
+
+def _validation_text(detail: list[Any]) -> str:
+    """Pydantic-style validation errors (Mistral's 422) as one readable line."""
+    parts = []
+    for problem in detail[:5]:
+        if isinstance(problem, dict):
+            loc = [str(p) for p in problem.get("loc", []) if p != "body"]
+            parts.append(f"{'.'.join(loc) or 'body'}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _backoff(attempt: int) -> float:
+    # Jittered exponential: 50-150 ms, then 100-300 ms; short, as a client is waiting.
+    return 0.1 * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)  # noqa: S311  # jitter, not crypto
+
+
+def _weighted_shuffle(group: list[Upstream]) -> list[Upstream]:
+    if len(group) == 1:
+        return group
+    # Efraimidis-Spirakis: sort by u^(1/w); the first pick is proportional to weight.
+    return sorted(group, key=lambda u: random.random() ** (1.0 / u.weight), reverse=True)  # noqa: S311
+
+
+async def _read_all(response: httpx.Response) -> bytes:
+    return b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
+
+
+async def _close(response: httpx.Response | None) -> None:
+    if response is not None:
+        with contextlib.suppress(Exception):
+            await response.aclose()

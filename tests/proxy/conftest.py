@@ -1,0 +1,116 @@
+"""Gateway fixtures: strict provider fakes on loopback, credentials pointing at them, clients."""
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import openai
+import pytest
+
+from proxy.metering import UsageEvent
+from proxy.models import ModelCard, UpstreamCredential
+from proxy.services import credential_upsert
+from tests.conftest import LiveServer
+from tests.fakes.mistral_api import FakeMistral
+from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.server import FakeServer
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeServer]:
+    with FakeServer(FakeOpenAI()) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_mistral() -> Iterator[FakeServer]:
+    with FakeServer(FakeMistral()) as server:
+        yield server
+
+
+@pytest.fixture
+def openai_upstream(catalog: None, fake_openai: FakeServer) -> UpstreamCredential:
+    credential, _ = credential_upsert(
+        provider="openai", api_key="sk-fake-openai", base_url=f"{fake_openai.url}/v1", name="fake"
+    )
+    return credential
+
+
+@pytest.fixture
+def mistral_upstream(catalog: None, fake_mistral: FakeServer) -> UpstreamCredential:
+    credential, _ = credential_upsert(
+        provider="mistral", api_key="fake-mistral-key", base_url=fake_mistral.url, name="fake"
+    )
+    return credential
+
+
+@pytest.fixture
+def gateway(
+    live_gateway: LiveServer,
+    openai_upstream: UpstreamCredential,
+    mistral_upstream: UpstreamCredential,
+) -> LiveServer:
+    """The live gateway, its routing table showing both fake upstreams."""
+    live_gateway.wait_for_routing(
+        lambda routing: (
+            {"openai", "mistral"}
+            <= {u.provider for card in routing.cards for u in routing.upstreams_for(card)}
+        )
+    )
+    return live_gateway
+
+
+@pytest.fixture
+def api_key(transactional_db: None) -> str:
+    return "tb-" + secrets.token_urlsafe(32)
+
+
+@pytest.fixture
+def openai_client(gateway: LiveServer, api_key: str) -> openai.OpenAI:
+    # max_retries=0: the SDK's own retries would hide the gateway's status codes.
+    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=api_key, max_retries=0, timeout=30)
+
+
+class EventLog:
+    """Usage events the gateway emits, as its metering consumers see them."""
+
+    def __init__(self) -> None:
+        self.events: list[UsageEvent] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, batch: list[UsageEvent]) -> None:
+        with self._changed:
+            self.events.extend(batch)
+            self._changed.notify_all()
+
+    def wait_for(
+        self, predicate: Callable[[UsageEvent], bool], timeout: float = 10.0
+    ) -> UsageEvent:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for event in self.events:
+                    if predicate(event):
+                        return event
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no matching usage event among {self.events}")
+                self._changed.wait(remaining)
+
+    def for_request(self, request_id: str, timeout: float = 10.0) -> UsageEvent:
+        return self.wait_for(lambda event: event.request_id == request_id, timeout)
+
+
+@pytest.fixture
+def usage_events(gateway: LiveServer) -> Iterator[EventLog]:
+    log = EventLog()
+    runtime = gateway.runtime
+    assert runtime is not None
+    runtime.metering.add_consumer(log)
+    yield log
+    runtime.metering.remove_consumer(log)
+
+
+def card(title: str) -> ModelCard:
+    return ModelCard.objects.get(title=title)
