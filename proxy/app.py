@@ -60,7 +60,7 @@ class GatewayApp:
             await self.lifespan(receive, send)
             return
         runtime = self.runtime or await self.start()
-        request = Request(scope, receive, send)
+        request = Request(scope, receive, send, runtime.ids)
         try:
             response = await _find_handler(request.method, request.path)(request, runtime)
         except GatewayError as exc:

@@ -2,13 +2,14 @@
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from proxy.metering import UsageEvent, new_event_id
+from proxy.metering import UsageEvent
 from proxy.pricing import cost_text, usage_cost
 from proxy.routing import Card, Upstream
 from proxy.usage import Usage
@@ -21,6 +22,7 @@ class CallRecord:
     """Filled in as a request travels; turned into exactly one UsageEvent at the end."""
 
     request_id: str
+    new_id: Callable[[], str]
     endpoint: str
     card: Card
     key_id: int | None
@@ -47,7 +49,7 @@ class CallRecord:
     ) -> UsageEvent:
         now = time.perf_counter()
         return UsageEvent(
-            event_id=new_event_id(),
+            event_id=self.new_id(),
             request_id=self.request_id,
             endpoint=self.endpoint,
             key_id=self.key_id,

@@ -77,6 +77,7 @@ async def chat_completions(request: Request, runtime: Runtime) -> Response | Non
     adapter = adapter_for(card.provider)
     record = CallRecord(
         request_id=request.request_id,
+        new_id=runtime.ids,
         endpoint="chat.completions",
         card=card,
         key_id=policy.key_id,

@@ -35,6 +35,7 @@ async def embeddings(request: Request, runtime: Runtime) -> Response:
     adapter = adapter_for(card.provider)
     record = CallRecord(
         request_id=request.request_id,
+        new_id=runtime.ids,
         endpoint="embeddings",
         card=card,
         key_id=policy.key_id,

@@ -1,7 +1,7 @@
 """Just enough HTTP on raw ASGI for the gateway: no framework on the hot path."""
 
 import re
-import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -16,14 +16,10 @@ JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{8,128}")
 
 
-def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex
-
-
 class Request:
     __slots__ = ("headers", "method", "path", "receive", "request_id", "scope", "send")
 
-    def __init__(self, scope: Scope, receive: Any, send: Any) -> None:
+    def __init__(self, scope: Scope, receive: Any, send: Any, new_id: Callable[[], str]) -> None:
         self.scope = scope
         self.receive = receive
         self.send = send
@@ -32,7 +28,7 @@ class Request:
         self.headers: Headers = scope["headers"]
         supplied = self.header(b"x-request-id")
         self.request_id = (
-            supplied.decode() if supplied and _REQUEST_ID.fullmatch(supplied) else new_request_id()
+            supplied.decode() if supplied and _REQUEST_ID.fullmatch(supplied) else "req_" + new_id()
         )
 
     def header(self, name: bytes) -> bytes | None:

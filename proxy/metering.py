@@ -8,7 +8,6 @@ consumers (the billing worker in embedded mode, live metrics, tests).
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
@@ -64,10 +63,6 @@ class UsageEvent:
         data["usage"] = Usage(**data["usage"])
         data["cost"] = Decimal(data["cost"])
         return cls(**data)
-
-
-def new_event_id() -> str:
-    return uuid.uuid4().hex
 
 
 class Metering:

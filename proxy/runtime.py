@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from proxy.db import run_in_db_thread
+from proxy.ids import IdSource
 from proxy.metering import Metering
 from proxy.routing import RoutingTable, load_routing_table
 from proxy.routing_version import routing_version_get
@@ -31,6 +32,7 @@ class Runtime:
             else None
         )
         self.routing: RoutingTable | None = None
+        self.ids = IdSource()
         self.upstreams = UpstreamPool(self.redis)
         self.metering = Metering(self.redis)
         self._loaded_at = 0.0

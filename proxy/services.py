@@ -130,11 +130,23 @@ def catalog_import_litellm(*, entries: list[LiteLLMEntry], add_new: bool = False
 
 
 @transaction.atomic
-def card_create(*, spec: CardSpec) -> ModelCard:
+def card_create(*, spec: CardSpec, upstream_names: list[str] | None = None) -> ModelCard:
+    """Add a card; with `upstream_names`, it is served only through those credentials."""
     clash = _names_taken_elsewhere(spec, None)
     if clash:
         raise CatalogDataError(f"a name of {spec.title!r} is already used by {clash}")
-    return ModelCard.objects.create(source=CardSource.MANUAL, **spec.model_fields())
+    credentials = list(
+        UpstreamCredential.objects.filter(provider=spec.provider, name__in=upstream_names or [])
+    )
+    missing = set(upstream_names or []) - {credential.name for credential in credentials}
+    if missing:
+        raise CatalogDataError(
+            f"no {spec.provider} upstream named {', '.join(sorted(missing))} "
+            "(see `manage.py upstream list`)"
+        )
+    card = ModelCard.objects.create(source=CardSource.MANUAL, **spec.model_fields())
+    card.credentials.set(credentials)
+    return card
 
 
 def _validate_credential_input(provider: str, api_key: str, base_url: str) -> None:

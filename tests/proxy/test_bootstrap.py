@@ -183,3 +183,46 @@ def test_upstream_add_prints_the_id_and_is_idempotent(transactional_db: None) ->
     listed = manage("upstream", "list", env=env).stdout
     assert "…1234" in listed
     assert "sk-local-1234" not in listed
+
+
+def test_catalog_add_can_bind_a_card_to_named_upstreams(transactional_db: None) -> None:
+    env = manage_env()
+    manage(
+        "upstream",
+        "add",
+        "openai-compatible",
+        "--name",
+        "gpu-box",
+        "--api-key",
+        "k1",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        env=env,
+        check=True,
+    )
+    args = [
+        "catalog",
+        "add",
+        "Local Qwen",
+        "--provider",
+        "openai-compatible",
+        "--upstream-id",
+        "qwen2.5-7b",
+        "--context-length",
+        "32768",
+        "--max-output-tokens",
+        "4096",
+        "--input-price",
+        "0.02",
+        "--output-price",
+        "0.05",
+    ]
+    missing = manage(*args, "--upstream", "nope", env=env)
+    assert missing.returncode != 0
+    assert "no openai-compatible upstream named nope" in missing.stderr
+    assert not ModelCard.objects.filter(title="Local Qwen").exists()
+    created = manage(*args, "--upstream", "gpu-box", env=env)
+    assert created.returncode == 0, created.stderr
+    card = ModelCard.objects.get(pk=int(created.stdout))
+    assert [c.name for c in card.credentials.all()] == ["gpu-box"]
+    assert card.output_price == Decimal("0.05")

@@ -34,6 +34,14 @@ class Command(OperatorCommand):
         add.add_argument("--cache-write-price", default=None, help="default: the input price")
         add.add_argument("--alias", action="append", default=[], help="repeatable")
         add.add_argument("--capability", action="append", default=[], choices=CAPABILITIES)
+        add.add_argument(
+            "--upstream",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="serve only through this upstream credential (repeatable; default: all of "
+            "the provider's)",
+        )
 
         imp = actions.add_parser(
             "import-litellm", help="refresh prices and limits from LiteLLM's price JSON"
@@ -76,7 +84,7 @@ class Command(OperatorCommand):
             },
             "card",
         )
-        self.stdout.write(str(card_create(spec=spec).pk))
+        self.stdout.write(str(card_create(spec=spec, upstream_names=options["upstream"]).pk))
 
     def _import_litellm(self, options: dict[str, Any]) -> None:
         entries = read_litellm_file(options["path"])

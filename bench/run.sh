@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# TokenByte against a direct call and LiteLLM, in one run of the shared harness, then the
+# streaming time-to-first-byte check (bench/ttfb.py).
+#
+#   bench/run.sh                      # all of ../shared/bench/run.sh's default scenarios
+#   SCENARIOS="json:1:0 json:16:0" REPEATS=1 DURATION=5 bench/run.sh
+#   TARGETS="" bench/run.sh           # TokenByte alone (no LiteLLM)
+#
+# TokenByte runs as `make run` would, one worker pinned to GW_CPUS (default 1), on a scratch
+# SQLite database; TB_REDIS_URL=redis://… runs it with Redis (metering to a Redis stream).
+# Needs ../shared/bench/setup.sh once (wrk, nginx mock, LiteLLM in /tmp/litellm-venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED_BENCH:-$(cd ../shared/bench && pwd)}
+GW_CPUS=${GW_CPUS:-1} LOAD_CPUS=${LOAD_CPUS:-0}
+TB_PORT=${TB_PORT:-8010} MOCK_PORT=${MOCK_PORT:-9100} TTFB_PORT=${TTFB_PORT:-9110}
+TARGETS=${TARGETS-litellm}
+export OUT=${OUT:-/tmp/bench-tokenbyte-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT/tokenbyte"
+
+export DEBUG=off SECRET_KEY="bench-only-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')"
+export DATABASE_URL="sqlite:///$OUT/tokenbyte/db.sqlite3" REDIS_URL=${TB_REDIS_URL:-}
+export LOG_LEVEL=WARNING
+manage() { .venv/bin/python manage.py "$@"; }
+manage migrate --verbosity 0
+manage upstream add openai-compatible --name mock --api-key sk-mock-upstream \
+    --base-url "http://127.0.0.1:$MOCK_PORT/v1" >/dev/null
+manage upstream add openai-compatible --name ttfb-mock --api-key sk-ttfb \
+    --base-url "http://127.0.0.1:$TTFB_PORT/v1" >/dev/null
+for card in mock-gpt:mock ttfb-gpt:ttfb-mock; do
+    manage catalog add "${card%%:*}" --upstream "${card#*:}" --provider openai-compatible \
+        --upstream-id mock-gpt --context-length 8192 --max-output-tokens 1024 \
+        --input-price 0.15 --output-price 0.60 >/dev/null
+done
+KEY=$(manage mintkey bench@example.com --name bench)
+
+pids=()
+stop() { for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap stop EXIT
+setsid taskset -c "$GW_CPUS" .venv/bin/python manage.py serve --no-celery --port "$TB_PORT" \
+    >"$OUT/tokenbyte/server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -sf "127.0.0.1:$TB_PORT/readyz" >/dev/null && break; sleep 0.2; done
+curl -sf "127.0.0.1:$TB_PORT/readyz" >/dev/null || { cat "$OUT/tokenbyte/server.log"; exit 1; }
+echo "TokenByte $(git rev-parse --short HEAD), uvicorn 1 worker, CPUs $GW_CPUS, ${TB_REDIS_URL:+Redis, }SQLite" >"$OUT/tokenbyte/desc"
+
+# shellcheck disable=SC2086  # TARGETS is a word list
+"$SHARED/run.sh" $TARGETS "tokenbyte=http://127.0.0.1:$TB_PORT/v1,$KEY,mock-gpt"
+
+setsid taskset -c "$LOAD_CPUS" .venv/bin/python bench/ttfb.py mock "$TTFB_PORT" &
+pids+=($!)
+sleep 1
+taskset -c "$LOAD_CPUS" .venv/bin/python bench/ttfb.py measure "http://127.0.0.1:$TTFB_PORT/v1" \
+    "http://127.0.0.1:$TB_PORT/v1" "$KEY" ttfb-gpt "${TTFB_REQUESTS:-500}" | tee "$OUT/ttfb.md"
+ps -o rss= -p "$(pgrep -f "uvicorn tokenbyte.asgi:application --host 127.0.0.1 --port $TB_PORT" | head -1)" |
+    awk '{printf "TokenByte RSS after the run: %.0f MB\n", $1 / 1024}' | tee -a "$OUT/ttfb.md"
+echo "results: $OUT"
