@@ -70,8 +70,30 @@ def _session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
 
+class _SchemeTransport(httpx.AsyncBaseTransport):
+    """HTTPS upstreams over httpx's own HTTP/2-capable pool; the rest over aiohttp."""
+
+    def __init__(self) -> None:
+        self.http1 = AiohttpTransport(client=_session)
+        self.http2 = httpx.AsyncHTTPTransport(
+            http2=True, limits=httpx.Limits(max_connections=None, max_keepalive_connections=512)
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        transport = self.http2 if request.url.scheme == "https" else self.http1
+        return await transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.http1.aclose()
+        await self.http2.aclose()
+
+
 def build_transport() -> httpx.AsyncBaseTransport:
-    # The session is created on first use, inside the event loop.
+    # HTTP/2 multiplexes many calls over one TLS connection, but httpx's pool costs far more
+    # CPU per request than aiohttp's HTTP/1.1 keep-alive pool (bench/README.md): opt-in.
+    if settings.TOKENBYTE_UPSTREAM_HTTP2:
+        return _SchemeTransport()
+    # The aiohttp session is created on first use, inside the event loop.
     return AiohttpTransport(client=_session)
 
 
