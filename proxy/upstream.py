@@ -146,6 +146,8 @@ class UpstreamPool:
     def plan(self, candidates: tuple[Upstream, ...]) -> list[Upstream]:
         """Order to try: by priority, weighted-random within a priority, cooling ones last."""
         now = time.time()
+        if len(candidates) == 1 and self._cooling_until.get(candidates[0].id, 0.0) <= now:
+            return list(candidates)
         ready: list[Upstream] = []
         cooling: list[Upstream] = []
         index = 0

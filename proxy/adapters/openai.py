@@ -156,7 +156,9 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
 
 
 def developer_as_system(messages: Any) -> Any:
-    if not isinstance(messages, list):
+    if not isinstance(messages, list) or not any(
+        isinstance(message, dict) and message.get("role") == "developer" for message in messages
+    ):
         return messages
     return [
         {**message, "role": "system"}
