@@ -11,4 +11,4 @@ class OTPAdminConfig(admin_apps.AdminConfig):
     """django.contrib.admin whose default site is django-otp's: staff must verify a device."""
 
     default = False  # AccountsConfig stays this module's default app config
-    default_site = "django_otp.admin.OTPAdminSite"
+    default_site = "accounts.admin_site.AdminSite"
