@@ -1,7 +1,10 @@
 """The admin site: django-otp's, so staff must verify a TOTP device (`manage.py adminotp`)."""
 
+import inspect
 from typing import Any
 
+from django.contrib.auth.decorators import login_not_required
+from django.urls import URLPattern, URLResolver
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
@@ -26,3 +29,18 @@ class AdminSite(OTPAdminSite):
 
     def __init__(self, name: str = "admin") -> None:
         super().__init__(name)
+
+    def get_urls(self) -> list[URLPattern | URLResolver]:
+        urls = super().get_urls()
+        _skip_console_login(urls)
+        return urls
+
+
+def _skip_console_login(patterns: list[URLPattern | URLResolver]) -> None:
+    """Every admin view checks staff + OTP itself (admin_view) and sends strangers to the admin's
+    own login; LoginRequiredMiddleware would send them to the console's sign-in instead."""
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            _skip_console_login(pattern.url_patterns)
+        elif not inspect.ismethod(pattern.callback):  # the bound login view is already marked
+            login_not_required(pattern.callback)

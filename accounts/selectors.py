@@ -82,7 +82,9 @@ class SignInMethods:
 
 def user_sign_in_methods(*, user: User) -> SignInMethods:
     authenticators = list(Authenticator.objects.filter(user=user))
-    recovery = next((a for a in authenticators if a.type == Authenticator.Type.RECOVERY_CODES), None)
+    recovery = next(
+        (a for a in authenticators if a.type == Authenticator.Type.RECOVERY_CODES), None
+    )
     return SignInMethods(
         emails=list(EmailAddress.objects.filter(user=user).order_by("-primary", "email")),
         has_password=user.has_usable_password(),

@@ -19,7 +19,7 @@ def _api_base_url(request: HttpRequest) -> str:
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """The landing page for visitors; the dashboard for signed-in users."""
-    context = {
+    context: dict[str, object] = {
         "api_base_url": _api_base_url(request),
         "example_model": selectors.example_model_title(),
     }

@@ -185,6 +185,7 @@ for _provider, _prefix in (("github", "GITHUB"), ("discord", "DISCORD")):
         SOCIALACCOUNT_PROVIDERS[_provider]["APPS"] = [
             {"client_id": _client_id, "secret": env.str(f"{_prefix}_CLIENT_SECRET"), "key": ""}
         ]
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_QUERY_EMAIL = True
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
 SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True

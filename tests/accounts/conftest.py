@@ -4,11 +4,15 @@ import base64
 import hashlib
 import hmac
 import itertools
+import json
 import re
 import struct
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -16,6 +20,7 @@ from django.core import mail
 from django.test import Client
 
 from accounts.models import User
+from tests.conftest import REPO, subprocess_env
 
 PASSWORD = "correct-horse-battery-staple-42"
 _addresses = itertools.count(1)
@@ -81,3 +86,28 @@ def fresh_totp(secret: str) -> str:
     if 30 - time.time() % 30 < 2:
         time.sleep(2.1)
     return totp(secret, time.time())
+
+
+def settings_probe(expression: str, **env: str) -> Any:
+    """`expression` (JSON-able) evaluated after a fresh import of the real settings."""
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({expression}))"
+    )
+    names = ("GITHUB", "DISCORD")
+    clean: dict[str, str | None] = {
+        f"{n}_CLIENT_{p}": None for n in names for p in ("ID", "SECRET")
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=subprocess_env(
+            **{**clean, "DEBUG": "on", "DJANGO_SETTINGS_MODULE": "tokenbyte.settings", **env}
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)

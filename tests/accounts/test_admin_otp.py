@@ -12,6 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.models import User
 from accounts.services import admin_totp_enrol
 from tests.accounts.conftest import PASSWORD, fresh_totp
+from tests.accounts.otp import force_admin_login
 from tests.conftest import manage, manage_env
 
 
@@ -94,7 +95,8 @@ def test_createsuperuser_then_adminotp_enrols_a_device(transactional_db: None) -
     )
     assert created.returncode == 0, created.stderr
     root = User.objects.get(email="root@example.com")
-    assert root.is_superuser and root.check_password(PASSWORD)
+    assert root.is_superuser
+    assert root.check_password(PASSWORD)
 
     enrolled = manage("adminotp", "root@example.com", env=env)
     assert enrolled.returncode == 0, enrolled.stderr
@@ -124,3 +126,14 @@ def test_adminotp_refuses_unknown_and_non_staff_users(transactional_db: None) ->
         assert len(result.stderr.strip().splitlines()) == 1
         assert result.stdout == ""
     assert not TOTPDevice.objects.exists()
+
+
+@pytest.mark.django_db
+def test_force_admin_login_helper_is_what_the_real_login_records(
+    client: Client, make_user: Callable[..., User]
+) -> None:
+    staff = make_user(is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    assert client.get("/admin/").status_code == HTTPStatus.FOUND
+    force_admin_login(client, staff)
+    assert client.get("/admin/").status_code == HTTPStatus.OK

@@ -58,7 +58,9 @@ def test_signup_refuses_a_taken_email_without_creating_a_second_user(
     client: Client, make_user: Callable[..., User]
 ) -> None:
     user = make_user()
-    response = client.post("/accounts/signup/", {"email": user.email.upper(), "password1": PASSWORD})
+    response = client.post(
+        "/accounts/signup/", {"email": user.email.upper(), "password1": PASSWORD}
+    )
     # allauth prevents account enumeration: the page looks the same, the owner gets a mail.
     assert User.objects.filter(email__iexact=user.email).count() == 1
     assert response.status_code in (HTTPStatus.OK, HTTPStatus.FOUND)
@@ -135,7 +137,10 @@ def test_password_reset_by_mailed_link(client: Client, make_user: Callable[..., 
     user.refresh_from_db()
     assert user.check_password(new_password)
 
-    assert client.post("/accounts/login/", {"login": user.email, "password": PASSWORD}).status_code == HTTPStatus.OK
+    assert (
+        client.post("/accounts/login/", {"login": user.email, "password": PASSWORD}).status_code
+        == HTTPStatus.OK
+    )
     client.post("/accounts/login/", {"login": user.email, "password": new_password})
     assert signed_in_email(client) == user.email
 
