@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.humanize",  # allauth's passkey list uses naturaltime
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_otp",

@@ -148,3 +148,27 @@ def test_pages_carry_no_inline_script_or_style(client: Client) -> None:
         html = client.get(path).content.decode()
         assert not INLINE_SCRIPT.search(html), path
         assert not INLINE_STYLE.search(html), path
+
+
+SIGNED_IN_ACCOUNT_PAGES = [
+    "/accounts/email/",
+    "/accounts/password/change/",
+    "/accounts/2fa/",
+    "/accounts/2fa/webauthn/",
+    "/accounts/3rdparty/",
+    "/accounts/logout/",
+    "/accounts/reauthenticate/",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", SIGNED_IN_ACCOUNT_PAGES)
+def test_account_pages_render_in_the_settings_layout(client: Client, path: str) -> None:
+    user = User.objects.create_user(f"{uuid.uuid4().hex[:8]}@example.com", "pw-123456789-long")
+    client.force_login(user)
+    response = client.get(path)
+    assert response.status_code == HTTPStatus.OK, path
+    html = response.content.decode()
+    assert "/static/css/console.css" in html
+    assert not INLINE_SCRIPT.search(html), path
+    assert not INLINE_STYLE.search(html), path
