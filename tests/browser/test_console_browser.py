@@ -5,6 +5,7 @@ import re
 import uuid
 
 import pytest
+from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from playwright.sync_api import Page, expect
 
@@ -37,7 +38,7 @@ def test_landing_then_email_signup_with_the_mailed_code(page: Page, console_url:
     expect(page).to_have_url(f"{console_url}/")
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     expect(page.get_by_text(f"Signed in as {email}", exact=True)).to_be_visible()
-    assert User.objects.get(email=email).emailaddress_set.get().verified
+    assert EmailAddress.objects.get(user__email=email).verified
     screenshot(page, "dashboard")
 
 
