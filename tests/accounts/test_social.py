@@ -197,3 +197,16 @@ def test_env_credentials_configure_the_provider() -> None:
     assert providers["github"]["APPS"] == [{"client_id": "gh-id", "secret": "gh-s", "key": ""}]
     assert "APPS" not in providers["discord"]
     assert "APPS" not in settings_probe("settings.SOCIALACCOUNT_PROVIDERS")["github"]
+
+
+def test_credentials_in_settings_show_the_button_too(client: Client, settings: Any) -> None:
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        "github": {"SCOPE": ["read:user", "user:email"]},
+        "discord": {"APPS": [{"client_id": "d-id", "secret": "d-secret", "key": ""}]},
+    }
+    page = client.get("/accounts/login/").content.decode()
+    assert 'data-provider="discord"' in page
+    assert 'data-provider="github"' not in page
+    start = client.post("/accounts/discord/login/", {"process": "login"})
+    assert start.status_code == HTTPStatus.FOUND
+    assert "client_id=d-id" in start["Location"]
