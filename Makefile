@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean browser-deps htmx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,27 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+# The browser tests drive Debian's chromium through Playwright (never a browser download of
+# Playwright's own). Installed when missing and we may (root with apt-get); otherwise the
+# browser tests say why they skip, except under .ci/run, where they fail.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null; \
+		else \
+			echo "note: browser tests need Debian's chromium (apt-get install chromium)" >&2; \
+		fi; }
+
+test: lint browser-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Vendors htmx from npm into static/vendor (we pin 2.x; 4.x changed its request headers).
+HTMX_VERSION := 2.0.11
+htmx:
+	cd $$(mktemp -d) && npm pack --silent htmx.org@$(HTMX_VERSION) && tar xzf htmx.org-$(HTMX_VERSION).tgz && \
+		cp package/dist/htmx.min.js $(CURDIR)/static/vendor/htmx-$(HTMX_VERSION).min.js && \
+		cp package/LICENSE $(CURDIR)/static/vendor/htmx-LICENSE
 
 bench: $(VENV)/.installed-test
 	bench/run.sh

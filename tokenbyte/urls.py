@@ -1,6 +1,27 @@
+"""Console URLs (CONTRACT.md §6). /v1, /healthz and /readyz never reach Django (tokenbyte/asgi.py).
+
+Every view needs a signed-in user (LoginRequiredMiddleware) unless marked @login_not_required.
+"""
+
+from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from accounts import views
 
 urlpatterns = [
+    path("", views.home, name="home"),
+    path("models/", views.models_catalog, name="models"),
+    path("settings/", views.settings_overview, name="settings"),
+    path("logs/", views.logs_placeholder, name="logs"),
+    path("billing/", views.billing_placeholder, name="billing"),
+    path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
+    path(
+        "favicon.ico",
+        # The unhashed name: resolving the manifest here would break `migrate` before collectstatic.
+        login_not_required(RedirectView.as_view(url=f"{settings.STATIC_URL}img/logo.svg")),
+    ),
 ]

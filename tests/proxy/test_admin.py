@@ -5,6 +5,7 @@ from django.urls import reverse
 from accounts.models import User
 from proxy.models import ModelCard, UpstreamCredential
 from proxy.services import catalog_sync, credential_upsert
+from tests.accounts.otp import force_admin_login
 
 pytestmark = pytest.mark.django_db
 
@@ -12,8 +13,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def staff_client(client: Client) -> Client:
     admin = User.objects.create_superuser("ops@example.com", "correct-horse-battery")
-    client.force_login(admin)
-    return client
+    return force_admin_login(client, admin)  # the admin also needs a verified OTP device
 
 
 def test_catalog_admin_lists_prices_and_filters(staff_client: Client) -> None:
