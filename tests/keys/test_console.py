@@ -14,7 +14,7 @@ from tests.keys.conftest import Mint
 
 pytestmark = pytest.mark.django_db
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX = {"HX-Request": "true"}
 
 
 def form_data(**overrides: Any) -> dict[str, Any]:
@@ -140,11 +140,11 @@ def test_bad_input_is_shown_on_the_form_and_creates_nothing(
 def test_with_htmx_the_form_and_the_reveal_come_back_as_fragments(
     owner_client: Client, loaded_catalog: None
 ) -> None:
-    invalid = owner_client.post(reverse("keys:new"), form_data(name=""), **HTMX)
+    invalid = owner_client.post(reverse("keys:new"), form_data(name=""), headers=HTMX)
     assert invalid.status_code == HTTPStatus.OK
     assert "<html" not in html(invalid)
     assert 'id="key-form"' in html(invalid)
-    created = owner_client.post(reverse("keys:new"), form_data(), **HTMX)
+    created = owner_client.post(reverse("keys:new"), form_data(), headers=HTMX)
     page = html(created)
     assert "<html" not in page
     assert 'id="key-reveal"' in page
@@ -234,7 +234,7 @@ def test_revoking_with_htmx_returns_the_updated_row(
     owner_client: Client, owner: User, mint: Mint
 ) -> None:
     key = mint(owner, name="ci").key
-    response = owner_client.post(reverse("keys:revoke", args=[key.pk]), **HTMX)
+    response = owner_client.post(reverse("keys:revoke", args=[key.pk]), headers=HTMX)
     row = html(response)
     assert row.strip().startswith(f'<tr id="key-{key.pk}" class="is-revoked">')
     assert "revoked" in row
