@@ -51,6 +51,8 @@ MAX_ENTRIES = 100_000
 MAX_UNKNOWN = 10_000
 LAST_USED_FLUSH_SECONDS = 60.0
 RESUBSCRIBE_MAX_DELAY = 5.0
+# During an outage every miss would log; one line per this many seconds is enough.
+OUTAGE_LOG_INTERVAL_SECONDS = 10.0
 DATABASE_DOWN_MESSAGE = (
     "This API key cannot be checked right now: the gateway's database is unreachable. "
     "Retry in a moment."
@@ -74,6 +76,7 @@ class KeyResolver:
         self._generation = 0
         self._used: dict[int, float] = {}  # key id -> epoch seconds of its latest request
         self._tasks: list[asyncio.Task[None]] = []
+        self._quiet_until = 0.0  # outage warnings are rate-limited
         self._dispatch_uid = f"key-resolver-{id(self)}"
 
     # --- lifecycle (Runtime.start / Runtime.stop) -------------------------------------------
@@ -156,12 +159,15 @@ class KeyResolver:
         return value
 
     def _stale_or_503(self, digest: str, exc: Exception) -> KeyPolicy | str:
-        entry = self._entries.get(digest)
         now = time.monotonic()
+        if now >= self._quiet_until:
+            self._quiet_until = now + OUTAGE_LOG_INTERVAL_SECONDS
+            logger.warning(
+                "database unreachable (%s): cached keys keep working, uncached ones get 503", exc
+            )
+        entry = self._entries.get(digest)
         if entry is not None and now < entry[1] + STALE_IF_ERROR_SECONDS - LOCAL_TTL_SECONDS:
-            logger.warning("database unreachable (%s); serving a cached key past its TTL", exc)
             return entry[0]
-        logger.warning("database unreachable (%s); an uncached key gets 503", exc)
         raise ServiceUnavailable(DATABASE_DOWN_MESSAGE) from exc
 
     async def _redis_entry(self, digest: str) -> dict[str, Any] | None:
