@@ -1,5 +1,6 @@
 """Reads about API keys for the console, the admin and the gateway's miss path."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -33,13 +34,13 @@ def budget_period_start(period: str, now: datetime) -> datetime | None:
     return None
 
 
-def key_period_spend(*, key: ApiKey, now: datetime | None = None) -> Decimal:
-    """US dollars the key has spent in its current budget period.
+def keys_period_spend(*, keys: Sequence[ApiKey], now: datetime | None = None) -> dict[int, Decimal]:
+    """US dollars each key has spent in its current budget period, by key id (one read).
 
     Nothing is metered yet: usage records arrive with the billing issue, which sums them here
     from budget_period_start(key.budget_period, now) on. Until then no key has spent anything.
     """
-    return Decimal(0)
+    return {key.pk: Decimal(0) for key in keys}
 
 
 @dataclass(frozen=True)

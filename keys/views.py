@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.models import User
 from keys.forms import KeyForm
 from keys.models import ApiKey, BudgetPeriod
-from keys.selectors import key_period_spend, keys_of, model_choices
+from keys.selectors import keys_of, keys_period_spend, model_choices
 from keys.services import MintedKey, key_mint, key_revoke, key_rotate, key_update
 from proxy.models import ModelCard, ModelType
 
@@ -52,8 +52,11 @@ def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def _row(key: ApiKey) -> KeyRow:
-    return KeyRow(key, key_period_spend(key=key), PERIOD_WORDS[BudgetPeriod(key.budget_period)])
+def _rows(keys: list[ApiKey]) -> list[KeyRow]:
+    spend = keys_period_spend(keys=keys)
+    return [
+        KeyRow(key, spend[key.pk], PERIOD_WORDS[BudgetPeriod(key.budget_period)]) for key in keys
+    ]
 
 
 def _own_key(request: HttpRequest, key_id: int) -> ApiKey:
@@ -63,8 +66,7 @@ def _own_key(request: HttpRequest, key_id: int) -> ApiKey:
 @login_required
 @require_GET
 def key_list(request: HttpRequest) -> HttpResponse:
-    rows = [_row(key) for key in keys_of(_owner(request))]
-    return render(request, "keys/list.html", {"rows": rows})
+    return render(request, "keys/list.html", {"rows": _rows(list(keys_of(_owner(request))))})
 
 
 @login_required
@@ -102,7 +104,12 @@ def key_edit(request: HttpRequest, key_id: int) -> HttpResponse:
     return render(
         request,
         "keys/edit.html",
-        {"key": key, "row": _row(key), "form": form, "action": reverse("keys:edit", args=[key.pk])},
+        {
+            "key": key,
+            "row": _rows([key])[0],
+            "form": form,
+            "action": reverse("keys:edit", args=[key.pk]),
+        },
     )
 
 
@@ -127,7 +134,7 @@ def key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
     if request.method == "POST":
         key = key_revoke(key=key)
         if _is_htmx(request):
-            return render(request, "keys/_key_row.html", {"row": _row(key)})
+            return render(request, "keys/_key_row.html", {"row": _rows([key])[0]})
         messages.success(request, f"Revoked “{key.name}”. It stops working within a second.")
         return redirect("keys:list")
     return render(request, "keys/confirm.html", {"key": key, "action": "revoke"})
