@@ -60,19 +60,7 @@ class ApiKeyAdminForm(forms.ModelForm[ApiKey]):
         return data
 
     def spec(self) -> KeySpec:
-        data = self.cleaned_data
-        return KeySpec(
-            name=data["name"],
-            note=data["note"],
-            rpm=data["rpm"],
-            tpm=data["tpm"],
-            allowed_models=tuple(data["allowed_models"]),
-            max_request_cost=data["max_request_cost"],
-            budget=data["budget"],
-            budget_period=data["budget_period"],
-            expires_at=data["expires_at"],
-            allowed_networks=tuple(data["allowed_networks"]),
-        )
+        return KeySpec.from_cleaned_data(self.cleaned_data)
 
 
 def _lines(text: str) -> list[str]:

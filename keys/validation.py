@@ -2,7 +2,7 @@
 
 import difflib
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -102,6 +102,22 @@ class KeySpec:
     budget_period: str = BudgetPeriod.MONTHLY
     expires_at: datetime | None = None
     allowed_networks: tuple[str, ...] = ()
+
+    @classmethod
+    def from_cleaned_data(cls, data: Mapping[str, Any]) -> "KeySpec":
+        """From a form's cleaned_data (the console's and the admin's use these field names)."""
+        return cls(
+            name=data["name"],
+            note=data["note"],
+            rpm=data["rpm"],
+            tpm=data["tpm"],
+            allowed_models=tuple(data["allowed_models"]),
+            max_request_cost=data["max_request_cost"],
+            budget=data["budget"],
+            budget_period=data["budget_period"],
+            expires_at=data["expires_at"],
+            allowed_networks=tuple(data["allowed_networks"]),
+        )
 
     @classmethod
     def of(cls, key: ApiKey) -> "KeySpec":
