@@ -1,7 +1,9 @@
 """The gateway's key cache: memory → Redis → database, with invalidation and last-used batching.
 
-- Memory: digest → (policy or refusal message, fresh-until). Bounded; unknown digests live in
-  a separate, smaller table so a flood of made-up keys cannot push real keys out.
+- Memory: digest → (policy or refusal message, fresh until, usable until). Bounded; unknown
+  digests live in a separate, smaller table so a flood of made-up keys cannot push real keys
+  out. An entry past its freshness is still served while a background load refreshes it, so
+  no request waits for a refresh (and none waits on a database that stopped answering).
 - Redis (when configured): the entry writers stored (keys/cache.py); gateways fill it on a miss
   only where it is absent, so a slow miss can never overwrite a newer write.
 - Database: one query on a miss, off the event loop; concurrent misses for one digest share it.
@@ -10,7 +12,8 @@ Invalidation: writers announce changed digests on a Redis channel (a listener ta
 them from memory) and through an in-process signal (embedded mode). A (re)subscription clears
 memory, since announcements may have been missed while disconnected; a miss that raced an
 announcement is not kept (generation check). The memory TTL bounds what a lost announcement
-can cost. When the database is down, entries past their TTL are still served for a while.
+can cost. While the database is down, known entries stay usable for up to an hour (a refresh is
+retried every few seconds); an unknown digest gets 503.
 """
 
 import asyncio
@@ -45,8 +48,10 @@ logger = logging.getLogger(__name__)
 
 LOCAL_TTL_SECONDS = 30.0
 LOCAL_NEGATIVE_TTL_SECONDS = 10.0
-# While the database is unreachable, a known entry is served this long past its TTL.
+# A known entry stays usable this long after it was loaded while refreshes fail...
 STALE_IF_ERROR_SECONDS = 3600.0
+# ...and a failed refresh is retried after this long.
+OUTAGE_RETRY_SECONDS = 5.0
 MAX_ENTRIES = 100_000
 MAX_UNKNOWN = 10_000
 LAST_USED_FLUSH_SECONDS = 60.0
@@ -60,16 +65,11 @@ DATABASE_DOWN_MESSAGE = (
 
 
 class KeyResolver:
-    def __init__(
-        self,
-        redis: aioredis.Redis | None,
-        *,
-        last_used_flush_seconds: float = LAST_USED_FLUSH_SECONDS,
-    ) -> None:
+    def __init__(self, redis: aioredis.Redis | None) -> None:
         self.redis = redis
-        self.last_used_flush_seconds = last_used_flush_seconds
-        # digest -> (KeyPolicy, or the 401 message of a known key, e.g. revoked; fresh until)
-        self._entries: dict[str, tuple[KeyPolicy | str, float]] = {}
+        # digest -> (KeyPolicy, or the 401 message of a known key such as a revoked one;
+        #            fresh until; usable until), in time.monotonic() seconds
+        self._entries: dict[str, tuple[KeyPolicy | str, float, float]] = {}
         self._unknown: dict[str, float] = {}  # digest -> fresh until
         self._loading: dict[str, asyncio.Future[KeyPolicy | str]] = {}
         # Bumped by every invalidation: a miss that started before one does not store its result.
@@ -97,6 +97,7 @@ class KeyResolver:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.settle()
         try:
             await asyncio.wait_for(self.flush_last_used(), 5.0)
         except TimeoutError:
@@ -108,12 +109,14 @@ class KeyResolver:
         """The policy from memory; None on a miss. A refused key raises AuthenticationFailed."""
         entry = self._entries.get(digest)
         if entry is not None:
-            value, fresh_until = entry
-            if fresh_until > time.monotonic():
-                if isinstance(value, str):
-                    raise AuthenticationFailed(value)
-                return value
-            return None
+            value, fresh_until, usable_until = entry
+            if fresh_until <= time.monotonic():
+                if usable_until <= time.monotonic():
+                    return None
+                self._start_load(digest)  # refresh in the background; serve this one meanwhile
+            if isinstance(value, str):
+                raise AuthenticationFailed(value)
+            return value
         unknown_until = self._unknown.get(digest)
         if unknown_until is not None and unknown_until > time.monotonic():
             raise AuthenticationFailed(UNKNOWN_KEY_MESSAGE)
@@ -126,20 +129,27 @@ class KeyResolver:
 
     async def load(self, digest: str) -> KeyPolicy:
         """Resolve a digest memory missed; one load per digest however many requests wait."""
+        value = await asyncio.shield(self._start_load(digest))
+        if isinstance(value, str):
+            raise AuthenticationFailed(value)
+        return value
+
+    async def settle(self) -> None:
+        """Wait for the loads under way (refreshes included)."""
+        await asyncio.gather(*self._loading.values(), return_exceptions=True)
+
+    def _start_load(self, digest: str) -> asyncio.Future[KeyPolicy | str]:
         future = self._loading.get(digest)
         if future is None:
             future = asyncio.create_task(self._load(digest), name="key-load")
             self._loading[digest] = future
             future.add_done_callback(lambda done: self._loaded(digest, done))
-        value = await asyncio.shield(future)
-        if isinstance(value, str):
-            raise AuthenticationFailed(value)
-        return value
+        return future
 
     def _loaded(self, digest: str, future: asyncio.Future[KeyPolicy | str]) -> None:
         self._loading.pop(digest, None)
         if not future.cancelled():
-            future.exception()  # retrieved: every waiter may have gone (client disconnects)
+            future.exception()  # retrieved: a refresh, or a load all waiters gave up on
 
     async def _load(self, digest: str) -> KeyPolicy | str:
         generation = self._generation
@@ -166,9 +176,11 @@ class KeyResolver:
                 "database unreachable (%s): cached keys keep working, uncached ones get 503", exc
             )
         entry = self._entries.get(digest)
-        if entry is not None and now < entry[1] + STALE_IF_ERROR_SECONDS - LOCAL_TTL_SECONDS:
-            return entry[0]
-        raise ServiceUnavailable(DATABASE_DOWN_MESSAGE) from exc
+        if entry is None or entry[2] <= now:
+            raise ServiceUnavailable(DATABASE_DOWN_MESSAGE) from exc
+        value, _, usable_until = entry
+        self._entries[digest] = (value, now + OUTAGE_RETRY_SECONDS, usable_until)  # retry later
+        return value
 
     async def _redis_entry(self, digest: str) -> dict[str, Any] | None:
         if self.redis is None:
@@ -203,7 +215,7 @@ class KeyResolver:
             self._unknown[digest] = now + LOCAL_NEGATIVE_TTL_SECONDS
         else:
             _evict_oldest_if_full(self._entries, MAX_ENTRIES, digest)
-            self._entries[digest] = (value, now + LOCAL_TTL_SECONDS)
+            self._entries[digest] = (value, now + LOCAL_TTL_SECONDS, now + STALE_IF_ERROR_SECONDS)
             self._unknown.pop(digest, None)
 
     # --- invalidation -----------------------------------------------------------------------
@@ -246,7 +258,7 @@ class KeyResolver:
 
     async def _flush_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.last_used_flush_seconds)
+            await asyncio.sleep(LAST_USED_FLUSH_SECONDS)
             await self.flush_last_used()
 
     async def flush_last_used(self) -> None:

@@ -21,7 +21,7 @@ from keys.services import key_revoke, key_update
 from keys.validation import KeySpec
 from proxy import key_cache
 from proxy.auth import KeyPolicy, authenticate, authenticate_optional
-from proxy.errors import AuthenticationFailed, GatewayError, PermissionDenied
+from proxy.errors import AuthenticationFailed, GatewayError, PermissionDenied, ServiceUnavailable
 from proxy.routing import load_routing_table
 from proxy.runtime import Runtime
 from tests.keys.conftest import Mint, bearer, gateway_request, runtime_with_resolver
@@ -356,3 +356,63 @@ def test_an_announcement_on_redis_drops_the_cached_key(owner: User, mint: Mint) 
                 await resolver.stop()
 
     assert async_to_sync(scenario)() == "refused"
+
+
+def test_a_due_refresh_happens_behind_the_request(
+    owner: User, mint: Mint, monkeypatch: Any
+) -> None:
+    minted = mint(owner)
+    monkeypatch.setattr(key_cache, "LOCAL_TTL_SECONDS", 0.0)  # every entry is due at once
+    runtime = runtime_with_resolver()
+    resolver = runtime.keys
+    assert resolver is not None
+    request = gateway_request(bearer(minted.secret))
+
+    async def scenario() -> tuple[int, int]:
+        await authenticate(request, runtime)  # a miss: loaded, and already due again
+        policy = await authenticate(request, runtime)  # served from memory at once...
+        in_flight = len(resolver._loading)  # ...with its refresh still under way
+        await resolver.settle()
+        return policy.key_id, in_flight
+
+    assert async_to_sync(scenario)() == (minted.key.pk, 1)
+
+
+@pytest.mark.postgres
+def test_while_the_database_is_down_known_keys_work_and_unknown_ones_get_503(
+    owner: User, mint: Mint, monkeypatch: Any
+) -> None:
+    from django.db import connection
+
+    from tests.keys.gateway_processes import TcpRelay
+
+    minted = mint(owner)
+    monkeypatch.setattr(key_cache, "LOCAL_TTL_SECONDS", 0.0)  # past its TTL at once
+    runtime = runtime_with_resolver()
+    resolver = runtime.keys
+    assert resolver is not None
+    known = gateway_request(bearer(minted.secret))
+    db = connection.settings_dict
+    relay = TcpRelay(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432))
+    direct_port = db["PORT"]
+    connection.close()
+    db["PORT"] = str(relay.port)  # this thread's queries (the resolver's too) go through it
+    try:
+        authenticate_sync(runtime, bearer(minted.secret))
+        relay.cut()
+
+        async def during_the_outage() -> tuple[int, int]:
+            policy = await authenticate(known, runtime)  # due a refresh, served anyway
+            await resolver.settle()  # the refresh failed: retried in a few seconds, not now
+            await authenticate(known, runtime)
+            return policy.key_id, len(resolver._loading)
+
+        assert async_to_sync(during_the_outage)() == (minted.key.pk, 0)
+        with pytest.raises(ServiceUnavailable) as caught:
+            authenticate_sync(runtime, bearer(made_up_key()))
+        assert caught.value.status == 503
+        assert "database is unreachable" in caught.value.message
+    finally:
+        relay.cut()
+        connection.close()
+        db["PORT"] = direct_port
