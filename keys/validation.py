@@ -44,8 +44,10 @@ def resolve_model_titles(names: Iterable[str], *, keep: Iterable[str] = ()) -> l
     """
     wanted = [name.strip() for name in names if name.strip()]
     kept = set(keep)
-    title_by_name: dict[str, str] = {}
-    for card in ModelCard.objects.only("title", "upstream_id", "aliases"):
+    cards = list(ModelCard.objects.only("title", "upstream_id", "aliases"))
+    # Titles first, so another card's alias can never stand for a title (as in routing).
+    title_by_name = {card.title.lower(): card.title for card in cards}
+    for card in cards:
         for name in card.names():
             title_by_name.setdefault(name.lower(), card.title)
     titles: dict[str, None] = {}

@@ -33,7 +33,7 @@ PERIOD_WORDS = {
     BudgetPeriod.MONTHLY: "this month",
     BudgetPeriod.NEVER: "in total",
 }
-# Used in the snippets when the key allows every model and the catalog has no chat model.
+# The snippets' model for a key that allows every model (else the catalog's first chat model).
 FALLBACK_MODEL = "GPT-4o"
 
 
@@ -161,7 +161,10 @@ def _reveal(request: HttpRequest, minted: MintedKey, heading: str) -> HttpRespon
 def _snippet_model(key: ApiKey) -> str:
     if key.allowed_models:
         return str(key.allowed_models[0])
-    card = ModelCard.objects.filter(active=True, type=ModelType.CHAT).only("title").first()
+    chat = ModelCard.objects.filter(active=True, type=ModelType.CHAT)
+    if chat.filter(title=FALLBACK_MODEL).exists():
+        return FALLBACK_MODEL
+    card = chat.only("title").first()
     return card.title if card else FALLBACK_MODEL
 
 

@@ -280,3 +280,11 @@ def test_the_secret_is_on_no_page_after_the_reveal(
         page = html(owner_client.get(url))
         assert secret not in page, url
         assert secret[11:] not in page, url
+
+
+def test_snippets_for_a_key_that_allows_every_model_use_a_common_one(
+    owner_client: Client, loaded_catalog: None
+) -> None:
+    response = owner_client.post(reverse("keys:new"), form_data(allowed_models=[]))
+    assert ApiKey.objects.get().allowed_models == []
+    assert "model=&quot;GPT-4o&quot;" in html(response)
