@@ -122,10 +122,11 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
         return False  # revoke instead: a key's usage history stays attached to it
 
-    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
+    def has_change_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        # A revoked key is a record: shown, never changed.
         if obj is not None and obj.revoked_at is not None:
-            return (*self.readonly_fields, *_EDITABLE)
-        return self.readonly_fields
+            return False
+        return super().has_change_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         key_update(key=obj, spec=form.spec())

@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from keys.models import ApiKey
+from keys.services import key_revoke
 from tests.keys.conftest import Mint
 
 pytestmark = pytest.mark.django_db
@@ -91,3 +92,17 @@ def test_the_revoke_action_revokes_the_selected_keys(
     assert set(ApiKey.objects.filter(revoked_at__isnull=False)) == {first, second}
     kept.refresh_from_db()
     assert kept.revoked_at is None
+
+
+def test_a_revoked_key_is_read_only_in_the_admin(
+    staff_client: Client, owner: User, mint: Mint
+) -> None:
+    key = mint(owner, name="old").key
+    key_revoke(key=key)
+    url = reverse("admin:keys_apikey_change", args=[key.pk])
+    page = staff_client.get(url)
+    assert page.status_code == HTTPStatus.OK
+    assert 'name="_save"' not in page.content.decode()
+    assert staff_client.post(url, change_data(key, name="new")).status_code == HTTPStatus.FORBIDDEN
+    key.refresh_from_db()
+    assert key.name == "old"
