@@ -81,7 +81,8 @@ def key_new(request: HttpRequest) -> HttpResponse:
         else:
             return _reveal(request, minted, "Your new API key")
     template = "keys/_form.html" if _is_htmx(request) else "keys/new.html"
-    return render(request, template, {"form": form, "action": reverse("keys:new")})
+    # `swap`: the form posts itself through htmx, so its answer replaces it in place.
+    return render(request, template, {"form": form, "action": reverse("keys:new"), "swap": True})
 
 
 @login_required

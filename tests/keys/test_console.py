@@ -144,6 +144,7 @@ def test_with_htmx_the_form_and_the_reveal_come_back_as_fragments(
     assert invalid.status_code == HTTPStatus.OK
     assert "<html" not in html(invalid)
     assert 'id="key-form"' in html(invalid)
+    assert 'hx-post="/keys/new/"' in html(invalid)  # the form still swaps itself
     created = owner_client.post(reverse("keys:new"), form_data(), headers=HTMX)
     page = html(created)
     assert "<html" not in page
