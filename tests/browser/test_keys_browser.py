@@ -127,4 +127,16 @@ def test_create_a_limited_key_copy_it_and_see_only_its_models(
     assert "2 models" in row.inner_text()
     assert "$0.00 of $5.00" in row.inner_text()
     assert secret not in page.content()
+
+    # Revoke it: with htmx, a confirm dialog and the row swapped in place; without, a
+    # confirmation page.
+    page.on("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("link", name="Revoke").click()
+    confirm_page = page.get_by_role("button", name="Revoke key")
+    page.locator("tr.is-revoked").or_(confirm_page).wait_for()
+    if confirm_page.is_visible():
+        confirm_page.click()
+    page.locator("tr.is-revoked").wait_for()
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
     assert problems == []
