@@ -1,14 +1,18 @@
 """Fixtures for the key tests: users, signed-in clients, a key factory, gateway requests."""
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.test import Client
 
 from accounts.models import User
 from keys.services import MintedKey, key_mint
 from keys.validation import KeySpec
+from proxy.auth import KeyPolicy, authenticate
+from proxy.errors import AuthenticationFailed, GatewayError, PermissionDenied
 from proxy.http import Request
 from proxy.key_cache import KeyResolver
 from proxy.runtime import Runtime
@@ -73,3 +77,19 @@ def runtime_with_resolver(redis: Any = None) -> Runtime:
     runtime = Runtime()
     runtime.keys = KeyResolver(redis)
     return runtime
+
+
+def authenticate_sync(runtime: Runtime, *headers: tuple[bytes, bytes], **kwargs: Any) -> KeyPolicy:
+    client = kwargs.pop("client", ("127.0.0.1", 50123))
+    return async_to_sync(authenticate)(gateway_request(*headers, client=client), runtime, **kwargs)
+
+
+def made_up_key() -> str:
+    """A well-formed key nobody minted (fresh each time: Redis outlives test databases)."""
+    return "tb-" + secrets.token_urlsafe(32)
+
+
+def refused(runtime: Runtime, *headers: tuple[bytes, bytes], **kwargs: Any) -> GatewayError:
+    with pytest.raises((AuthenticationFailed, PermissionDenied)) as caught:
+        authenticate_sync(runtime, *headers, **kwargs)
+    return caught.value
