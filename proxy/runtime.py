@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from proxy.db import run_in_db_thread
+from proxy.key_cache import KeyResolver
 from proxy.routing import RoutingTable, load_routing_table
 from proxy.routing_version import routing_version_get
 
@@ -37,6 +38,7 @@ class Runtime:
         self.http: httpx.AsyncClient | None = None
         self.redis: aioredis.Redis | None = None
         self.routing: RoutingTable | None = None
+        self.keys: KeyResolver | None = None
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
 
@@ -46,6 +48,8 @@ class Runtime:
             self.redis = aioredis.Redis.from_url(
                 settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2
             )
+        self.keys = KeyResolver(self.redis)
+        await self.keys.start()
         try:
             await self.reload_routing()
         except Exception:  # the database may come up later; /readyz says so meanwhile
@@ -57,6 +61,8 @@ class Runtime:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        if self.keys is not None:
+            await self.keys.stop()
         if self.http is not None:
             await self.http.aclose()
         if self.redis is not None:
