@@ -30,6 +30,6 @@ def _owner_saved(
     # last_login update) are skipped.
     if created or (update_fields is not None and "is_active" not in update_fields):
         return
-    key_ids = list(instance.api_keys.values_list("pk", flat=True))
+    key_ids = list(ApiKey.objects.filter(owner=instance).values_list("pk", flat=True))
     if key_ids:
         transaction.on_commit(partial(key_cache_refresh, key_ids=key_ids))
