@@ -1,5 +1,6 @@
 """GET /v1/models and GET /v1/models/{id}."""
 
+from proxy.auth import authenticate_optional
 from proxy.errors import ModelNotFound, ServiceUnavailable
 from proxy.http import JSON_CONTENT_TYPE, Request, Response
 from proxy.routing import RoutingTable
@@ -28,14 +29,22 @@ def model_not_found(routing: RoutingTable, name: str, param: str | None = "model
 
 
 async def list_models(request: Request, runtime: Runtime) -> Response:
+    """Public; with a key, only the models its allowlist admits."""
+    policy = await authenticate_optional(request, runtime)
     routing = routing_or_503(runtime)
-    return Response(200, routing.list_json(), [JSON_CONTENT_TYPE])
+    cards = None
+    if policy is not None and policy.allowed_models:
+        cards = [card for card in routing.cards if policy.allows_card(card)]
+    return Response(200, routing.list_json(cards), [JSON_CONTENT_TYPE])
 
 
 async def retrieve_model(request: Request, runtime: Runtime) -> Response:
+    policy = await authenticate_optional(request, runtime)
     routing = routing_or_503(runtime)
     name = request.path[len(MODELS_PREFIX) :]
     card = routing.resolve(name)
     if card is None:
         raise model_not_found(routing, name, param=None)
+    if policy is not None:
+        policy.check_card(card)
     return Response(200, routing.entry_json(card), [JSON_CONTENT_TYPE])

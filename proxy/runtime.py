@@ -11,6 +11,7 @@ from django.conf import settings
 
 from proxy.db import run_in_db_thread
 from proxy.ids import IdSource
+from proxy.key_cache import KeyResolver
 from proxy.metering import Metering
 from proxy.routing import RoutingTable, load_routing_table
 from proxy.routing_version import routing_version_get
@@ -33,12 +34,14 @@ class Runtime:
         )
         self.routing: RoutingTable | None = None
         self.ids = IdSource()
+        self.keys = KeyResolver(self.redis)
         self.upstreams = UpstreamPool(self.redis)
         self.metering = Metering(self.redis)
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await self.keys.start()
         await self.upstreams.start()
         self.metering.start()
         try:
@@ -52,6 +55,7 @@ class Runtime:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        await self.keys.stop()
         await self.metering.stop()
         await self.upstreams.stop()
         if self.redis is not None:

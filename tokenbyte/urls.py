@@ -19,6 +19,7 @@ urlpatterns = [
     path("billing/", views.billing_placeholder, name="billing"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
+    path("keys/", include("keys.urls")),
     path(
         "favicon.ico",
         # The unhashed name: resolving the manifest here would break `migrate` before collectstatic.

@@ -1,6 +1,5 @@
 """Gateway fixtures: strict provider fakes on loopback, credentials pointing at them, clients."""
 
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -8,6 +7,9 @@ from collections.abc import Callable, Iterator
 import openai
 import pytest
 
+from accounts.models import User
+from keys.services import MintedKey, key_mint
+from keys.validation import KeySpec
 from proxy.metering import UsageEvent
 from proxy.models import ModelCard, UpstreamCredential
 from proxy.services import credential_upsert
@@ -62,8 +64,18 @@ def gateway(
 
 
 @pytest.fixture
-def api_key(transactional_db: None) -> str:
-    return "tb-" + secrets.token_urlsafe(32)
+def key_owner(transactional_db: None) -> User:
+    return User.objects.create_user("gateway-user@example.com")
+
+
+@pytest.fixture
+def minted(key_owner: User) -> MintedKey:
+    return key_mint(owner=key_owner, spec=KeySpec(name="gateway tests"))
+
+
+@pytest.fixture
+def api_key(minted: MintedKey) -> str:
+    return minted.secret
 
 
 @pytest.fixture

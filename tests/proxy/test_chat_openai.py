@@ -349,3 +349,23 @@ def test_openai_compatible_server_gets_developer_as_system(
         assert response.status_code == 200, response.text
         assert local.app.received[-1].body["messages"][0]["role"] == "system"
         assert response.json()["model"] == "Local Llama"
+
+
+def test_the_key_allowlist_and_identity_reach_the_chat_path(
+    gateway: LiveServer, key_owner: object, usage_events: EventLog, fake_openai: FakeServer
+) -> None:
+    from keys.services import key_mint
+    from keys.validation import KeySpec
+
+    limited = key_mint(
+        owner=key_owner, spec=KeySpec(name="mini only", allowed_models=("GPT-4o mini",))
+    )
+    refused = post(gateway, limited.secret, {"model": "GPT-4o", "messages": HELLO})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "model_not_allowed"
+    assert fake_openai.app.received == []
+    allowed = post(gateway, limited.secret, {"model": "gpt-4o-mini", "messages": HELLO})  # an alias
+    assert allowed.status_code == 200
+    event = usage_events.for_request(allowed.headers["x-request-id"])
+    assert event.key_id == limited.key.pk
+    assert event.account_id == limited.key.owner_id
