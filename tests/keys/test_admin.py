@@ -7,6 +7,7 @@ from django.urls import reverse
 from accounts.models import User
 from keys.models import ApiKey
 from keys.services import key_revoke
+from tests.accounts.otp import force_admin_login
 from tests.keys.conftest import Mint
 
 pytestmark = pytest.mark.django_db
@@ -14,8 +15,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff_client(client: Client) -> Client:
-    client.force_login(User.objects.create_superuser("ops@example.com", "correct-horse-battery"))
-    return client
+    return force_admin_login(
+        client, User.objects.create_superuser("ops@example.com", "correct-horse-battery")
+    )
 
 
 def change_data(key: ApiKey, **overrides: str) -> dict[str, str]:
