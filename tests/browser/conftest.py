@@ -39,10 +39,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
-    # Playwright's sync API keeps an event loop in this thread; Django's ORM calls made by the
-    # test itself (reading users, the mail outbox) are still plain synchronous code.
+    # Playwright's sync API keeps an event loop running in this thread; Django's ORM calls made
+    # by the test itself (reading users, the mail outbox) are still plain synchronous code.
+    # Module scope: that loop must be gone before tests that use async_to_sync run.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as driver:
@@ -53,7 +54,7 @@ def playwright() -> Iterator[Playwright]:
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `make browser-deps` installs Debian's chromium")
