@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
 
+from keys.cache import redis_db
 from proxy.errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
 from proxy.routing import Card, Upstream
 
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-COOLDOWN_CHANNEL = "tb:upstream-cooldown"
+# Pub/sub spans every database of a Redis server: the db number keeps deployments apart.
+COOLDOWN_CHANNEL = "tb:upstream-cooldown:{db}"
 COOLDOWN_KEY = "tb:upstream-cooldown:{}"
 MAX_ATTEMPTS = 3
 MAX_COOLDOWN_SECONDS = 60.0
@@ -127,6 +129,7 @@ class UpstreamPool:
     def __init__(self, redis: aioredis.Redis | None) -> None:
         self.transport = build_transport()
         self._redis = redis
+        self._channel = COOLDOWN_CHANNEL.format(db=redis_db(redis) if redis is not None else 0)
         self._cooling_until: dict[int, float] = {}  # upstream id -> epoch seconds
         self._strikes: dict[int, int] = {}
         self._listener: asyncio.Task[None] | None = None
@@ -189,7 +192,7 @@ class UpstreamPool:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(COOLDOWN_KEY.format(upstream_id), until, px=int(seconds * 1000))
-                pipe.publish(COOLDOWN_CHANNEL, f"{upstream_id}:{until}")
+                pipe.publish(self._channel, f"{upstream_id}:{until}")
                 await pipe.execute()
         except Exception:
             logger.warning("could not share an upstream cooldown through Redis", exc_info=True)
@@ -200,7 +203,7 @@ class UpstreamPool:
         while True:
             try:
                 async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(COOLDOWN_CHANNEL)
+                    await pubsub.subscribe(self._channel)
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
                             continue
