@@ -1,5 +1,6 @@
 """One adapter per provider kind; the gateway's core never branches on the provider."""
 
+from proxy.adapters.anthropic import AnthropicAdapter
 from proxy.adapters.base import ProviderAdapter
 from proxy.adapters.mistral import MistralAdapter
 from proxy.adapters.openai import OpenAIAdapter, OpenAICompatibleAdapter
@@ -10,6 +11,7 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     Provider.OPENAI: OpenAIAdapter(),
     Provider.OPENAI_COMPATIBLE: OpenAICompatibleAdapter(),
     Provider.MISTRAL: MistralAdapter(),
+    Provider.ANTHROPIC: AnthropicAdapter(),
 }
 
 
