@@ -2,6 +2,7 @@
 
 from proxy.adapters.anthropic import AnthropicAdapter
 from proxy.adapters.base import ProviderAdapter
+from proxy.adapters.gemini import GeminiAdapter
 from proxy.adapters.mistral import MistralAdapter
 from proxy.adapters.openai import OpenAIAdapter, OpenAICompatibleAdapter
 from proxy.errors import ServiceUnavailable
@@ -12,6 +13,7 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     Provider.OPENAI_COMPATIBLE: OpenAICompatibleAdapter(),
     Provider.MISTRAL: MistralAdapter(),
     Provider.ANTHROPIC: AnthropicAdapter(),
+    Provider.GEMINI: GeminiAdapter(),
 }
 
 
