@@ -128,6 +128,7 @@ class FakeAnthropic(FakeAPI):
         self.cache_write = 0  # reported as cache_creation_input_tokens
         self.reply = "Hello from the fake Claude, happy to help."
         self.stream_error_after: int | None = None  # send an error event after N events
+        self.last_stream: list[bytes] = []  # the frames of the last stream, as sent
 
     # --- validation ---------------------------------------------------------------------
     def check_headers(self, headers: dict[str, str]) -> None:
@@ -530,6 +531,7 @@ class FakeAnthropic(FakeAPI):
                 *events[: self.stream_error_after],
                 event("error", {"type": "error", "error": overloaded}),
             ]
+        self.last_stream = events
         await self.send_events(send, events, scripted)
 
     @staticmethod
