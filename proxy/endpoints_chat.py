@@ -1,6 +1,7 @@
 """POST /v1/chat/completions: authenticate, resolve, send with failover, relay, meter."""
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -25,6 +26,7 @@ from proxy.usage import Usage
 from proxy.validation import validate_chat
 
 ZERO_USAGE = Usage()
+logger = logging.getLogger(__name__)
 
 
 def resolve_chat_card(runtime: Runtime, model: str) -> Card:
@@ -262,6 +264,10 @@ async def relay_stream(
             failure = UpstreamError(
                 f"{card.provider} broke the stream off: {exc or type(exc).__name__}."
             )
+        except Exception:
+            # A translation bug must still end the stream cleanly and meter what was served.
+            logger.exception("stream translation failed for %s", card.title)
+            failure = UpstreamError(f"The gateway could not translate {card.provider}'s stream.")
         usage = output.final_usage()
         if failure is None and not output.done:
             failure = UpstreamError(f"{card.provider} ended the stream before it was complete.")

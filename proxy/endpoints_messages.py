@@ -168,10 +168,13 @@ class NativeOutput(StreamOutput):
         except orjson.JSONDecodeError as exc:
             raise UpstreamError(f"anthropic sent a {name} event that is not JSON.") from exc
         card = self.events.card
+        if not isinstance(data, dict):
+            raise UpstreamError(f"anthropic sent a {name} event that is not an object.")
         if name == "error":
             raise stream_error(data, card.provider)
         if name == "message_start":
-            data["message"]["model"] = card.title
+            if isinstance(data.get("message"), dict):
+                data["message"]["model"] = card.title
             self.events.message_start(data)
         else:
             self.events.message_delta(data)

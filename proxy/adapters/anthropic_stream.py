@@ -88,7 +88,7 @@ class AnthropicStream(StreamTranslator):
         if kind == "content_block_stop":
             return self._block_stop(data)
         if kind == "message_start":
-            message = data.get("message") or {}
+            message = data["message"] if isinstance(data.get("message"), dict) else {}
             self.response_id = str(message.get("id", ""))
             self.created = int(time.time())
             usage = message.get("usage")
@@ -215,7 +215,8 @@ class AnthropicEvents:
         self.delta_count = 0
 
     def message_start(self, data: dict[str, Any]) -> None:
-        usage = (data.get("message") or {}).get("usage")
+        message = data.get("message")
+        usage = message.get("usage") if isinstance(message, dict) else None
         self.start_usage = usage if isinstance(usage, dict) else {}
 
     def message_delta(self, data: dict[str, Any]) -> dict[str, Any]:
