@@ -121,7 +121,7 @@ def openai_client(gateway: LiveServer, api_key: str) -> openai.OpenAI:
 
 
 @pytest.fixture
-def client(translating_gateway: LiveServer, api_key: str) -> openai.OpenAI:
+def chat_client(translating_gateway: LiveServer, api_key: str) -> openai.OpenAI:
     """The official openai SDK on the gateway, every provider behind it."""
     return openai.OpenAI(
         base_url=f"{translating_gateway.url}/v1", api_key=api_key, max_retries=0, timeout=30

@@ -42,11 +42,11 @@ def sent(fake: FakeServer) -> dict[str, Any]:
 
 
 def test_answer_usage_buckets_and_cost_never_subtract_the_cache(
-    client: openai.OpenAI, fake_anthropic: FakeServer, usage_events: EventLog
+    chat_client: openai.OpenAI, fake_anthropic: FakeServer, usage_events: EventLog
 ) -> None:
     fake_anthropic.app.cache_read = 2
     fake_anthropic.app.cache_write = 1
-    raw = client.chat.completions.with_raw_response.create(
+    raw = chat_client.chat.completions.with_raw_response.create(
         model="Claude Sonnet 4.5", messages=HELLO
     )
     completion = raw.parse()
@@ -78,13 +78,13 @@ def test_answer_usage_buckets_and_cost_never_subtract_the_cache(
 
 
 def test_streamed_and_unstreamed_cost_the_same_with_cache_and_thinking(
-    client: openai.OpenAI, fake_anthropic: FakeServer, usage_events: EventLog
+    chat_client: openai.OpenAI, fake_anthropic: FakeServer, usage_events: EventLog
 ) -> None:
     fake_anthropic.app.cache_read = 2
     fake_anthropic.app.cache_write = 1
     ask = {"model": "Claude Haiku 4.5", "messages": HELLO, "reasoning_effort": "low"}
-    plain = client.chat.completions.with_raw_response.create(**ask)
-    streamed = client.chat.completions.with_raw_response.create(
+    plain = chat_client.chat.completions.with_raw_response.create(**ask)
+    streamed = chat_client.chat.completions.with_raw_response.create(
         **ask, stream=True, stream_options={"include_usage": True}
     )
     chunks = list(streamed.parse())
@@ -108,7 +108,7 @@ def test_streamed_and_unstreamed_cost_the_same_with_cache_and_thinking(
 
 
 def test_messages_parts_and_sampling_translate_to_anthropic(
-    client: openai.OpenAI, fake_anthropic: FakeServer
+    chat_client: openai.OpenAI, fake_anthropic: FakeServer
 ) -> None:
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": "Be brief."},
@@ -131,7 +131,7 @@ def test_messages_parts_and_sampling_translate_to_anthropic(
             ],
         },
     ]
-    client.chat.completions.create(
+    chat_client.chat.completions.create(
         model="Claude Sonnet 4.5",
         messages=messages,
         stop="END",
@@ -164,15 +164,15 @@ def test_messages_parts_and_sampling_translate_to_anthropic(
     assert (body["temperature"], "top_p" in body) == (0.5, False)
     assert "seed" not in body
     # Claude Sonnet 4 still takes both.
-    client.chat.completions.create(
+    chat_client.chat.completions.create(
         model="Claude Sonnet 4", messages=HELLO, temperature=0.5, top_p=0.9
     )
     assert (sent(fake_anthropic)["temperature"], sent(fake_anthropic)["top_p"]) == (0.5, 0.9)
 
 
-def test_tool_call_round_trip(client: openai.OpenAI, fake_anthropic: FakeServer) -> None:
+def test_tool_call_round_trip(chat_client: openai.OpenAI, fake_anthropic: FakeServer) -> None:
     question = [{"role": "user", "content": "Weather in Paris?"}]
-    first = client.chat.completions.create(
+    first = chat_client.chat.completions.create(
         model="Claude Sonnet 4.5", messages=question, tools=[WEATHER_TOOL], tool_choice="required"
     )
     choice = first.choices[0]
@@ -196,7 +196,7 @@ def test_tool_call_round_trip(client: openai.OpenAI, fake_anthropic: FakeServer)
         choice.message,
         {"role": "tool", "tool_call_id": call.id, "content": "18 degrees and sunny"},
     ]
-    answer = client.chat.completions.create(
+    answer = chat_client.chat.completions.create(
         model="Claude Sonnet 4.5", messages=history, tools=[WEATHER_TOOL]
     )
     assert answer.choices[0].message.content == "The tool said: 18 degrees and sunny"
@@ -220,10 +220,10 @@ def test_tool_call_round_trip(client: openai.OpenAI, fake_anthropic: FakeServer)
 
 
 def test_streamed_tool_call_arguments_arrive_incrementally(
-    client: openai.OpenAI, fake_anthropic: FakeServer
+    chat_client: openai.OpenAI, fake_anthropic: FakeServer
 ) -> None:
     chunks = list(
-        client.chat.completions.create(
+        chat_client.chat.completions.create(
             model="Claude Opus 4.5",
             messages=[{"role": "user", "content": "Weather in Paris?"}],
             tools=[WEATHER_TOOL],
@@ -268,26 +268,28 @@ def test_tool_choice_forms(
 
 
 def test_stop_sequences_and_max_tokens_set_the_finish_reason(
-    client: openai.OpenAI, fake_anthropic: FakeServer
+    chat_client: openai.OpenAI, fake_anthropic: FakeServer
 ) -> None:
-    stopped = client.chat.completions.create(
+    stopped = chat_client.chat.completions.create(
         model="Claude Sonnet 4.5", messages=HELLO, stop=["fake"]
     )
     assert stopped.choices[0].message.content == "Hello from the "
     assert stopped.choices[0].finish_reason == "stop"
-    cut = client.chat.completions.create(model="Claude Sonnet 4.5", messages=HELLO, max_tokens=3)
+    cut = chat_client.chat.completions.create(
+        model="Claude Sonnet 4.5", messages=HELLO, max_tokens=3
+    )
     assert cut.choices[0].message.content == "Hello from the"
     assert cut.choices[0].finish_reason == "length"
     assert sent(fake_anthropic)["max_tokens"] == 3
     streamed = list(
-        client.chat.completions.create(
+        chat_client.chat.completions.create(
             model="Claude Sonnet 4.5", messages=HELLO, max_tokens=3, stream=True
         )
     )
     assert streamed[-1].choices[0].finish_reason == "length"
 
 
-def test_json_modes(client: openai.OpenAI, fake_anthropic: FakeServer) -> None:
+def test_json_modes(chat_client: openai.OpenAI, fake_anthropic: FakeServer) -> None:
     schema = {
         "type": "object",
         "properties": {"answer": {"type": "string"}, "ok": {"type": "boolean"}},
@@ -296,7 +298,7 @@ def test_json_modes(client: openai.OpenAI, fake_anthropic: FakeServer) -> None:
     }
     json_schema = {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
     # Claude with structured outputs: constrained decoding through output_config.format.
-    native = client.chat.completions.create(
+    native = chat_client.chat.completions.create(
         model="Claude Sonnet 4.5", messages=HELLO, response_format=json_schema
     )
     assert json.loads(native.choices[0].message.content) == {"answer": "hello", "ok": True}
@@ -308,7 +310,7 @@ def test_json_modes(client: openai.OpenAI, fake_anthropic: FakeServer) -> None:
         ("Claude Sonnet 4", json_schema),
         ("Claude Sonnet 4.5", {"type": "json_object"}),
     ):
-        reply = client.chat.completions.create(
+        reply = chat_client.chat.completions.create(
             model=model, messages=HELLO, response_format=response_format
         )
         assert json.loads(reply.choices[0].message.content) == {"answer": "hello", "ok": True}
@@ -317,7 +319,7 @@ def test_json_modes(client: openai.OpenAI, fake_anthropic: FakeServer) -> None:
         body = sent(fake_anthropic)
         assert body["tool_choice"] == {"type": "tool", "name": "json_response"}
         assert body["tools"][0]["name"] == "json_response"
-    streamed = client.chat.completions.create(
+    streamed = chat_client.chat.completions.create(
         model="Claude Sonnet 4.5",
         messages=HELLO,
         response_format={"type": "json_object"},
@@ -330,10 +332,10 @@ def test_json_modes(client: openai.OpenAI, fake_anthropic: FakeServer) -> None:
 
 
 def test_reasoning_effort_becomes_a_thinking_budget_and_signatures_round_trip(
-    client: openai.OpenAI, fake_anthropic: FakeServer, usage_events: EventLog
+    chat_client: openai.OpenAI, fake_anthropic: FakeServer, usage_events: EventLog
 ) -> None:
     question = [{"role": "user", "content": "Weather in Paris?"}]
-    raw = client.chat.completions.with_raw_response.create(
+    raw = chat_client.chat.completions.with_raw_response.create(
         model="Claude Opus 4.5",
         messages=question,
         tools=[WEATHER_TOOL],
@@ -361,7 +363,7 @@ def test_reasoning_effort_becomes_a_thinking_budget_and_signatures_round_trip(
         message,
         {"role": "tool", "tool_call_id": call.id, "content": "18 degrees"},
     ]
-    answer = client.chat.completions.create(
+    answer = chat_client.chat.completions.create(
         model="Claude Opus 4.5",
         messages=history,
         tools=[WEATHER_TOOL],
@@ -376,7 +378,7 @@ def test_reasoning_effort_becomes_a_thinking_budget_and_signatures_round_trip(
     }
     # Streamed, the thinking block and its signature arrive whole before the answer ends.
     chunks = list(
-        client.chat.completions.create(
+        chat_client.chat.completions.create(
             model="Claude Opus 4.5", messages=HELLO, reasoning_effort="high", stream=True
         )
     )
@@ -451,10 +453,10 @@ def test_errors_map_to_openai_shapes(
 
 
 def test_mid_stream_error_event_ends_the_stream_with_an_error(
-    client: openai.OpenAI, fake_anthropic: FakeServer, usage_events: EventLog
+    chat_client: openai.OpenAI, fake_anthropic: FakeServer, usage_events: EventLog
 ) -> None:
     fake_anthropic.app.stream_error_after = 4
-    raw = client.chat.completions.with_raw_response.create(
+    raw = chat_client.chat.completions.with_raw_response.create(
         model="Claude Sonnet 4.5", messages=HELLO, stream=True
     )
     with pytest.raises(openai.APIError, match="overloaded_error"):

@@ -51,11 +51,13 @@ def sent(fake: FakeServer) -> dict[str, Any]:
 
 
 def test_answer_usage_with_cache_and_thoughts_and_its_cost(
-    client: openai.OpenAI, fake_gemini: FakeServer, usage_events: EventLog
+    chat_client: openai.OpenAI, fake_gemini: FakeServer, usage_events: EventLog
 ) -> None:
     fake_gemini.app.cached_tokens = 1
     fake_gemini.app.thoughts_tokens = 4
-    raw = client.chat.completions.with_raw_response.create(model="Gemini 2.5 Flash", messages=HELLO)
+    raw = chat_client.chat.completions.with_raw_response.create(
+        model="Gemini 2.5 Flash", messages=HELLO
+    )
     completion = raw.parse()
     assert completion.model == "Gemini 2.5 Flash"
     assert completion.choices[0].message.content == REPLY
@@ -78,12 +80,14 @@ def test_answer_usage_with_cache_and_thoughts_and_its_cost(
 
 
 def test_streamed_and_unstreamed_cost_the_same(
-    client: openai.OpenAI, fake_gemini: FakeServer, usage_events: EventLog
+    chat_client: openai.OpenAI, fake_gemini: FakeServer, usage_events: EventLog
 ) -> None:
     fake_gemini.app.cached_tokens = 1
     fake_gemini.app.thoughts_tokens = 4
-    plain = client.chat.completions.with_raw_response.create(model="Gemini 2.5 Pro", messages=HELLO)
-    streamed = client.chat.completions.with_raw_response.create(
+    plain = chat_client.chat.completions.with_raw_response.create(
+        model="Gemini 2.5 Pro", messages=HELLO
+    )
+    streamed = chat_client.chat.completions.with_raw_response.create(
         model="Gemini 2.5 Pro", messages=HELLO, stream=True, stream_options={"include_usage": True}
     )
     chunks = list(streamed.parse())
@@ -104,7 +108,7 @@ def test_streamed_and_unstreamed_cost_the_same(
 
 
 def test_messages_parts_and_generation_config(
-    client: openai.OpenAI, fake_gemini: FakeServer
+    chat_client: openai.OpenAI, fake_gemini: FakeServer
 ) -> None:
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": "Be brief."},
@@ -120,7 +124,7 @@ def test_messages_parts_and_generation_config(
             ],
         },
     ]
-    reply = client.chat.completions.create(
+    reply = chat_client.chat.completions.create(
         model="Gemini 2.5 Flash",
         messages=messages,
         max_tokens=100,
@@ -154,8 +158,10 @@ def test_messages_parts_and_generation_config(
     }
 
 
-def test_json_modes_and_schema_reduction(client: openai.OpenAI, fake_gemini: FakeServer) -> None:
-    loose = client.chat.completions.create(
+def test_json_modes_and_schema_reduction(
+    chat_client: openai.OpenAI, fake_gemini: FakeServer
+) -> None:
+    loose = chat_client.chat.completions.create(
         model="Gemini 2.5 Flash", messages=HELLO, response_format={"type": "json_object"}
     )
     assert json.loads(loose.choices[0].message.content) == {"answer": "hello", "ok": True}
@@ -184,7 +190,7 @@ def test_json_modes_and_schema_reduction(client: openai.OpenAI, fake_gemini: Fak
             }
         },
     }
-    strict = client.chat.completions.create(
+    strict = chat_client.chat.completions.create(
         model="Gemini 2.5 Flash",
         messages=HELLO,
         response_format={
@@ -210,10 +216,10 @@ def test_json_modes_and_schema_reduction(client: openai.OpenAI, fake_gemini: Fak
 
 
 def test_tool_round_trip_with_thought_signatures_on_gemini_3(
-    client: openai.OpenAI, fake_gemini: FakeServer
+    chat_client: openai.OpenAI, fake_gemini: FakeServer
 ) -> None:
     question = [{"role": "user", "content": "Weather in Paris?"}]
-    first = client.chat.completions.create(
+    first = chat_client.chat.completions.create(
         model="Gemini 3 Pro Preview",
         messages=question,
         tools=[WEATHER_TOOL],
@@ -252,7 +258,7 @@ def test_tool_round_trip_with_thought_signatures_on_gemini_3(
         choice.message,  # as the SDK returned it, extra_content included
         {"role": "tool", "tool_call_id": call.id, "content": "18 degrees and sunny"},
     ]
-    answer = client.chat.completions.create(
+    answer = chat_client.chat.completions.create(
         model="Gemini 3 Pro Preview", messages=history, tools=[WEATHER_TOOL]
     )
     assert answer.choices[0].message.content == "The tool said: 18 degrees and sunny"
@@ -281,7 +287,7 @@ def test_tool_round_trip_with_thought_signatures_on_gemini_3(
     # placeholder stands in for the lost signature.
     bare = {"id": call.id, "type": "function", "function": call.function.model_dump()}
     history[1] = {"role": "assistant", "content": None, "tool_calls": [bare]}
-    again = client.chat.completions.create(
+    again = chat_client.chat.completions.create(
         model="Gemini 3 Pro Preview", messages=history, tools=[WEATHER_TOOL]
     )
     assert again.choices[0].message.content == "The tool said: 18 degrees and sunny"
@@ -291,10 +297,10 @@ def test_tool_round_trip_with_thought_signatures_on_gemini_3(
 
 
 def test_streamed_tool_call_and_named_tool_choice(
-    client: openai.OpenAI, fake_gemini: FakeServer
+    chat_client: openai.OpenAI, fake_gemini: FakeServer
 ) -> None:
     chunks = list(
-        client.chat.completions.create(
+        chat_client.chat.completions.create(
             model="Gemini 2.5 Flash",
             messages=[{"role": "user", "content": "Weather?"}],
             tools=[WEATHER_TOOL],
@@ -317,23 +323,27 @@ def test_streamed_tool_call_and_named_tool_choice(
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
-def test_finish_reasons(client: openai.OpenAI, fake_gemini: FakeServer) -> None:
-    cut = client.chat.completions.create(model="Gemini 2.0 Flash", messages=HELLO, max_tokens=3)
+def test_finish_reasons(chat_client: openai.OpenAI, fake_gemini: FakeServer) -> None:
+    cut = chat_client.chat.completions.create(
+        model="Gemini 2.0 Flash", messages=HELLO, max_tokens=3
+    )
     assert (cut.choices[0].message.content, cut.choices[0].finish_reason) == (
         "Hello from the",
         "length",
     )
-    stopped = client.chat.completions.create(model="Gemini 2.0 Flash", messages=HELLO, stop="fake")
+    stopped = chat_client.chat.completions.create(
+        model="Gemini 2.0 Flash", messages=HELLO, stop="fake"
+    )
     assert (stopped.choices[0].message.content, stopped.choices[0].finish_reason) == (
         "Hello from the ",
         "stop",
     )
     unsafe = [{"role": "user", "content": "something unsafe"}]
-    blocked = client.chat.completions.create(model="Gemini 2.0 Flash", messages=unsafe)
+    blocked = chat_client.chat.completions.create(model="Gemini 2.0 Flash", messages=unsafe)
     assert blocked.choices[0].finish_reason == "content_filter"
     assert blocked.choices[0].message.content == ""
     streamed = list(
-        client.chat.completions.create(model="Gemini 2.0 Flash", messages=unsafe, stream=True)
+        chat_client.chat.completions.create(model="Gemini 2.0 Flash", messages=unsafe, stream=True)
     )
     assert streamed[-1].choices[0].finish_reason == "content_filter"
 
@@ -398,7 +408,7 @@ def test_errors_map_to_openai_shapes(
 
 def test_a_rejected_key_fails_over_although_gemini_says_400(
     translating_gateway: LiveServer,
-    client: openai.OpenAI,
+    chat_client: openai.OpenAI,
     fake_gemini: FakeServer,
     gemini_upstream: UpstreamCredential,
     usage_events: EventLog,
@@ -413,7 +423,9 @@ def test_a_rejected_key_fails_over_although_gemini_says_400(
     translating_gateway.wait_for_routing(
         lambda routing: len(routing.upstreams_for(routing.resolve("Gemini 2.5 Flash"))) == 2
     )
-    raw = client.chat.completions.with_raw_response.create(model="Gemini 2.5 Flash", messages=HELLO)
+    raw = chat_client.chat.completions.with_raw_response.create(
+        model="Gemini 2.5 Flash", messages=HELLO
+    )
     assert raw.parse().choices[0].message.content == REPLY
     event = usage_events.for_request(raw.headers["x-request-id"])
     assert event.attempts == 2
@@ -424,18 +436,24 @@ def test_a_rejected_key_fails_over_although_gemini_says_400(
 
 
 def test_mid_stream_error_ends_the_stream_with_an_error(
-    client: openai.OpenAI, fake_gemini: FakeServer
+    chat_client: openai.OpenAI, fake_gemini: FakeServer
 ) -> None:
     fake_gemini.app.stream_error_after = 2
     with pytest.raises(openai.APIError, match="overloaded"):
-        list(client.chat.completions.create(model="Gemini 2.5 Flash", messages=HELLO, stream=True))
+        list(
+            chat_client.chat.completions.create(
+                model="Gemini 2.5 Flash", messages=HELLO, stream=True
+            )
+        )
 
 
 def test_embeddings_single_and_batched(
-    client: openai.OpenAI, fake_gemini: FakeServer, usage_events: EventLog
+    chat_client: openai.OpenAI, fake_gemini: FakeServer, usage_events: EventLog
 ) -> None:
     # The openai SDK asks for base64 by default and decodes it: the floats must survive.
-    one = client.embeddings.with_raw_response.create(model="Gemini Embedding", input="hello world")
+    one = chat_client.embeddings.with_raw_response.create(
+        model="Gemini Embedding", input="hello world"
+    )
     result = one.parse()
     assert result.model == "Gemini Embedding"
     assert result.data[0].embedding == pytest.approx([0.5 * (d + 1) for d in range(8)])
@@ -444,7 +462,7 @@ def test_embeddings_single_and_batched(
     assert result.usage.prompt_tokens == 2
     event = usage_events.for_request(one.headers["x-request-id"])
     assert event.cost == Decimal("0.0000003")  # 2 x $0.15 per million
-    many = client.embeddings.create(
+    many = chat_client.embeddings.create(
         model="Gemini Embedding", input=["one", "two three"], dimensions=4, encoding_format="float"
     )
     assert [item.index for item in many.data] == [0, 1]
