@@ -19,7 +19,7 @@ from proxy.adapters.anthropic import COUNT_TOKENS_PATH, AnthropicAdapter
 from proxy.adapters.anthropic_stream import AnthropicEvents, stream_error
 from proxy.adapters.base import StreamTranslator
 from proxy.adapters.openai import parse_json_object
-from proxy.auth import authenticate
+from proxy.auth import KeyPolicy, authenticate
 from proxy.calls import CallRecord
 from proxy.endpoints_chat import (
     ZERO_USAGE,
@@ -34,6 +34,7 @@ from proxy.http import JSON_CONTENT_TYPE, Request, Response
 from proxy.messages_api import chat_body, message_from_completion, validate_messages
 from proxy.messages_stream import AnthropicEventWriter, frames
 from proxy.pricing import cost_text, usage_cost
+from proxy.routing import Card
 from proxy.runtime import Runtime
 from proxy.sse import Event, named_frame
 from proxy.usage import Usage
@@ -46,14 +47,7 @@ async def messages(request: Request, runtime: Runtime) -> Response | None:
     card = resolve_chat_card(runtime, call.model)
     policy.check_card(card)
     adapter = adapter_for(card.provider)
-    record = CallRecord(
-        request_id=request.request_id,
-        endpoint="messages",
-        card=card,
-        key_id=policy.key_id,
-        account_id=policy.account_id,
-        stream=call.stream,
-    )
+    record = _record(request, policy, card, "messages", stream=call.stream)
     output: StreamOutput
     if isinstance(adapter, AnthropicAdapter):
         beta = request.header(b"anthropic-beta")
@@ -100,14 +94,7 @@ async def count_tokens(request: Request, runtime: Runtime) -> Response:
             param="model",
             code="unsupported_model",
         )
-    record = CallRecord(
-        request_id=request.request_id,
-        endpoint="messages.count_tokens",
-        card=card,
-        key_id=policy.key_id,
-        account_id=policy.account_id,
-        stream=False,
-    )
+    record = _record(request, policy, card, "messages.count_tokens", stream=False)
     beta = request.header(b"anthropic-beta")
 
     def build(upstream: Any) -> httpx.Request:
@@ -126,6 +113,19 @@ async def count_tokens(request: Request, runtime: Runtime) -> Response:
         raise
     runtime.metering.emit(record.event(status=200, usage=ZERO_USAGE))  # counting is free
     return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE])
+
+
+def _record(
+    request: Request, policy: KeyPolicy, card: Card, endpoint: str, *, stream: bool
+) -> CallRecord:
+    return CallRecord(
+        request_id=request.request_id,
+        endpoint=endpoint,
+        card=card,
+        key_id=policy.key_id,
+        account_id=policy.account_id,
+        stream=stream,
+    )
 
 
 def _with_cost(data: dict[str, Any], usage: Usage, cost: Decimal) -> dict[str, Any]:
@@ -202,7 +202,7 @@ class TranslatedOutput(StreamOutput):
 
     __slots__ = ("body", "translator", "writer")
 
-    def __init__(self, translator: StreamTranslator, body: dict[str, Any], card: Any) -> None:
+    def __init__(self, translator: StreamTranslator, body: dict[str, Any], card: Card) -> None:
         self.translator = translator
         self.body = body
         self.writer = AnthropicEventWriter(card)
