@@ -5,7 +5,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from proxy import endpoints_chat, endpoints_embeddings, endpoints_models, health
+from proxy import (
+    endpoints_chat,
+    endpoints_embeddings,
+    endpoints_messages,
+    endpoints_models,
+    health,
+)
 from proxy.errors import GatewayError, MethodNotAllowed, NotFound
 from proxy.http import ClientDisconnected, Request, Response, send_response
 from proxy.runtime import Runtime
@@ -19,6 +25,8 @@ EXACT_ROUTES: dict[str, dict[str, Handler]] = {
     "/v1/models": {"GET": endpoints_models.list_models},
     "/v1/chat/completions": {"POST": endpoints_chat.chat_completions},
     "/v1/embeddings": {"POST": endpoints_embeddings.embeddings},
+    "/v1/messages": {"POST": endpoints_messages.messages},
+    "/v1/messages/count_tokens": {"POST": endpoints_messages.count_tokens},
     "/healthz": {"GET": health.healthz, "HEAD": health.healthz},
     "/readyz": {"GET": health.readyz, "HEAD": health.readyz},
 }
@@ -26,6 +34,8 @@ PREFIX_ROUTES: tuple[tuple[str, dict[str, Handler]], ...] = (
     (endpoints_models.MODELS_PREFIX, {"GET": endpoints_models.retrieve_model}),
 )
 GATEWAY_PATHS = ("/v1/", "/healthz", "/readyz")
+# Anthropic's SDKs read errors in Anthropic's shape; everything else speaks OpenAI's.
+ANTHROPIC_PATHS = "/v1/messages"
 
 
 def serves(path: str) -> bool:
@@ -50,6 +60,10 @@ def _find_handler(method: str, path: str) -> Handler:
     return handler
 
 
+def _error_body(error: GatewayError, path: str) -> bytes:
+    return error.anthropic_body() if path.startswith(ANTHROPIC_PATHS) else error.openai_body()
+
+
 class GatewayApp:
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
@@ -64,14 +78,14 @@ class GatewayApp:
         try:
             response = await _find_handler(request.method, request.path)(request, runtime)
         except GatewayError as exc:
-            response = Response(exc.status, exc.openai_body(), [*exc.headers])
+            response = Response(exc.status, _error_body(exc, request.path), [*exc.headers])
             response.headers.append((b"content-type", b"application/json"))
         except ClientDisconnected:
             return
         except Exception:
             logger.exception("unhandled error in %s %s", request.method, request.path)
             error = GatewayError("Internal error; the request id identifies it in our logs.")
-            response = Response(500, error.openai_body())
+            response = Response(500, _error_body(error, request.path))
         if response is not None:
             await send_response(send, response, request.request_id)
 

@@ -1,7 +1,10 @@
 """POST /v1/chat/completions: authenticate, resolve, send with failover, relay, meter."""
 
 import asyncio
+import logging
 import time
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -11,18 +14,19 @@ from django.conf import settings
 from proxy.adapters import adapter_for
 from proxy.adapters.base import ProviderAdapter, StreamTranslator
 from proxy.auth import authenticate
-from proxy.calls import CallRecord, estimate_tokens, priced_usage, prompt_chars
+from proxy.calls import CallRecord, priced_usage
 from proxy.endpoints_models import model_not_found, routing_or_503
 from proxy.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamTimeout
 from proxy.http import JSON_CONTENT_TYPE, Request, Response
 from proxy.routing import Card
 from proxy.runtime import Runtime
-from proxy.sse import DONE, SSEParser, frame
+from proxy.sse import DONE, Event, SSEParser, frame
 from proxy.upstream import Opened, timeouts_for
 from proxy.usage import Usage
 from proxy.validation import validate_chat
 
 ZERO_USAGE = Usage()
+logger = logging.getLogger(__name__)
 
 
 def resolve_chat_card(runtime: Runtime, model: str) -> Card:
@@ -54,6 +58,7 @@ async def open_upstream(
                 stream=stream,
                 provider=card.provider,
                 record=record,
+                rejects_credential=adapter.rejects_credential,
             )
     except TimeoutError:
         error = UpstreamTimeout(f"{card.provider} did not answer within {timeouts.total:g} s.")
@@ -66,7 +71,9 @@ async def open_upstream(
             record.event(status=error.status, usage=ZERO_USAGE, error_code=error.code)
         )
         raise
-    record.upstream_request_id = opened.response.headers.get("x-request-id")
+    headers = opened.response.headers
+    # OpenAI and Mistral name it x-request-id; Anthropic, request-id.
+    record.upstream_request_id = headers.get("x-request-id") or headers.get("request-id")
     if opened.response.status_code >= 400:
         refusal = adapter.client_error(opened.response.status_code, opened.body, card)
         runtime.metering.emit(
@@ -98,16 +105,33 @@ async def chat_completions(request: Request, runtime: Runtime) -> Response | Non
 
     opened = await open_upstream(runtime, record, adapter, build, stream=call.stream)
     if not call.stream:
-        return _complete(runtime, record, adapter, opened)
-    await _relay_stream(request, runtime, record, adapter, opened, body, call.include_usage)
+        return complete(
+            runtime,
+            record,
+            opened,
+            lambda payload: adapter.chat_response(payload, card, body),
+            _priced_completion,
+        )
+    output = ChatStreamOutput(adapter.chat_stream(card, body), body, call.include_usage)
+    await relay_stream(request, runtime, record, opened, output)
     return None
 
 
-def _complete(
-    runtime: Runtime, record: CallRecord, adapter: ProviderAdapter, opened: Opened
+def _priced_completion(data: dict[str, Any], usage: Usage, cost: Decimal) -> dict[str, Any]:
+    data["usage"] = priced_usage(data.get("usage"), usage, cost)
+    return data
+
+
+def complete(
+    runtime: Runtime,
+    record: CallRecord,
+    opened: Opened,
+    parse: Callable[[bytes], tuple[dict[str, Any], Usage]],
+    render: Callable[[dict[str, Any], Usage, Decimal], dict[str, Any]],
 ) -> Response:
+    """A whole upstream answer: parsed, metered once, priced into the client's body."""
     try:
-        data, usage = adapter.chat_response(opened.body, record.card)
+        data, usage = parse(opened.body)
     except GatewayError as error:
         # The upstream did the work (and bills us) but its answer is unusable: still recorded.
         runtime.metering.emit(
@@ -116,9 +140,75 @@ def _complete(
         raise
     record.mark_first_byte()
     event = record.event(status=200, usage=usage)
-    data["usage"] = priced_usage(data.get("usage"), usage, event.cost)
+    data = render(data, usage, event.cost)
     runtime.metering.emit(event)
     return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE])
+
+
+class StreamOutput:
+    """One streaming endpoint's side of the relay: upstream events in, the client's bytes out."""
+
+    __slots__ = ()
+
+    @property
+    def done(self) -> bool:
+        """The upstream said its stream is complete."""
+        raise NotImplementedError
+
+    def frames(self, events: list[Event]) -> bytes:
+        raise NotImplementedError
+
+    def tail(self) -> bytes:
+        """What is still owed once the upstream stream has ended."""
+        return b""
+
+    def final_usage(self) -> Usage:
+        """The usage to bill: the upstream's, or an estimate when it never said."""
+        raise NotImplementedError
+
+    def closing(self, usage: Usage, cost: Decimal) -> bytes:
+        """The last bytes of a stream that completed."""
+        raise NotImplementedError
+
+    def failure(self, error: GatewayError) -> bytes:
+        """The last bytes of a stream that failed after it began."""
+        raise NotImplementedError
+
+
+class ChatStreamOutput(StreamOutput):
+    """OpenAI chat.completion.chunk frames, the optional usage chunk and data: [DONE]."""
+
+    __slots__ = ("body", "include_usage", "translator")
+
+    def __init__(
+        self, translator: StreamTranslator, body: dict[str, Any], include_usage: bool
+    ) -> None:
+        self.translator = translator
+        self.body = body
+        self.include_usage = include_usage
+
+    @property
+    def done(self) -> bool:
+        return self.translator.done
+
+    def frames(self, events: list[Event]) -> bytes:
+        feed = self.translator.feed
+        return b"".join([frame(orjson.dumps(piece)) for event in events for piece in feed(event)])
+
+    def tail(self) -> bytes:
+        return b"".join([frame(orjson.dumps(piece)) for piece in self.translator.finish()])
+
+    def final_usage(self) -> Usage:
+        return self.translator.final_usage(self.body.get("messages"))
+
+    def closing(self, usage: Usage, cost: Decimal) -> bytes:
+        if not self.include_usage:
+            return DONE
+        return frame(orjson.dumps(_usage_chunk(self.translator, usage, cost))) + DONE
+
+    def failure(self, error: GatewayError) -> bytes:
+        # An error event, and no [DONE]: the SDKs raise, and nobody mistakes it for the end.
+        return frame(error.openai_body())
 
 
 class _StreamState:
@@ -146,18 +236,15 @@ STREAM_HEADERS = [
 ]
 
 
-async def _relay_stream(
+async def relay_stream(
     request: Request,
     runtime: Runtime,
     record: CallRecord,
-    adapter: ProviderAdapter,
     opened: Opened,
-    body: dict[str, Any],
-    include_usage: bool,
+    output: StreamOutput,
 ) -> None:
     send = request.send
     card = record.card
-    translator = adapter.chat_stream(card)
     parser = SSEParser()
     state = _StreamState()
     task = asyncio.current_task()
@@ -175,7 +262,7 @@ async def _relay_stream(
             }
         )
         try:
-            await _pump(send, opened, parser, translator, record, deadline)
+            await _pump(send, opened, parser, output, record, deadline)
         except GatewayError as error:
             failure = error
         except httpx.TimeoutException:
@@ -186,20 +273,18 @@ async def _relay_stream(
             failure = UpstreamError(
                 f"{card.provider} broke the stream off: {exc or type(exc).__name__}."
             )
-        usage = _final_usage(translator, body)
-        if failure is None and not translator.done:
+        except Exception:
+            # A translation bug must still end the stream cleanly and meter what was served.
+            logger.exception("stream translation failed for %s", card.title)
+            failure = UpstreamError(f"The gateway could not translate {card.provider}'s stream.")
+        usage = output.final_usage()
+        if failure is None and not output.done:
             failure = UpstreamError(f"{card.provider} ended the stream before it was complete.")
         event = record.event(
             status=200, usage=usage, error_code=failure.code if failure is not None else None
         )
         runtime.metering.emit(event)
-        if failure is not None:
-            # An error event, and no [DONE]: the SDKs raise, and nobody mistakes it for the end.
-            last = frame(failure.openai_body())
-        elif include_usage:
-            last = frame(orjson.dumps(_usage_chunk(translator, card, usage, event.cost))) + DONE
-        else:
-            last = DONE
+        last = output.failure(failure) if failure is not None else output.closing(usage, event.cost)
         state.finished = True
         await send({"type": "http.response.body", "body": last, "more_body": True})
     except asyncio.CancelledError:
@@ -210,7 +295,7 @@ async def _relay_stream(
         runtime.metering.emit(
             record.event(
                 status=200,
-                usage=_final_usage(translator, body),
+                usage=output.final_usage(),
                 error_code="client_disconnected",
                 client_disconnected=True,
             )
@@ -227,7 +312,7 @@ async def _pump(
     send: Any,
     opened: Opened,
     parser: SSEParser,
-    translator: StreamTranslator,
+    output: StreamOutput,
     record: CallRecord,
     deadline: float,
 ) -> None:
@@ -236,43 +321,27 @@ async def _pump(
     if chunks is None:  # pragma: no cover  # open(stream=True) always sets it
         raise RuntimeError("not a streamed response")
     while True:
-        out = [
-            frame(orjson.dumps(piece))
-            for event in (parser.feed(chunk) if chunk else parser.flush())
-            for piece in translator.feed(event)
-        ]
+        out = output.frames(parser.feed(chunk) if chunk else parser.flush())
         if out:
             record.mark_first_byte()
-            await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+            await send({"type": "http.response.body", "body": out, "more_body": True})
         if not chunk:
             break
         if time.monotonic() > deadline:
             raise UpstreamTimeout(f"{record.card.provider} exceeded the total time allowed.")
         chunk = await anext(chunks, b"")
-    tail = [frame(orjson.dumps(piece)) for piece in translator.finish()]
+    tail = output.tail()
     if tail:
         record.mark_first_byte()
-        await send({"type": "http.response.body", "body": b"".join(tail), "more_body": True})
+        await send({"type": "http.response.body", "body": tail, "more_body": True})
 
 
-def _final_usage(translator: StreamTranslator, body: dict[str, Any]) -> Usage:
-    if translator.usage is not None:
-        return translator.usage
-    return Usage(
-        uncached_input=estimate_tokens(prompt_chars(body.get("messages"))),
-        output=estimate_tokens(translator.delta_chars, translator.delta_count),
-        estimated=True,
-    )
-
-
-def _usage_chunk(
-    translator: StreamTranslator, card: Card, usage: Usage, cost: Any
-) -> dict[str, Any]:
+def _usage_chunk(translator: StreamTranslator, usage: Usage, cost: Decimal) -> dict[str, Any]:
     return {
         "id": translator.response_id,
         "object": "chat.completion.chunk",
         "created": translator.created,
-        "model": card.title,
+        "model": translator.card.title,
         "choices": [],
         "usage": priced_usage(None, usage, cost),
     }

@@ -48,7 +48,7 @@ async def embeddings(request: Request, runtime: Runtime) -> Response:
 
     opened = await open_upstream(runtime, record, adapter, build, stream=False)
     try:
-        data, usage = adapter.embeddings_response(opened.body, card)
+        data, usage = adapter.embeddings_response(opened.body, card, body)
     except GatewayError as error:
         runtime.metering.emit(
             record.event(status=error.status, usage=ZERO_USAGE, error_code=error.code)

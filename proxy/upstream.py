@@ -226,6 +226,7 @@ class UpstreamPool:
         stream: bool,
         provider: str,
         record: "CallRecord",
+        rejects_credential: Callable[[int, bytes], bool] | None = None,
     ) -> Opened:
         """Send to the first credential that answers; fail over before anything reached the client.
 
@@ -246,7 +247,9 @@ class UpstreamPool:
             record.attempts += 1
             record.upstream = upstream
             try:
-                opened = await self._attempt(upstream, build(upstream), timeouts, stream)
+                opened = await self._attempt(
+                    upstream, build(upstream), timeouts, stream, rejects_credential
+                )
             except Failure as failure:
                 self.failed(upstream, failure.cooldown)
                 last = failure.error
@@ -257,7 +260,12 @@ class UpstreamPool:
         raise last or ServiceUnavailable(f"No {provider} upstream answered.")
 
     async def _attempt(
-        self, upstream: Upstream, request: httpx.Request, timeouts: Timeouts, stream: bool
+        self,
+        upstream: Upstream,
+        request: httpx.Request,
+        timeouts: Timeouts,
+        stream: bool,
+        rejects_credential: Callable[[int, bytes], bool] | None = None,
     ) -> Opened:
         request.extensions["timeout"] = {
             "connect": timeouts.connect,
@@ -276,6 +284,8 @@ class UpstreamPool:
                     first = await anext(chunks, b"")
                     return Opened(response, upstream, first, chunks)
                 body = await _read_all(response)
+                if status >= 400 and rejects_credential and rejects_credential(status, body):
+                    status = 401  # Gemini answers 400 to a bad key: fail over all the same
                 if status < 400 or _is_client_error(status):
                     await _close(response)
                     return Opened(response, upstream, body, None)

@@ -1,6 +1,8 @@
 """One adapter per provider kind; the gateway's core never branches on the provider."""
 
+from proxy.adapters.anthropic import AnthropicAdapter
 from proxy.adapters.base import ProviderAdapter
+from proxy.adapters.gemini import GeminiAdapter
 from proxy.adapters.mistral import MistralAdapter
 from proxy.adapters.openai import OpenAIAdapter, OpenAICompatibleAdapter
 from proxy.errors import ServiceUnavailable
@@ -10,6 +12,8 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     Provider.OPENAI: OpenAIAdapter(),
     Provider.OPENAI_COMPATIBLE: OpenAICompatibleAdapter(),
     Provider.MISTRAL: MistralAdapter(),
+    Provider.ANTHROPIC: AnthropicAdapter(),
+    Provider.GEMINI: GeminiAdapter(),
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from proxy.calls import estimate_tokens, prompt_chars
 from proxy.errors import GatewayError, InvalidRequest, PayloadTooLarge, UpstreamError
 from proxy.routing import Card, Upstream
 from proxy.sse import Event
@@ -55,6 +56,17 @@ class StreamTranslator:
         """Chunks still owed when the upstream stream ends."""
         return []
 
+    def final_usage(self, messages: Any) -> Usage:
+        """The upstream's usage; or, when it never reported one (the client left early), an
+        estimate from the prompt's and the deltas' characters, marked as such."""
+        if self.usage is not None:
+            return self.usage
+        return Usage(
+            uncached_input=estimate_tokens(prompt_chars(messages)),
+            output=estimate_tokens(self.delta_chars, self.delta_count),
+            estimated=True,
+        )
+
     def count_delta(self, delta: Any) -> None:
         if not isinstance(delta, dict):
             return
@@ -80,10 +92,13 @@ class ProviderAdapter:
     ) -> httpx.Request:
         raise NotImplementedError
 
-    def chat_response(self, payload: bytes, card: Card) -> tuple[dict[str, Any], Usage]:
+    def chat_response(
+        self, payload: bytes, card: Card, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], Usage]:
+        """The upstream's answer to `body` (the client's request) as a chat.completion."""
         raise NotImplementedError
 
-    def chat_stream(self, card: Card) -> StreamTranslator:
+    def chat_stream(self, card: Card, body: dict[str, Any]) -> StreamTranslator:
         raise NotImplementedError
 
     def embeddings_request(
@@ -94,8 +109,14 @@ class ProviderAdapter:
             param="model",
         )
 
-    def embeddings_response(self, payload: bytes, card: Card) -> tuple[dict[str, Any], Usage]:
+    def embeddings_response(
+        self, payload: bytes, card: Card, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], Usage]:
         raise NotImplementedError
+
+    def rejects_credential(self, status: int, payload: bytes) -> bool:
+        """A 4xx that says our credential is bad (fail over) though its status says otherwise."""
+        return False
 
     def client_error(self, status: int, payload: bytes, card: Card) -> GatewayError:
         """An upstream 4xx about the request itself, as the gateway's error."""

@@ -100,7 +100,7 @@ class MistralAdapter(OpenAIAdapter):
             out["messages"] = [_message(message) for message in out["messages"]]
         return out
 
-    def chat_stream(self, card: Card) -> OpenAIStream:
+    def chat_stream(self, card: Card, body: dict[str, Any]) -> OpenAIStream:
         return OpenAIStream(card)
 
     def translate_embeddings_body(self, body: dict[str, Any], card: Card) -> dict[str, Any]:

@@ -101,7 +101,9 @@ class OpenAIAdapter(ProviderAdapter):
             content=orjson.dumps(self.translate_chat_body(body, card, stream=stream)),
         )
 
-    def chat_response(self, payload: bytes, card: Card) -> tuple[dict[str, Any], Usage]:
+    def chat_response(
+        self, payload: bytes, card: Card, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], Usage]:
         data = parse_json_object(payload, card.provider)
         usage = usage_from_openai(data.get("usage"))
         if usage is None:
@@ -109,7 +111,7 @@ class OpenAIAdapter(ProviderAdapter):
         data["model"] = card.title
         return data, usage
 
-    def chat_stream(self, card: Card) -> StreamTranslator:
+    def chat_stream(self, card: Card, body: dict[str, Any]) -> StreamTranslator:
         return OpenAIStream(card)
 
     def translate_embeddings_body(self, body: dict[str, Any], card: Card) -> dict[str, Any]:
@@ -125,7 +127,9 @@ class OpenAIAdapter(ProviderAdapter):
             content=orjson.dumps(self.translate_embeddings_body(body, card)),
         )
 
-    def embeddings_response(self, payload: bytes, card: Card) -> tuple[dict[str, Any], Usage]:
+    def embeddings_response(
+        self, payload: bytes, card: Card, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], Usage]:
         data = parse_json_object(payload, card.provider)
         raw = data.get("usage")
         if not isinstance(raw, dict):

@@ -4,6 +4,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import anthropic
 import openai
 import pytest
 
@@ -14,6 +15,8 @@ from proxy.metering import UsageEvent
 from proxy.models import ModelCard, UpstreamCredential
 from proxy.services import credential_upsert
 from tests.conftest import LiveServer
+from tests.fakes.anthropic_api import FakeAnthropic
+from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.mistral_api import FakeMistral
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.server import FakeServer
@@ -32,6 +35,18 @@ def fake_mistral() -> Iterator[FakeServer]:
 
 
 @pytest.fixture
+def fake_anthropic() -> Iterator[FakeServer]:
+    with FakeServer(FakeAnthropic()) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_gemini() -> Iterator[FakeServer]:
+    with FakeServer(FakeGemini()) as server:
+        yield server
+
+
+@pytest.fixture
 def openai_upstream(catalog: None, fake_openai: FakeServer) -> UpstreamCredential:
     credential, _ = credential_upsert(
         provider="openai", api_key="sk-fake-openai", base_url=f"{fake_openai.url}/v1", name="fake"
@@ -43,6 +58,23 @@ def openai_upstream(catalog: None, fake_openai: FakeServer) -> UpstreamCredentia
 def mistral_upstream(catalog: None, fake_mistral: FakeServer) -> UpstreamCredential:
     credential, _ = credential_upsert(
         provider="mistral", api_key="fake-mistral-key", base_url=fake_mistral.url, name="fake"
+    )
+    return credential
+
+
+@pytest.fixture
+def anthropic_upstream(catalog: None, fake_anthropic: FakeServer) -> UpstreamCredential:
+    # Anthropic's base URL excludes /v1, as in its SDK.
+    credential, _ = credential_upsert(
+        provider="anthropic", api_key="sk-ant-fake", base_url=fake_anthropic.url, name="fake"
+    )
+    return credential
+
+
+@pytest.fixture
+def gemini_upstream(catalog: None, fake_gemini: FakeServer) -> UpstreamCredential:
+    credential, _ = credential_upsert(
+        provider="gemini", api_key="fake-gemini-key", base_url=fake_gemini.url, name="fake"
     )
     return credential
 
@@ -79,9 +111,41 @@ def api_key(minted: MintedKey) -> str:
 
 
 @pytest.fixture
+def translating_gateway(
+    gateway: LiveServer,
+    anthropic_upstream: UpstreamCredential,
+    gemini_upstream: UpstreamCredential,
+) -> LiveServer:
+    """The live gateway with every provider's fake: OpenAI, Mistral, Anthropic and Gemini."""
+    gateway.wait_for_routing(
+        lambda routing: (
+            {"openai", "mistral", "anthropic", "gemini"}
+            <= {u.provider for card in routing.cards for u in routing.upstreams_for(card)}
+        )
+    )
+    return gateway
+
+
+@pytest.fixture
 def openai_client(gateway: LiveServer, api_key: str) -> openai.OpenAI:
     # max_retries=0: the SDK's own retries would hide the gateway's status codes.
     return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=api_key, max_retries=0, timeout=30)
+
+
+@pytest.fixture
+def chat_client(translating_gateway: LiveServer, api_key: str) -> openai.OpenAI:
+    """The official openai SDK on the gateway, every provider behind it."""
+    return openai.OpenAI(
+        base_url=f"{translating_gateway.url}/v1", api_key=api_key, max_retries=0, timeout=30
+    )
+
+
+@pytest.fixture
+def claude(translating_gateway: LiveServer, api_key: str) -> anthropic.Anthropic:
+    """The official anthropic SDK on the gateway's /v1/messages (key in x-api-key)."""
+    return anthropic.Anthropic(
+        base_url=translating_gateway.url, api_key=api_key, max_retries=0, timeout=30
+    )
 
 
 class EventLog:

@@ -1,0 +1,148 @@
+"""Cost of the provider translators on the hot path, per request and per streamed event.
+
+    .venv/bin/python bench/translators.py
+
+Pure CPU (no sockets): request translation + JSON encoding for a typical tool-using chat
+request, and the stream translators per upstream event, next to the OpenAI pass-through.
+"""
+
+import os
+import timeit
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+
+import django
+import orjson
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenbyte.settings_test")
+django.setup()
+
+from proxy.adapters.anthropic_request import anthropic_body  # noqa: E402
+from proxy.adapters.anthropic_stream import AnthropicStream  # noqa: E402
+from proxy.adapters.gemini import GeminiStream  # noqa: E402
+from proxy.adapters.gemini_request import gemini_body  # noqa: E402
+from proxy.adapters.openai import OpenAIAdapter, OpenAIStream  # noqa: E402
+from proxy.messages_stream import AnthropicEventWriter  # noqa: E402
+from proxy.routing import Card, Prices  # noqa: E402
+from proxy.sse import Event  # noqa: E402
+
+
+def card(upstream_id: str, provider: str) -> Card:
+    price = Decimal(1)
+    return Card(
+        id=1,
+        title=upstream_id,
+        provider=provider,
+        upstream_id=upstream_id,
+        type="chat",
+        context_length=200000,
+        max_output_tokens=64000,
+        prices=Prices(price, price, price, price),
+        supports_tools=True,
+        supports_vision=True,
+        supports_json=True,
+        supports_reasoning=True,
+        first_byte_timeout=None,
+        credential_ids=frozenset(),
+        names=(upstream_id,),
+        created=0,
+    )
+
+
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+            "required": ["city"],
+        },
+    },
+}
+BODY = {
+    "model": "x",
+    "messages": [
+        {"role": "system", "content": "You are helpful. " * 20},
+        *[
+            {"role": role, "content": "Some earlier turn of the conversation. " * 10}
+            for role in ("user", "assistant") * 5
+        ],
+        {"role": "user", "content": "Weather in Paris?"},
+    ],
+    "tools": [TOOL] * 3,
+    "temperature": 0.5,
+    "max_tokens": 500,
+}
+
+
+def per_call(fn: Callable[[], object], number: int) -> float:
+    return timeit.timeit(fn, number=number) / number * 1e6
+
+
+def report(title: str, cases: Mapping[str, Callable[[], object]], number: int) -> None:
+    print(title)
+    for name, fn in cases.items():
+        print(f"  {name:24} {per_call(fn, number):7.2f}")
+
+
+def main() -> None:
+    claude = card("claude-sonnet-4-5", "anthropic")
+    gemini = card("gemini-2.5-flash", "gemini")
+    gpt = card("gpt-4o", "openai")
+    openai = OpenAIAdapter()
+    requests = {
+        "openai (pass-through)": lambda: orjson.dumps(
+            openai.translate_chat_body(BODY, gpt, stream=True)
+        ),
+        "anthropic": lambda: orjson.dumps(anthropic_body(BODY, claude, stream=True)),
+        "gemini": lambda: orjson.dumps(gemini_body(BODY, gemini)),
+    }
+    report("request translation + orjson encoding, µs per request", requests, 20000)
+
+    def event(name: str, data: object) -> Event:
+        return Event(name, orjson.dumps(data))
+
+    text_delta = event(
+        "content_block_delta",
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " a"}},
+    )
+    gemini_chunk = event(
+        "message",
+        {
+            "candidates": [{"content": {"parts": [{"text": " a"}], "role": "model"}, "index": 0}],
+            "usageMetadata": {"promptTokenCount": 10, "totalTokenCount": 10},
+        },
+    )
+    openai_chunk = event(
+        "message",
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-4o",
+            "choices": [{"index": 0, "delta": {"content": " a"}, "finish_reason": None}],
+        },
+    )
+    anthropic_stream = AnthropicStream(claude, json_tool=False)
+    gemini_stream = GeminiStream(gemini, 1)
+    gemini_stream.feed(gemini_chunk)
+    openai_stream = OpenAIStream(gpt)
+    writer = AnthropicEventWriter(gpt)
+    writer.chunk(orjson.loads(openai_chunk.data))
+    streams = {
+        "openai (pass-through)": lambda: [
+            orjson.dumps(c) for c in openai_stream.feed(openai_chunk)
+        ],
+        "anthropic -> openai": lambda: [orjson.dumps(c) for c in anthropic_stream.feed(text_delta)],
+        "gemini -> openai": lambda: [orjson.dumps(c) for c in gemini_stream.feed(gemini_chunk)],
+        "openai -> anthropic": lambda: [
+            orjson.dumps(e) for c in openai_stream.feed(openai_chunk) for e in writer.chunk(c)
+        ],
+    }
+    report("stream translation + encoding, µs per upstream event", streams, 100000)
+
+
+if __name__ == "__main__":
+    main()

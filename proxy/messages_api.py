@@ -1,0 +1,385 @@
+"""Anthropic's Messages API inbound (/v1/messages): validation, and the translation to and from
+the gateway's OpenAI-shaped core for cards that are not Anthropic's (pure functions)."""
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from proxy.errors import InvalidRequest
+from proxy.pricing import cost_text
+from proxy.providers import Provider
+from proxy.routing import Card
+from proxy.usage import Usage
+
+# Fields of Anthropic's request that translate onto the OpenAI-shaped core.
+TRANSLATED = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "system",
+        "stop_sequences",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "tools",
+        "tool_choice",
+        "metadata",
+        "thinking",
+        "output_config",
+        # Anthropic-side bookkeeping with no effect elsewhere: dropped.
+        "service_tier",
+        "cache_control",
+        "inference_geo",
+        "speed",
+    }
+)
+# Anthropic's features that only Anthropic's models have.
+ANTHROPIC_ONLY = frozenset(
+    {"container", "mcp_servers", "context_management", "diagnostics", "user_profile_id"}
+)
+STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesCall:
+    model: str
+    stream: bool
+
+
+def validate_messages(body: Any, *, count_only: bool = False) -> MessagesCall:
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest(
+            'model: a catalog title such as "Claude Sonnet 4.5" is required '
+            "(GET /v1/models lists them).",
+            param="model",
+        )
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest(
+            "messages: a non-empty array of messages is required.", param="messages"
+        )
+    for index, message in enumerate(messages):
+        where = f"messages.{index}"
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise InvalidRequest(f"{where}.role: must be 'user' or 'assistant'.", param=where)
+        if not isinstance(message.get("content"), str | list):
+            raise InvalidRequest(
+                f"{where}.content: must be a string or an array of content blocks.", param=where
+            )
+    if not count_only:
+        limit = body.get("max_tokens")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise InvalidRequest(
+                "max_tokens: a non-negative integer is required.", param="max_tokens"
+            )
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidRequest("stream: must be true or false.", param="stream")
+    return MessagesCall(model=model, stream=stream)
+
+
+# --- request: Anthropic -> OpenAI-shaped ----------------------------------------------------
+
+
+def chat_body(body: dict[str, Any], card: Card, *, stream: bool) -> dict[str, Any]:
+    for field in body:
+        if field in ANTHROPIC_ONLY:
+            raise InvalidRequest(
+                f"{field}: available on Anthropic models only; {card.title} is a "
+                f"{card.provider} model.",
+                param=field,
+            )
+        if field not in TRANSLATED:
+            raise InvalidRequest(f"{field}: Extra inputs are not permitted", param=field)
+    if body["max_tokens"] < 1:
+        raise InvalidRequest(
+            f"max_tokens: must be at least 1 for {card.title} (0 warms Anthropic's prompt cache).",
+            param="max_tokens",
+        )
+    out: dict[str, Any] = {"model": card.title, "max_tokens": body["max_tokens"]}
+    messages = _system(body.get("system"))
+    for index, message in enumerate(body["messages"]):
+        messages += _message(message, f"messages.{index}")
+    out["messages"] = messages
+    for field in ("temperature", "top_p"):
+        if body.get(field) is not None:
+            out[field] = body[field]
+    if body.get("top_k") is not None and card.provider == Provider.GEMINI:
+        out["top_k"] = body["top_k"]  # only Gemini has it; elsewhere it is dropped
+    if body.get("stop_sequences"):
+        out["stop"] = list(body["stop_sequences"])
+    user = (body.get("metadata") or {}).get("user_id")
+    if isinstance(user, str):
+        out["user"] = user
+    if body.get("tools"):
+        out["tools"] = [_tool(tool, index) for index, tool in enumerate(body["tools"])]
+        _tool_choice(body.get("tool_choice"), out)
+    _output_config(body, card, out)
+    if stream:
+        out["stream"] = True
+    return out
+
+
+def _system(system: Any) -> list[dict[str, Any]]:
+    if system is None or system == "" or system == []:
+        return []
+    if isinstance(system, str):
+        return [{"role": "system", "content": system}]
+    if isinstance(system, list):
+        texts = [block.get("text") for block in system if isinstance(block, dict)]
+        if len(texts) == len(system) and all(isinstance(text, str) for text in texts):
+            return [{"role": "system", "content": "\n\n".join(str(text) for text in texts)}]
+    raise InvalidRequest("system: must be a string or an array of text blocks.", param="system")
+
+
+def _message(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    role, content = message["role"], message["content"]
+    if isinstance(content, str):
+        return [{"role": role, "content": content}]
+    if role == "assistant":
+        return [_assistant(content, where)]
+    # A user turn: its tool results become tool messages, ahead of whatever else it says.
+    results: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for index, block in enumerate(content):
+        block_where = f"{where}.content.{index}"
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "tool_result":
+            results.append(_tool_result(block, block_where))
+        elif kind == "text":
+            parts.append({"type": "text", "text": _text(block, block_where)})
+        elif kind == "image":
+            parts.append(_image(block, block_where))
+        elif kind == "document":
+            parts.append(_document(block, block_where))
+        else:
+            raise _unsupported_block(kind, block_where)
+    return [*results, *([{"role": "user", "content": parts}] if parts else [])]
+
+
+def _assistant(content: list[Any], where: str) -> dict[str, Any]:
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for index, block in enumerate(content):
+        block_where = f"{where}.content.{index}"
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(_text(block, block_where))
+        elif kind == "tool_use":
+            if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
+                raise InvalidRequest(
+                    f"{block_where}: tool_use needs an id and a name.", param=block_where
+                )
+            calls.append(
+                {
+                    "id": block["id"],
+                    "type": "function",
+                    "function": {
+                        "name": block["name"],
+                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                    },
+                }
+            )
+        elif kind in ("thinking", "redacted_thinking"):
+            continue  # signed by Anthropic, meaningless to another provider
+        else:
+            raise _unsupported_block(kind, block_where)
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+    if calls:
+        message["tool_calls"] = calls
+    elif message["content"] is None:
+        message["content"] = ""
+    return message
+
+
+def _text(block: dict[str, Any], where: str) -> str:
+    text = block.get("text")
+    if not isinstance(text, str):
+        raise InvalidRequest(f"{where}.text: must be a string.", param=where)
+    return text
+
+
+def _image(block: dict[str, Any], where: str) -> dict[str, Any]:
+    source: dict[str, Any] = block["source"] if isinstance(block.get("source"), dict) else {}
+    if source.get("type") == "base64":
+        url = f"data:{source.get('media_type')};base64,{source.get('data')}"
+    elif source.get("type") == "url" and isinstance(source.get("url"), str):
+        url = source["url"]
+    else:
+        raise InvalidRequest(
+            f"{where}.source: a base64 or url image source is required here.", param=where
+        )
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _document(block: dict[str, Any], where: str) -> dict[str, Any]:
+    source: dict[str, Any] = block["source"] if isinstance(block.get("source"), dict) else {}
+    if source.get("type") == "text" and isinstance(source.get("data"), str):
+        return {"type": "text", "text": source["data"]}
+    if source.get("type") == "base64" and source.get("media_type") == "application/pdf":
+        name = block.get("title") if isinstance(block.get("title"), str) else "document.pdf"
+        return {
+            "type": "file",
+            "file": {
+                "filename": name,
+                "file_data": f"data:application/pdf;base64,{source['data']}",
+            },
+        }
+    raise InvalidRequest(
+        f"{where}.source: documents must be a base64 PDF or plain text here.", param=where
+    )
+
+
+def _tool_result(block: dict[str, Any], where: str) -> dict[str, Any]:
+    if not isinstance(block.get("tool_use_id"), str):
+        raise InvalidRequest(f"{where}.tool_use_id: Field required", param=where)
+    content = block.get("content", "")
+    if isinstance(content, list):
+        if not all(isinstance(part, dict) and part.get("type") == "text" for part in content):
+            raise InvalidRequest(
+                f"{where}.content: tool results hold text only on non-Anthropic models.",
+                param=where,
+            )
+        content = "".join(part.get("text", "") for part in content)
+    if not isinstance(content, str):
+        raise InvalidRequest(f"{where}.content: must be a string or blocks.", param=where)
+    if block.get("is_error"):
+        content = f"Error: {content}"
+    return {"role": "tool", "tool_call_id": block["tool_use_id"], "content": content}
+
+
+def _unsupported_block(kind: Any, where: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"{where}.type: {kind!r} blocks are available on Anthropic models only.", param=where
+    )
+
+
+def _tool(tool: Any, index: int) -> dict[str, Any]:
+    where = f"tools.{index}"
+    if not isinstance(tool, dict) or tool.get("type", "custom") != "custom":
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        raise InvalidRequest(
+            f"{where}.type: {kind!r} is a server tool, available on Anthropic models only.",
+            param=where,
+        )
+    if not isinstance(tool.get("name"), str) or not isinstance(tool.get("input_schema"), dict):
+        raise InvalidRequest(f"{where}: a tool needs a name and an input_schema.", param=where)
+    function: dict[str, Any] = {"name": tool["name"], "parameters": tool["input_schema"]}
+    if isinstance(tool.get("description"), str):
+        function["description"] = tool["description"]
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: Any, out: dict[str, Any]) -> None:
+    if choice is None:
+        return
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind == "tool" and isinstance(choice.get("name"), str):
+        out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+    elif kind in ("auto", "any", "none"):
+        out["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}[kind]
+    else:
+        raise InvalidRequest("tool_choice: must be auto, any, tool or none.", param="tool_choice")
+    if choice.get("disable_parallel_tool_use") is True:
+        out["parallel_tool_calls"] = False
+
+
+def _output_config(body: dict[str, Any], card: Card, out: dict[str, Any]) -> None:
+    config = body.get("output_config") or {}
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        out["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "response", "schema": fmt.get("schema") or {}},
+        }
+    if not card.supports_reasoning:
+        return  # thinking settings are requests, not requirements: nothing to apply here
+    effort = config.get("effort") if isinstance(config, dict) else None
+    thinking = body.get("thinking")
+    if effort in ("low", "medium", "high"):
+        out["reasoning_effort"] = effort
+    elif effort in ("xhigh", "max"):
+        out["reasoning_effort"] = "high"
+    elif isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        budget = budget if isinstance(budget, int) else 0
+        out["reasoning_effort"] = (
+            "low" if budget <= 2048 else "medium" if budget <= 8192 else "high"
+        )
+    elif isinstance(thinking, dict) and thinking.get("type") == "adaptive":
+        out["reasoning_effort"] = "medium"
+
+
+# --- response: OpenAI-shaped -> Anthropic ---------------------------------------------------
+
+
+def anthropic_usage(usage: Usage, cost: Decimal) -> dict[str, Any]:
+    """Anthropic's usage convention (input_tokens excludes the cache) plus the cost."""
+    return {
+        "input_tokens": usage.uncached_input,
+        "cache_creation_input_tokens": usage.cache_write,
+        "cache_read_input_tokens": usage.cache_read,
+        "output_tokens": usage.output + usage.reasoning,
+        "cost": orjson.Fragment(cost_text(cost).encode()),
+    }
+
+
+def message_id(upstream_id: Any) -> str:
+    return (
+        f"msg_{upstream_id}"
+        if isinstance(upstream_id, str) and upstream_id
+        else (f"msg_{uuid.uuid4().hex}")
+    )
+
+
+def message_from_completion(
+    data: dict[str, Any], usage: Usage, cost: Decimal, card: Card
+) -> dict[str, Any]:
+    choices = data.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    message = choice.get("message") or {}
+    content: list[dict[str, Any]] = []
+    if isinstance(message.get("content"), str) and message["content"]:
+        content.append({"type": "text", "text": message["content"]})
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id"),
+                "name": function.get("name"),
+                "input": tool_input(function.get("arguments")),
+            }
+        )
+    return {
+        "id": message_id(data.get("id")),
+        "type": "message",
+        "role": "assistant",
+        "model": card.title,
+        "content": content,
+        "stop_reason": STOP_REASONS.get(str(choice.get("finish_reason")), "end_turn"),
+        "stop_sequence": None,
+        "usage": anthropic_usage(usage, cost),
+    }
+
+
+def tool_input(arguments: Any) -> dict[str, Any]:
+    try:
+        value = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
