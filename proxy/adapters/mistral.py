@@ -4,7 +4,7 @@ import hashlib
 import re
 from typing import Any
 
-from proxy.adapters.openai import OpenAIAdapter, OpenAIStream
+from proxy.adapters.openai import OpenAIAdapter, OpenAIStream, without_cache_control
 from proxy.errors import GatewayError, InvalidRequest
 from proxy.routing import Card
 
@@ -97,7 +97,8 @@ class MistralAdapter(OpenAIAdapter):
             limit = out.pop("max_completion_tokens")
             out.setdefault("max_tokens", limit)
         if isinstance(out.get("messages"), list):
-            out["messages"] = [_message(message) for message in out["messages"]]
+            messages = without_cache_control(out["messages"])
+            out["messages"] = [_message(message) for message in messages]
         return out
 
     def chat_stream(self, card: Card, body: dict[str, Any]) -> OpenAIStream:

@@ -87,6 +87,7 @@ class OpenAIAdapter(ProviderAdapter):
         if card.supports_reasoning and "max_tokens" in out and "max_completion_tokens" not in out:
             # OpenAI's reasoning models refuse max_tokens; this is its documented successor.
             out["max_completion_tokens"] = out.pop("max_tokens")
+        out["messages"] = without_cache_control(out["messages"])
         if not self.supports_developer_role:
             out["messages"] = developer_as_system(out["messages"])
         return out
@@ -170,3 +171,37 @@ def developer_as_system(messages: Any) -> Any:
         else message
         for message in messages
     ]
+
+
+def _marked(item: Any) -> bool:
+    return isinstance(item, dict) and "cache_control" in item
+
+
+def without_cache_control(messages: Any) -> Any:
+    """Anthropic's cache_control marks removed: other providers refuse them as unknown fields.
+
+    The list is copied only when a mark is present.
+    """
+    if not isinstance(messages, list) or not any(
+        _marked(message)
+        or (
+            isinstance(message, dict)
+            and isinstance(message.get("content"), list)
+            and any(_marked(part) for part in message["content"])
+        )
+        for message in messages
+    ):
+        return messages
+    cleaned = []
+    for message in messages:
+        if isinstance(message, dict):
+            message = {key: value for key, value in message.items() if key != "cache_control"}
+            if isinstance(message.get("content"), list):
+                message["content"] = [
+                    {key: value for key, value in part.items() if key != "cache_control"}
+                    if _marked(part)
+                    else part
+                    for part in message["content"]
+                ]
+        cleaned.append(message)
+    return cleaned

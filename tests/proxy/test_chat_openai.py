@@ -369,3 +369,27 @@ def test_the_key_allowlist_and_identity_reach_the_chat_path(
     event = usage_events.for_request(allowed.headers["x-request-id"])
     assert event.key_id == limited.key.pk
     assert event.account_id == limited.key.owner_id
+
+
+def test_anthropic_cache_marks_are_not_sent_to_openai(
+    gateway: LiveServer, api_key: str, fake_openai: FakeServer, fake_mistral: FakeServer
+) -> None:
+    marked = [
+        {
+            "role": "system",
+            "content": [
+                {
+                    "type": "text",
+                    "text": "Long shared context",
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
+        },
+        {"role": "user", "content": "Say hello", "cache_control": {"type": "ephemeral"}},
+    ]
+    for model, fake in (("GPT-4o", fake_openai), ("Mistral Small", fake_mistral)):
+        response = post(gateway, api_key, {"model": model, "messages": marked})
+        assert response.status_code == 200, response.text
+        sent = fake.app.received[-1].body["messages"]
+        assert "cache_control" not in json.dumps(sent)
+        assert sent[0]["content"][0]["text"] == "Long shared context"
