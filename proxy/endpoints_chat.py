@@ -29,14 +29,20 @@ ZERO_USAGE = Usage()
 logger = logging.getLogger(__name__)
 
 
-def resolve_chat_card(runtime: Runtime, model: str) -> Card:
+# Where each type of model is served, for the error that sends a client there.
+ENDPOINT_FOR_TYPE = {"chat": "POST /v1/chat/completions", "embedding": "POST /v1/embeddings"}
+
+
+def resolve_card(runtime: Runtime, model: str, *, card_type: str) -> Card:
+    """The card a client's `model` names: 404 with suggestions, 400 for the wrong type."""
     routing = routing_or_503(runtime)
     card = routing.resolve(model)
     if card is None:
         raise model_not_found(routing, model)
-    if card.type != "chat":
+    if card.type != card_type:
         raise InvalidRequest(
-            f"'{card.title}' is an {card.type} model; use POST /v1/embeddings.",
+            f"'{card.title}' is {'an' if card.type[0] in 'aeiou' else 'a'} {card.type} model; "
+            f"use {ENDPOINT_FOR_TYPE[card.type]}.",
             param="model",
             code="wrong_model_type",
         )
@@ -87,7 +93,7 @@ async def chat_completions(request: Request, runtime: Runtime) -> Response | Non
     policy = await authenticate(request, runtime)
     body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
     call = validate_chat(body)
-    card = resolve_chat_card(runtime, call.model)
+    card = resolve_card(runtime, call.model, card_type="chat")
     policy.check_card(card)
     adapter = adapter_for(card.provider)
     record = CallRecord(

@@ -9,9 +9,8 @@ from django.conf import settings
 from proxy.adapters import adapter_for
 from proxy.auth import authenticate
 from proxy.calls import CallRecord, priced_usage
-from proxy.endpoints_chat import ZERO_USAGE, open_upstream
-from proxy.endpoints_models import model_not_found, routing_or_503
-from proxy.errors import GatewayError, InvalidRequest
+from proxy.endpoints_chat import ZERO_USAGE, open_upstream, resolve_card
+from proxy.errors import GatewayError
 from proxy.http import JSON_CONTENT_TYPE, Request, Response
 from proxy.runtime import Runtime
 from proxy.validation import validate_embeddings
@@ -21,16 +20,7 @@ async def embeddings(request: Request, runtime: Runtime) -> Response:
     policy = await authenticate(request, runtime)
     body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
     model = validate_embeddings(body)
-    routing = routing_or_503(runtime)
-    card = routing.resolve(model)
-    if card is None:
-        raise model_not_found(routing, model)
-    if card.type != "embedding":
-        raise InvalidRequest(
-            f"'{card.title}' is a {card.type} model; use POST /v1/chat/completions.",
-            param="model",
-            code="wrong_model_type",
-        )
+    card = resolve_card(runtime, model, card_type="embedding")
     policy.check_card(card)
     adapter = adapter_for(card.provider)
     record = CallRecord(

@@ -27,7 +27,7 @@ from proxy.endpoints_chat import (
     complete,
     open_upstream,
     relay_stream,
-    resolve_chat_card,
+    resolve_card,
 )
 from proxy.errors import GatewayError, InvalidRequest, UpstreamError
 from proxy.http import JSON_CONTENT_TYPE, Request, Response
@@ -44,7 +44,7 @@ async def messages(request: Request, runtime: Runtime) -> Response | None:
     policy = await authenticate(request, runtime, allow_x_api_key=True)
     body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
     call = validate_messages(body)
-    card = resolve_chat_card(runtime, call.model)
+    card = resolve_card(runtime, call.model, card_type="chat")
     policy.check_card(card)
     adapter = adapter_for(card.provider)
     record = _record(request, runtime, policy, card, "messages", stream=call.stream)
@@ -84,7 +84,7 @@ async def count_tokens(request: Request, runtime: Runtime) -> Response:
     policy = await authenticate(request, runtime, allow_x_api_key=True)
     body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
     call = validate_messages(body, count_only=True)
-    card = resolve_chat_card(runtime, call.model)
+    card = resolve_card(runtime, call.model, card_type="chat")
     policy.check_card(card)
     adapter = adapter_for(card.provider)
     if not isinstance(adapter, AnthropicAdapter):

@@ -15,18 +15,23 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 import httpx
-import orjson
 import redis.asyncio as aioredis
 from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
 
 from keys.cache import redis_db
-from proxy.errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
+from proxy.errors import GatewayError, ServiceUnavailable, UpstreamTimeout
 from proxy.routing import Card, Upstream
+from proxy.upstream_errors import (
+    MAX_COOLDOWN_SECONDS,
+    Failure,
+    failure_for_status,
+    is_client_error,
+)
 
 if TYPE_CHECKING:
     from proxy.calls import CallRecord
@@ -37,7 +42,6 @@ logger = logging.getLogger(__name__)
 COOLDOWN_CHANNEL = "tb:upstream-cooldown:{db}"
 COOLDOWN_KEY = "tb:upstream-cooldown:{}"
 MAX_ATTEMPTS = 3
-MAX_COOLDOWN_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,15 +101,6 @@ def build_transport() -> httpx.AsyncBaseTransport:
         return _SchemeTransport()
     # The aiohttp session is created on first use, inside the event loop.
     return AiohttpTransport(client=_session)
-
-
-class Failure(Exception):
-    """One attempt failed in a way the next credential may not: fail over."""
-
-    def __init__(self, error: GatewayError, cooldown: float) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.cooldown = cooldown
 
 
 @dataclass(slots=True)
@@ -286,7 +281,7 @@ class UpstreamPool:
                 body = await _read_all(response)
                 if status >= 400 and rejects_credential and rejects_credential(status, body):
                     status = 401  # Gemini answers 400 to a bad key: fail over all the same
-                if status < 400 or _is_client_error(status):
+                if status < 400 or is_client_error(status):
                     await _close(response)
                     return Opened(response, upstream, body, None)
         except TimeoutError:
@@ -310,77 +305,7 @@ class UpstreamPool:
                 cooldown=5.0,
             ) from exc
         await _close(response)
-        raise _failure_for_status(name, status, body, response.headers)
-
-
-def _is_client_error(status: int) -> bool:
-    """4xx that another credential would answer the same way (the request itself is wrong)."""
-    return 400 <= status < 500 and status not in (401, 403, 408, 409, 429)
-
-
-def _failure_for_status(name: str, status: int, body: bytes, headers: httpx.Headers) -> Failure:
-    detail = upstream_message(body)
-    if status == 429:
-        retry_after = _seconds(headers.get("retry-after"))
-        return Failure(
-            ServiceUnavailable(
-                f"{name} is rate-limiting us; retry shortly. Upstream said: {detail}",
-                code="upstream_rate_limited",
-                headers=[(b"retry-after", str(int(retry_after or 5)).encode())],
-            ),
-            cooldown=min(retry_after or 5.0, MAX_COOLDOWN_SECONDS),
-        )
-    if status in (401, 403):
-        # Our credential, not the caller's request: never echo details of our key.
-        return Failure(
-            UpstreamError(
-                f"{name} rejected the gateway's credential (HTTP {status}).",
-                code="upstream_auth_failed",
-            ),
-            cooldown=MAX_COOLDOWN_SECONDS,
-        )
-    if status == 408:
-        return Failure(UpstreamTimeout(f"{name} timed out (HTTP 408). {detail}"), 5.0)
-    return Failure(UpstreamError(f"{name} failed (HTTP {status}): {detail}"), cooldown=5.0)
-
-
-def upstream_message(body: bytes) -> str:
-    """The human message inside a provider's error body, whatever its shape."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        text = body.decode(errors="replace").strip()
-        return text[:300] or "no details"
-    candidates = [data]
-    if isinstance(data, dict):
-        candidates += [data.get("error"), data.get("message")]
-    for item in candidates:
-        if isinstance(item, dict) and isinstance(item.get("detail"), list):
-            return _validation_text(item["detail"])
-        if isinstance(item, dict) and isinstance(item.get("message"), str):
-            return str(item["message"])[:500]
-        if isinstance(item, str):
-            return item[:500]
-    if isinstance(data, dict) and "detail" in data:
-        return orjson.dumps(data["detail"]).decode()[:500]
-    return body.decode(errors="replace")[:300]
-
-
-def _validation_text(detail: list[Any]) -> str:
-    """Pydantic-style validation errors (Mistral's 422) as one readable line."""
-    parts = []
-    for problem in detail[:5]:
-        if isinstance(problem, dict):
-            loc = [str(p) for p in problem.get("loc", []) if p != "body"]
-            parts.append(f"{'.'.join(loc) or 'body'}: {problem.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
+        raise failure_for_status(name, status, body, response.headers)
 
 
 def _backoff(attempt: int) -> float:

@@ -9,6 +9,7 @@ from proxy.adapters.translate import (
     EFFORT_BUDGETS,
     OPENAI_BOOKKEEPING,
     data_url,
+    function_of,
     image_url_of,
     json_schema_of,
     max_output,
@@ -182,23 +183,8 @@ def _response_format(body: dict[str, Any], card: Card, out: dict[str, Any]) -> N
 
 
 def _tool(tool: Any, index: int) -> dict[str, Any]:
-    where = f"tools[{index}]"
-    function = tool.get("function") if isinstance(tool, dict) else None
-    if (
-        not isinstance(tool, dict)
-        or tool.get("type") != "function"
-        or not isinstance(function, dict)
-    ):
-        raise InvalidRequest(
-            f'\'{where}\' must be a function tool: {{"type": "function", "function": {{…}}}}.',
-            param=where,
-            code="invalid_value",
-        )
-    name = function.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidRequest(
-            f"'{where}.function.name' is required.", param=f"{where}.function.name"
-        )
+    function = function_of(tool, index)
+    name = function["name"]
     schema = function.get("parameters")
     if not isinstance(schema, dict) or not schema:
         schema = {"type": "object", "properties": {}}

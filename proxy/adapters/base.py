@@ -13,7 +13,7 @@ from proxy.calls import estimate_tokens, prompt_chars
 from proxy.errors import GatewayError, InvalidRequest, PayloadTooLarge, UpstreamError
 from proxy.routing import Card, Upstream
 from proxy.sse import Event
-from proxy.upstream import upstream_message
+from proxy.upstream_errors import upstream_message
 from proxy.usage import Usage
 
 USER_AGENT = b"TokenByte/0.1"

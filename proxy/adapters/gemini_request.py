@@ -10,6 +10,7 @@ from proxy.adapters.translate import (
     EFFORT_BUDGETS,
     OPENAI_BOOKKEEPING,
     data_url,
+    function_of,
     image_url_of,
     json_schema_of,
     max_output,
@@ -150,22 +151,7 @@ def _thinking(body: dict[str, Any], card: Card) -> dict[str, Any] | None:
 
 
 def _declaration(tool: Any, index: int) -> dict[str, Any]:
-    where = f"tools[{index}]"
-    function = tool.get("function") if isinstance(tool, dict) else None
-    if (
-        not isinstance(tool, dict)
-        or tool.get("type") != "function"
-        or not isinstance(function, dict)
-    ):
-        raise InvalidRequest(
-            f'\'{where}\' must be a function tool: {{"type": "function", "function": {{…}}}}.',
-            param=where,
-            code="invalid_value",
-        )
-    if not isinstance(function.get("name"), str) or not function["name"]:
-        raise InvalidRequest(
-            f"'{where}.function.name' is required.", param=f"{where}.function.name"
-        )
+    function = function_of(tool, index)
     out: dict[str, Any] = {"name": function["name"]}
     if isinstance(function.get("description"), str):
         out["description"] = function["description"]

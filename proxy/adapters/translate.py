@@ -195,3 +195,25 @@ def response_format_type(body: dict[str, Any]) -> str | None:
             code="invalid_value",
         )
     return None if kind == "text" else str(kind)
+
+
+def function_of(tool: Any, index: int) -> dict[str, Any]:
+    """The `function` of an OpenAI function tool, its name checked; a 400 naming the tool if not."""
+    where = f"tools[{index}]"
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if (
+        not isinstance(tool, dict)
+        or tool.get("type") != "function"
+        or not isinstance(function, dict)
+    ):
+        raise InvalidRequest(
+            f'\'{where}\' must be a function tool: {{"type": "function", "function": {{…}}}}.',
+            param=where,
+            code="invalid_value",
+        )
+    name = function.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest(
+            f"'{where}.function.name' is required.", param=f"{where}.function.name"
+        )
+    return function
