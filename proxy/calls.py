@@ -34,6 +34,8 @@ class CallRecord:
     upstream: Upstream | None = None
     attempts: int = 0
     upstream_request_id: str | None = None
+    # Sent with the answer, whatever its shape (the key's rate-limit state).
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     def mark_first_byte(self) -> None:
         if self.first_byte is None:

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from proxy.adapters import adapter_for
 from proxy.adapters.base import ProviderAdapter, StreamTranslator
-from proxy.auth import authenticate
+from proxy.auth import KeyPolicy, authenticate
 from proxy.calls import CallRecord, priced_usage
 from proxy.endpoints_models import model_not_found, routing_or_503
 from proxy.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamTimeout
@@ -47,6 +47,31 @@ def resolve_card(runtime: Runtime, model: str, *, card_type: str) -> Card:
             code="wrong_model_type",
         )
     return card
+
+
+async def start_call(
+    request: Request,
+    runtime: Runtime,
+    policy: KeyPolicy,
+    card: Card,
+    endpoint: str,
+    *,
+    stream: bool,
+    rate_limited: bool = True,
+) -> CallRecord:
+    """Admit a call (the key's allowlist and rate limits) and open its record."""
+    policy.check_card(card)
+    headers = await runtime.limits.admit(policy) if rate_limited else []
+    return CallRecord(
+        request_id=request.request_id,
+        new_id=runtime.ids,
+        endpoint=endpoint,
+        card=card,
+        key_id=policy.key_id,
+        account_id=policy.account_id,
+        stream=stream,
+        headers=headers,
+    )
 
 
 async def open_upstream(
@@ -94,17 +119,10 @@ async def chat_completions(request: Request, runtime: Runtime) -> Response | Non
     body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
     call = validate_chat(body)
     card = resolve_card(runtime, call.model, card_type="chat")
-    policy.check_card(card)
-    adapter = adapter_for(card.provider)
-    record = CallRecord(
-        request_id=request.request_id,
-        new_id=runtime.ids,
-        endpoint="chat.completions",
-        card=card,
-        key_id=policy.key_id,
-        account_id=policy.account_id,
-        stream=call.stream,
+    record = await start_call(
+        request, runtime, policy, card, "chat.completions", stream=call.stream
     )
+    adapter = adapter_for(card.provider)
 
     def build(upstream: Any) -> httpx.Request:
         return adapter.chat_request(body, card, upstream, stream=call.stream)
@@ -148,7 +166,7 @@ def complete(
     event = record.event(status=200, usage=usage)
     data = render(data, usage, event.cost)
     runtime.metering.emit(event)
-    return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE])
+    return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE, *record.headers])
 
 
 class StreamOutput:
@@ -264,7 +282,11 @@ async def relay_stream(
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [*STREAM_HEADERS, (b"x-request-id", request.request_id.encode())],
+                "headers": [
+                    *STREAM_HEADERS,
+                    *record.headers,
+                    (b"x-request-id", request.request_id.encode()),
+                ],
             }
         )
         try:

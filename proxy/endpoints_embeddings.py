@@ -8,8 +8,8 @@ from django.conf import settings
 
 from proxy.adapters import adapter_for
 from proxy.auth import authenticate
-from proxy.calls import CallRecord, priced_usage
-from proxy.endpoints_chat import ZERO_USAGE, open_upstream, resolve_card
+from proxy.calls import priced_usage
+from proxy.endpoints_chat import ZERO_USAGE, open_upstream, resolve_card, start_call
 from proxy.errors import GatewayError
 from proxy.http import JSON_CONTENT_TYPE, Request, Response
 from proxy.runtime import Runtime
@@ -21,17 +21,8 @@ async def embeddings(request: Request, runtime: Runtime) -> Response:
     body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
     model = validate_embeddings(body)
     card = resolve_card(runtime, model, card_type="embedding")
-    policy.check_card(card)
+    record = await start_call(request, runtime, policy, card, "embeddings", stream=False)
     adapter = adapter_for(card.provider)
-    record = CallRecord(
-        request_id=request.request_id,
-        new_id=runtime.ids,
-        endpoint="embeddings",
-        card=card,
-        key_id=policy.key_id,
-        account_id=policy.account_id,
-        stream=False,
-    )
 
     def build(upstream: Any) -> httpx.Request:
         return adapter.embeddings_request(body, card, upstream)
@@ -54,4 +45,4 @@ async def embeddings(request: Request, runtime: Runtime) -> Response:
         "cost": data["usage"]["cost"],
     }
     runtime.metering.emit(event)
-    return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE])
+    return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE, *record.headers])

@@ -19,8 +19,7 @@ from proxy.adapters.anthropic import COUNT_TOKENS_PATH, AnthropicAdapter
 from proxy.adapters.anthropic_stream import AnthropicEvents, stream_error
 from proxy.adapters.base import StreamTranslator
 from proxy.adapters.openai import parse_json_object
-from proxy.auth import KeyPolicy, authenticate
-from proxy.calls import CallRecord
+from proxy.auth import authenticate
 from proxy.endpoints_chat import (
     ZERO_USAGE,
     StreamOutput,
@@ -28,6 +27,7 @@ from proxy.endpoints_chat import (
     open_upstream,
     relay_stream,
     resolve_card,
+    start_call,
 )
 from proxy.errors import GatewayError, InvalidRequest, UpstreamError
 from proxy.http import JSON_CONTENT_TYPE, Request, Response
@@ -45,9 +45,8 @@ async def messages(request: Request, runtime: Runtime) -> Response | None:
     body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
     call = validate_messages(body)
     card = resolve_card(runtime, call.model, card_type="chat")
-    policy.check_card(card)
+    record = await start_call(request, runtime, policy, card, "messages", stream=call.stream)
     adapter = adapter_for(card.provider)
-    record = _record(request, runtime, policy, card, "messages", stream=call.stream)
     output: StreamOutput
     if isinstance(adapter, AnthropicAdapter):
         beta = request.header(b"anthropic-beta")
@@ -94,7 +93,10 @@ async def count_tokens(request: Request, runtime: Runtime) -> Response:
             param="model",
             code="unsupported_model",
         )
-    record = _record(request, runtime, policy, card, "messages.count_tokens", stream=False)
+    # Counting is free and does not spend the key's rate limits.
+    record = await start_call(
+        request, runtime, policy, card, "messages.count_tokens", stream=False, rate_limited=False
+    )
     beta = request.header(b"anthropic-beta")
 
     def build(upstream: Any) -> httpx.Request:
@@ -113,26 +115,6 @@ async def count_tokens(request: Request, runtime: Runtime) -> Response:
         raise
     runtime.metering.emit(record.event(status=200, usage=ZERO_USAGE))  # counting is free
     return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE])
-
-
-def _record(
-    request: Request,
-    runtime: Runtime,
-    policy: KeyPolicy,
-    card: Card,
-    endpoint: str,
-    *,
-    stream: bool,
-) -> CallRecord:
-    return CallRecord(
-        request_id=request.request_id,
-        new_id=runtime.ids,
-        endpoint=endpoint,
-        card=card,
-        key_id=policy.key_id,
-        account_id=policy.account_id,
-        stream=stream,
-    )
 
 
 def _with_cost(data: dict[str, Any], usage: Usage, cost: Decimal) -> dict[str, Any]:

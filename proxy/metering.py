@@ -8,7 +8,7 @@ consumers (the billing worker in embedded mode, live metrics, tests).
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,8 @@ USAGE_STREAM_MAXLEN = 1_000_000
 BATCH_SIZE = 256
 QUEUE_LIMIT = 100_000
 
-Consumer = Callable[[list["UsageEvent"]], None]
+# Consumers run in order on the metering task; an async one is awaited before the next runs.
+Consumer = Callable[[list["UsageEvent"]], Awaitable[None] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,9 @@ class Metering:
             await self._ship_to_redis(batch)
         for consumer in list(self._consumers):
             try:
-                consumer(batch)
+                result = consumer(batch)
+                if result is not None:
+                    await result
             except Exception:
                 logger.exception("usage consumer %r failed", consumer)
 

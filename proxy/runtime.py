@@ -12,6 +12,7 @@ from django.conf import settings
 from proxy.db import run_in_db_thread
 from proxy.ids import IdSource
 from proxy.key_cache import KeyResolver
+from proxy.limits import RateLimiter
 from proxy.metering import Metering
 from proxy.routing import RoutingTable, load_routing_table
 from proxy.routing_version import routing_version_get
@@ -37,12 +38,14 @@ class Runtime:
         self.keys = KeyResolver(self.redis)
         self.upstreams = UpstreamPool(self.redis)
         self.metering = Metering(self.redis)
+        self.limits = RateLimiter(self.redis)
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.keys.start()
         await self.upstreams.start()
+        self.metering.add_consumer(self.limits.on_usage)
         self.metering.start()
         try:
             await self.reload_routing()

@@ -39,6 +39,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_rate_limits() -> None:
+    """Key ids restart with each test database; their rate-limit buckets in Redis must too."""
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        stale = list(client.scan_iter("tb:rl:*"))
+        if stale:
+            client.delete(*stale)
+        client.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,0 +1,236 @@
+"""Per-key requests-per-minute and tokens-per-minute limits, shared by every gateway process.
+
+Both are GCRA (a token bucket kept as one "theoretical arrival time" per key and limit): a key
+may spend its whole minute's allowance at once, then at the steady rate. Requests are counted
+when admitted. Tokens are known only after a call, so they are counted when its usage event is
+shipped, and a key over its tokens-per-minute is refused until enough of its minute has passed.
+With REDIS_URL the state lives in Redis and one Lua script decides atomically on Redis's own
+clock; in embedded mode (one process) it lives in this process.
+"""
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aioredis
+
+from proxy.errors import RateLimited
+from proxy.metering import UsageEvent
+
+if TYPE_CHECKING:
+    from proxy.auth import KeyPolicy
+
+logger = logging.getLogger(__name__)
+
+WINDOW_MS = 60_000.0
+Headers = list[tuple[bytes, bytes]]
+
+# KEYS: requests bucket, tokens bucket. ARGV: rpm (0: none), tpm (0: none), window ms.
+# Returns: allowed, requests remaining, requests reset ms, tokens remaining, tokens reset ms,
+# retry-after ms.
+ADMIT_SCRIPT = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + t[2] / 1000
+local rpm, tpm, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local allowed, retry = 1, 0
+local req_left, req_reset, tok_left, tok_reset = 0, 0, 0, 0
+local tokens_tat = now
+if tpm > 0 then
+  tokens_tat = math.max(tonumber(redis.call('GET', KEYS[2]) or now), now)
+  local per, used = window / tpm, tokens_tat - now
+  if used >= window then allowed = 0; retry = math.max(retry, used - window + per) end
+  tok_left = math.max(0, math.floor((window - used) / per))
+  tok_reset = used
+end
+local requests_tat, new_tat = now, now
+if rpm > 0 then
+  requests_tat = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now)
+  local per = window / rpm
+  new_tat = requests_tat + per
+  if new_tat - now > window then allowed = 0; retry = math.max(retry, new_tat - now - window) end
+end
+if rpm > 0 then
+  if allowed == 1 then
+    redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1000)
+    req_left = math.max(0, math.floor((window - (new_tat - now)) / (window / rpm)))
+    req_reset = new_tat - now
+  else
+    req_reset = requests_tat - now
+  end
+end
+return {allowed, req_left, math.ceil(req_reset), tok_left, math.ceil(tok_reset), math.ceil(retry)}
+"""
+
+# KEYS: tokens bucket. ARGV: tpm, window ms, tokens.
+CONSUME_SCRIPT = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + t[2] / 1000
+local tpm, window, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now) + tokens * window / tpm
+redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    requests_left: int
+    requests_reset_ms: int
+    tokens_left: int
+    tokens_reset_ms: int
+    retry_ms: int
+
+
+def duration(ms: float) -> str:
+    """OpenAI's way of writing a reset time: "20ms", "1.5s", "6m0s"."""
+    if ms < 1000:
+        return f"{max(0, math.ceil(ms))}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.3g}s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest}s"
+
+
+def limit_headers(policy: "KeyPolicy", verdict: Verdict) -> Headers:
+    headers: Headers = []
+    if policy.rpm:
+        headers += [
+            (b"x-ratelimit-limit-requests", str(policy.rpm).encode()),
+            (b"x-ratelimit-remaining-requests", str(verdict.requests_left).encode()),
+            (b"x-ratelimit-reset-requests", duration(verdict.requests_reset_ms).encode()),
+        ]
+    if policy.tpm:
+        headers += [
+            (b"x-ratelimit-limit-tokens", str(policy.tpm).encode()),
+            (b"x-ratelimit-remaining-tokens", str(verdict.tokens_left).encode()),
+            (b"x-ratelimit-reset-tokens", duration(verdict.tokens_reset_ms).encode()),
+        ]
+    return headers
+
+
+def _tokens(event: UsageEvent) -> int:
+    return event.usage.prompt_tokens + event.usage.completion_tokens
+
+
+class LocalBuckets:
+    """The same arithmetic as the Lua scripts, for one process (embedded mode)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._tat: dict[str, float] = {}
+
+    def _now(self) -> float:
+        return self._clock() * 1000
+
+    def admit(self, requests_key: str, tokens_key: str, rpm: int, tpm: int) -> Verdict:
+        now = self._now()
+        allowed, retry = True, 0.0
+        tokens_left = 0
+        tokens_reset = 0.0
+        if tpm:
+            used = max(self._tat.get(tokens_key, now), now) - now
+            per = WINDOW_MS / tpm
+            if used >= WINDOW_MS:
+                allowed, retry = False, max(retry, used - WINDOW_MS + per)
+            tokens_left, tokens_reset = max(0, math.floor((WINDOW_MS - used) / per)), used
+        requests_left = 0
+        requests_reset = 0.0
+        if rpm:
+            tat = max(self._tat.get(requests_key, now), now)
+            per = WINDOW_MS / rpm
+            new_tat = tat + per
+            if new_tat - now > WINDOW_MS:
+                allowed, retry = False, max(retry, new_tat - now - WINDOW_MS)
+            if allowed:
+                self._tat[requests_key] = new_tat
+                requests_left = max(0, math.floor((WINDOW_MS - (new_tat - now)) / per))
+                requests_reset = new_tat - now
+            else:
+                requests_reset = tat - now
+        self._forget_old(now)
+        return Verdict(
+            allowed,
+            requests_left,
+            math.ceil(requests_reset),
+            tokens_left,
+            math.ceil(tokens_reset),
+            math.ceil(retry),
+        )
+
+    def consume(self, tokens_key: str, tpm: int, tokens: int) -> None:
+        now = self._now()
+        self._tat[tokens_key] = max(self._tat.get(tokens_key, now), now) + tokens * WINDOW_MS / tpm
+
+    def _forget_old(self, now: float) -> None:
+        if len(self._tat) > 10_000:  # buckets in the past hold no state: drop them
+            for key in [key for key, tat in self._tat.items() if tat < now]:
+                del self._tat[key]
+
+
+class RateLimiter:
+    def __init__(self, redis: aioredis.Redis | None) -> None:
+        self._redis = redis
+        self._local = LocalBuckets()
+        self._tpm: dict[int, int] = {}  # key id -> its tokens-per-minute, for consumption
+        self._admit: Any = redis.register_script(ADMIT_SCRIPT) if redis is not None else None
+        self._consume: Any = redis.register_script(CONSUME_SCRIPT) if redis is not None else None
+
+    async def admit(self, policy: "KeyPolicy") -> Headers:
+        """The rate-limit headers for the response; RateLimited (429) when over a limit."""
+        rpm, tpm = policy.rpm or 0, policy.tpm or 0
+        if not rpm and not tpm:
+            return []
+        if tpm:
+            self._tpm[policy.key_id] = tpm
+        requests_key, tokens_key = _bucket_keys(policy.key_id)
+        if self._redis is None:
+            verdict = self._local.admit(requests_key, tokens_key, rpm, tpm)
+        else:
+            raw = await self._admit(keys=[requests_key, tokens_key], args=[rpm, tpm, WINDOW_MS])
+            verdict = Verdict(bool(raw[0]), *(int(value) for value in raw[1:]))
+        headers = limit_headers(policy, verdict)
+        if not verdict.allowed:
+            seconds = max(1, math.ceil(verdict.retry_ms / 1000))
+            over = (
+                f"{rpm} requests per minute"
+                if rpm and verdict.requests_left == 0 and (not tpm or verdict.tokens_left > 0)
+                else f"{tpm} tokens per minute"
+            )
+            raise RateLimited(
+                f"This API key's limit of {over} is reached; retry in {seconds} s.",
+                headers=[(b"retry-after", str(seconds).encode()), *headers],
+            )
+        return headers
+
+    async def on_usage(self, batch: list[UsageEvent]) -> None:
+        """Metering consumer: count each limited key's tokens once its call is over."""
+        spent = [
+            (event.key_id, self._tpm[event.key_id], _tokens(event))
+            for event in batch
+            if event.key_id is not None and event.key_id in self._tpm and _tokens(event) > 0
+        ]
+        if not spent:
+            return
+        if self._redis is None:
+            for key_id, tpm, tokens in spent:
+                self._local.consume(_bucket_keys(key_id)[1], tpm, tokens)
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key_id, tpm, tokens in spent:
+                    await self._consume(
+                        keys=[_bucket_keys(key_id)[1]], args=[tpm, WINDOW_MS, tokens], client=pipe
+                    )
+                await pipe.execute()
+        except Exception:
+            logger.warning("could not count %d keys' tokens in Redis", len(spent), exc_info=True)
+
+
+def _bucket_keys(key_id: int) -> tuple[str, str]:
+    # One hash tag per key: both buckets land on one node of a Redis Cluster.
+    return f"tb:rl:{{{key_id}}}:requests", f"tb:rl:{{{key_id}}}:tokens"
