@@ -47,10 +47,10 @@ echo "TokenByte $(git rev-parse --short HEAD), uvicorn 1 worker, CPUs $GW_CPUS, 
 # shellcheck disable=SC2086  # TARGETS is a word list
 "$SHARED/run.sh" $TARGETS "tokenbyte=http://127.0.0.1:$TB_PORT/v1,$KEY,mock-gpt"
 
-setsid taskset -c "$LOAD_CPUS" .venv/bin/python bench/ttfb.py mock "$TTFB_PORT" &
+setsid taskset -c "$LOAD_CPUS" bench/ttfb-mock.sh "$TTFB_PORT" "$OUT/ttfb-mock" >"$OUT/ttfb-mock.log" 2>&1 &
 pids+=($!)
 sleep 1
-taskset -c "$LOAD_CPUS" .venv/bin/python bench/ttfb.py measure "http://127.0.0.1:$TTFB_PORT/v1" \
+taskset -c "$LOAD_CPUS" .venv/bin/python bench/ttfb.py "http://127.0.0.1:$TTFB_PORT/v1" \
     "http://127.0.0.1:$TB_PORT/v1" "$KEY" ttfb-gpt "${TTFB_REQUESTS:-500}" | tee "$OUT/ttfb.md"
 ps -o rss= -p "$(pgrep -f "uvicorn tokenbyte.asgi:application --host 127.0.0.1 --port $TB_PORT" | head -1)" |
     awk '{printf "TokenByte RSS after the run: %.0f MB\n", $1 / 1024}' | tee -a "$OUT/ttfb.md"
