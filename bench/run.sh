@@ -18,10 +18,13 @@ TARGETS=${TARGETS-litellm}
 export OUT=${OUT:-/tmp/bench-tokenbyte-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT/tokenbyte"
 
-export DEBUG=off SECRET_KEY="bench-only-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')"
-export DATABASE_URL="sqlite:///$OUT/tokenbyte/db.sqlite3" REDIS_URL=${TB_REDIS_URL:-}
-export LOG_LEVEL=WARNING
-manage() { .venv/bin/python manage.py "$@"; }
+# TokenByte's settings go to its own processes only: LiteLLM reads DATABASE_URL too.
+TB_ENV=(
+    DEBUG=off LOG_LEVEL=WARNING REDIS_URL="${TB_REDIS_URL:-}"
+    SECRET_KEY="bench-only-$(head -c 48 /dev/urandom | base64 | tr -d '/+=')"
+    DATABASE_URL="sqlite:///$OUT/tokenbyte/db.sqlite3"
+)
+manage() { env "${TB_ENV[@]}" .venv/bin/python manage.py "$@"; }
 manage migrate --verbosity 0
 manage upstream add openai-compatible --name mock --api-key sk-mock-upstream \
     --base-url "http://127.0.0.1:$MOCK_PORT/v1" >/dev/null
@@ -37,7 +40,7 @@ KEY=$(manage mintkey bench@example.com --name bench)
 pids=()
 stop() { for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap stop EXIT
-setsid taskset -c "$GW_CPUS" .venv/bin/python manage.py serve --no-celery --port "$TB_PORT" \
+setsid taskset -c "$GW_CPUS" env "${TB_ENV[@]}" .venv/bin/python manage.py serve --no-celery --port "$TB_PORT" \
     >"$OUT/tokenbyte/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "127.0.0.1:$TB_PORT/readyz" >/dev/null && break; sleep 0.2; done
