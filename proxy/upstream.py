@@ -170,7 +170,8 @@ class UpstreamPool:
     def failed(self, upstream: Upstream, cooldown: float) -> None:
         strikes = self._strikes.get(upstream.id, 0) + 1
         self._strikes[upstream.id] = strikes
-        seconds = min(cooldown * 2 ** (strikes - 1), MAX_COOLDOWN_SECONDS)
+        # Doubling per strike, capped: a burst of concurrent failures must not overflow.
+        seconds = min(cooldown * 2 ** min(strikes - 1, 8), MAX_COOLDOWN_SECONDS)
         until = time.time() + seconds
         self._cooling_until[upstream.id] = until
         logger.warning(

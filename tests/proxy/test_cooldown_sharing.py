@@ -10,9 +10,6 @@ from django.conf import settings
 from proxy.routing import Upstream
 from proxy.upstream import UpstreamPool
 
-pytestmark = pytest.mark.redis
-
-
 def upstream(upstream_id: int, priority: int = 0) -> Upstream:
     return Upstream(
         id=upstream_id,
@@ -25,6 +22,7 @@ def upstream(upstream_id: int, priority: int = 0) -> Upstream:
     )
 
 
+@pytest.mark.redis
 def test_a_cooldown_reaches_another_process_within_a_second() -> None:
     async def scenario() -> float:
         one = UpstreamPool(aioredis.Redis.from_url(settings.REDIS_URL))
@@ -56,3 +54,11 @@ def test_without_redis_a_cooldown_stays_in_its_process() -> None:
     assert pool.plan((primary, backup)) == [backup, primary]  # cooling ones last, not dropped
     pool.succeeded(primary)
     assert pool.plan((primary, backup)) == [primary, backup]
+
+
+def test_a_burst_of_failures_caps_the_cooldown() -> None:
+    pool = UpstreamPool(None)
+    flaky = upstream(3)
+    for _ in range(5000):  # a thousand concurrent requests failing at once, five times over
+        pool.failed(flaky, cooldown=5.0)
+    assert pool.plan((flaky,)) == [flaky]
