@@ -79,24 +79,16 @@ async def open_upstream(
 ) -> Opened:
     """Open the upstream call; on failure emit the request's event, then raise."""
     card = record.card
-    timeouts = timeouts_for(card)
     try:
-        async with asyncio.timeout(timeouts.total):
-            opened = await runtime.upstreams.open(
-                routing_or_503(runtime).upstreams_for(card),
-                build,
-                timeouts,
-                stream=stream,
-                provider=card.provider,
-                record=record,
-                rejects_credential=adapter.rejects_credential,
-            )
-    except TimeoutError:
-        error = UpstreamTimeout(f"{card.provider} did not answer within {timeouts.total:g} s.")
-        runtime.metering.emit(
-            record.event(status=error.status, usage=ZERO_USAGE, error_code=error.code)
+        opened = await runtime.upstreams.open(
+            routing_or_503(runtime).upstreams_for(card),
+            build,
+            timeouts_for(card),
+            stream=stream,
+            provider=card.provider,
+            record=record,
+            rejects_credential=adapter.rejects_credential,
         )
-        raise error from None
     except GatewayError as error:
         runtime.metering.emit(
             record.event(status=error.status, usage=ZERO_USAGE, error_code=error.code)

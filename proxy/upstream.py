@@ -21,11 +21,11 @@ import aiohttp
 import httpx
 import redis.asyncio as aioredis
 from django.conf import settings
-from httpx_aiohttp import AiohttpTransport
 
 from keys.cache import redis_db
 from proxy.errors import GatewayError, ServiceUnavailable, UpstreamTimeout
 from proxy.routing import Card, Upstream
+from proxy.transport import LeanAiohttpTransport
 from proxy.upstream_errors import (
     MAX_COOLDOWN_SECONDS,
     Failure,
@@ -80,7 +80,7 @@ class _SchemeTransport(httpx.AsyncBaseTransport):
     """HTTPS upstreams over httpx's own HTTP/2-capable pool; the rest over aiohttp."""
 
     def __init__(self) -> None:
-        self.http1 = AiohttpTransport(client=_session)
+        self.http1 = LeanAiohttpTransport(client=_session)
         self.http2 = httpx.AsyncHTTPTransport(
             http2=True, limits=httpx.Limits(max_connections=None, max_keepalive_connections=512)
         )
@@ -100,7 +100,7 @@ def build_transport() -> httpx.AsyncBaseTransport:
     if settings.TOKENBYTE_UPSTREAM_HTTP2:
         return _SchemeTransport()
     # The aiohttp session is created on first use, inside the event loop.
-    return AiohttpTransport(client=_session)
+    return LeanAiohttpTransport(client=_session)
 
 
 @dataclass(slots=True)
@@ -237,14 +237,18 @@ class UpstreamPool:
             )
         last: GatewayError | None = None
         plan = self.plan(candidates)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeouts.total  # retries included
         for attempt, upstream in enumerate(plan[:MAX_ATTEMPTS] if len(plan) > 1 else plan * 2):
             if attempt:
                 await asyncio.sleep(_backoff(attempt))
+            if loop.time() >= deadline:
+                raise UpstreamTimeout(f"{provider} did not answer within {timeouts.total:g} s.")
             record.attempts += 1
             record.upstream = upstream
             try:
                 opened = await self._attempt(
-                    upstream, build(upstream), timeouts, stream, rejects_credential
+                    upstream, build(upstream), timeouts, deadline, stream, rejects_credential
                 )
             except Failure as failure:
                 self.failed(upstream, failure.cooldown)
@@ -260,6 +264,7 @@ class UpstreamPool:
         upstream: Upstream,
         request: httpx.Request,
         timeouts: Timeouts,
+        deadline: float,
         stream: bool,
         rejects_credential: Callable[[int, bytes], bool] | None = None,
     ) -> Opened:
@@ -271,8 +276,9 @@ class UpstreamPool:
         }
         name = f"{upstream.provider} ({upstream.name})"
         response: httpx.Response | None = None
+        first_byte_by = asyncio.get_running_loop().time() + timeouts.first_byte
         try:
-            async with asyncio.timeout(timeouts.first_byte):
+            async with asyncio.timeout_at(min(first_byte_by, deadline)):
                 response = await self.transport.handle_async_request(request)
                 status = response.status_code
                 if status < 400 and stream:
@@ -287,10 +293,12 @@ class UpstreamPool:
                     return Opened(response, upstream, body, None)
         except TimeoutError:
             await _close(response)
+            if first_byte_by > deadline:
+                raise UpstreamTimeout(
+                    f"{name} did not answer within {timeouts.total:g} s."
+                ) from None
             raise Failure(
-                UpstreamTimeout(
-                    f"{name} sent nothing within {timeouts.first_byte:g} s.",
-                ),
+                UpstreamTimeout(f"{name} sent nothing within {timeouts.first_byte:g} s."),
                 cooldown=5.0,
             ) from None
         except httpx.TimeoutException as exc:

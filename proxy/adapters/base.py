@@ -24,15 +24,22 @@ def upstream_url(base_url: str, path: str) -> httpx.URL:
     return httpx.URL(base_url + path)
 
 
-def json_headers(*auth: tuple[bytes, bytes], stream: bool) -> list[tuple[bytes, bytes]]:
-    return [
-        *auth,
+def _common_headers(accept: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    return (
         (b"content-type", b"application/json"),
-        (b"accept", b"text/event-stream" if stream else b"application/json"),
+        (b"accept", accept),
         # We relay bytes as they come; compressed streams would need decoding first.
         (b"accept-encoding", b"identity"),
         (b"user-agent", USER_AGENT),
-    ]
+    )
+
+
+_STREAM_HEADERS = _common_headers(b"text/event-stream")
+_JSON_HEADERS = _common_headers(b"application/json")
+
+
+def json_headers(*auth: tuple[bytes, bytes], stream: bool) -> list[tuple[bytes, bytes]]:
+    return [*auth, *(_STREAM_HEADERS if stream else _JSON_HEADERS)]
 
 
 class StreamTranslator:

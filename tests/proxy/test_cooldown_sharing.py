@@ -10,6 +10,7 @@ from django.conf import settings
 from proxy.routing import Upstream
 from proxy.upstream import UpstreamPool
 
+
 def upstream(upstream_id: int, priority: int = 0) -> Upstream:
     return Upstream(
         id=upstream_id,
