@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED_BENCH:-$(cd ../shared/bench && pwd)}
 GW_CPUS=${GW_CPUS:-1} LOAD_CPUS=${LOAD_CPUS:-0}
-TB_PORT=${TB_PORT:-8010} MOCK_PORT=${MOCK_PORT:-9100} TTFB_PORT=${TTFB_PORT:-9110}
+TB_PORT=${TB_PORT:-8010} MOCK_PORT=${MOCK_PORT:-9100} TTFB_PORT=${TTFB_PORT:-9110} RELAY_PORT=${RELAY_PORT:-9111}
 TARGETS=${TARGETS-litellm}
 export OUT=${OUT:-/tmp/bench-tokenbyte-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT/tokenbyte"
@@ -52,9 +52,13 @@ echo "TokenByte $(git rev-parse --short HEAD), uvicorn 1 worker, CPUs $GW_CPUS, 
 
 setsid taskset -c "$LOAD_CPUS" bench/ttfb-mock.sh "$TTFB_PORT" "$OUT/ttfb-mock" >"$OUT/ttfb-mock.log" 2>&1 &
 pids+=($!)
+setsid taskset -c "$GW_CPUS" bench/relay-nginx.sh "$RELAY_PORT" "$TTFB_PORT" "$OUT/relay" \
+    >"$OUT/relay.log" 2>&1 &
+pids+=($!)
 sleep 1
 taskset -c "$LOAD_CPUS" .venv/bin/python bench/ttfb.py "http://127.0.0.1:$TTFB_PORT/v1" \
-    "http://127.0.0.1:$TB_PORT/v1" "$KEY" ttfb-gpt "${TTFB_REQUESTS:-500}" | tee "$OUT/ttfb.md"
+    "http://127.0.0.1:$TB_PORT/v1" "$KEY" ttfb-gpt --count "${TTFB_REQUESTS:-500}" \
+    --relay "http://127.0.0.1:$RELAY_PORT/v1" | tee "$OUT/ttfb.md"
 ps -o rss= -p "$(pgrep -f "uvicorn tokenbyte.asgi:application --host 127.0.0.1 --port $TB_PORT" | head -1)" |
     awk '{printf "TokenByte RSS after the run: %.0f MB\n", $1 / 1024}' | tee -a "$OUT/ttfb.md"
 echo "results: $OUT"

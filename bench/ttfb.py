@@ -4,14 +4,15 @@ The shared harness's mock sends a whole stream in one write, so it cannot show T
 bench/ttfb-mock.sh (nginx + Lua) answers with its first event at once and the rest 20 ms
 apart; this client sends the same streaming request N times to that upstream directly and
 through the gateway, alternating, on a new connection each time, and times the first `data:`
-byte of each.
+byte of each. With --relay, an nginx relay on the gateway's CPU (bench/relay-nginx.sh) is timed
+the same way: the share of the added TTFB that any second process on the path pays.
 
-    python bench/ttfb.py DIRECT_BASE GATEWAY_BASE KEY MODEL [N]
+    python bench/ttfb.py DIRECT_BASE GATEWAY_BASE KEY MODEL [--count N] [--relay RELAY_BASE]
 """
 
+import argparse
 import asyncio
 import statistics
-import sys
 import time
 from urllib.parse import urlsplit
 
@@ -43,30 +44,43 @@ async def first_byte(url: str, key: str, model: str) -> float:
     return took * 1000
 
 
-async def measure(direct: str, gateway: str, key: str, model: str, count: int) -> None:
+async def measure(targets: dict[str, tuple[str, str, str]], count: int) -> None:
     for _ in range(20):  # warm-up: connection pools, caches
-        await first_byte(direct, "", "mock-gpt")
-        await first_byte(gateway, key, model)
-    direct_ms, gateway_ms = [], []
-    for _ in range(count):
-        direct_ms.append(await first_byte(direct, "", "mock-gpt"))
-        gateway_ms.append(await first_byte(gateway, key, model))
+        for base, key, model in targets.values():
+            await first_byte(base, key, model)
+    timings: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(count):  # interleaved, so drift hits every target alike
+        for name, (base, key, model) in targets.items():
+            timings[name].append(await first_byte(base, key, model))
 
-    def pct(values: list[float], q: float) -> float:
-        return statistics.quantiles(values, n=100)[int(q) - 1]
+    def pct(values: list[float], q: int) -> float:
+        return statistics.quantiles(values, n=100)[q - 1]
 
-    print(f"streaming TTFB over {count} requests each (ms)")
+    def row(name: str, values: list[float]) -> str:
+        return f"| {name} | " + " | ".join(f"{pct(values, q):.3f}" for q in (50, 90, 99)) + " |"
+
+    print(f"streaming TTFB over {count} requests each (ms; 'added' is paired with the direct call)")
     print("| target | p50 | p90 | p99 |")
     print("|---|---|---|---|")
-    for name, values in (("direct", direct_ms), ("gateway", gateway_ms)):
-        print(f"| {name} | {pct(values, 50):.3f} | {pct(values, 90):.3f} | {pct(values, 99):.3f} |")
-    added = [g - d for g, d in zip(gateway_ms, direct_ms, strict=True)]
-    cells = " | ".join(f"{pct(added, q):.3f}" for q in (50, 90, 99))
-    print(f"| added by the gateway | {cells} |")
+    for name, values in timings.items():
+        print(row(name, values))
+    for name, values in timings.items():
+        if name != "direct":
+            added = [t - d for t, d in zip(values, timings["direct"], strict=True)]
+            print(row(f"added by the {name}", added))
 
 
 if __name__ == "__main__":
-    direct, gateway, key, model = sys.argv[1:5]
-    asyncio.run(
-        measure(direct, gateway, key, model, int(sys.argv[5]) if len(sys.argv) > 5 else 500)
-    )
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("direct")
+    parser.add_argument("gateway")
+    parser.add_argument("key")
+    parser.add_argument("model")
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--relay", help="base URL of bench/relay-nginx.sh")
+    args = parser.parse_args()
+    targets = {"direct": (args.direct, "", "mock-gpt")}
+    if args.relay:
+        targets["nginx relay"] = (args.relay, "", "mock-gpt")
+    targets["gateway"] = (args.gateway, args.key, args.model)
+    asyncio.run(measure(targets, args.count))
