@@ -5,6 +5,8 @@
 #   bench/run.sh                      # all of ../shared/bench/run.sh's default scenarios
 #   SCENARIOS="json:1:0 json:16:0" REPEATS=1 DURATION=5 bench/run.sh
 #   TARGETS="" bench/run.sh           # TokenByte alone (no LiteLLM)
+#   TTFB_REQUESTS=0 bench/run.sh      # without the TTFB check
+#   TB_SERVERS="uvicorn granian" bench/run.sh   # TokenByte under each ASGI server, side by side
 #
 # TokenByte runs as `make run` would, one worker pinned to GW_CPUS (default 1), on a scratch
 # SQLite database; TB_REDIS_URL=redis://… runs it with Redis (metering to a Redis stream).
@@ -40,25 +42,36 @@ KEY=$(manage mintkey bench@example.com --name bench)
 pids=()
 stop() { for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap stop EXIT
-setsid taskset -c "$GW_CPUS" env "${TB_ENV[@]}" .venv/bin/python manage.py serve --no-celery --port "$TB_PORT" \
-    >"$OUT/tokenbyte/server.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -sf "127.0.0.1:$TB_PORT/readyz" >/dev/null && break; sleep 0.2; done
-curl -sf "127.0.0.1:$TB_PORT/readyz" >/dev/null || { cat "$OUT/tokenbyte/server.log"; exit 1; }
-echo "TokenByte $(git rev-parse --short HEAD), uvicorn 1 worker, CPUs $GW_CPUS, ${TB_REDIS_URL:+Redis, }SQLite" >"$OUT/tokenbyte/desc"
+# One TokenByte per server in TB_SERVERS, all pinned to GW_CPUS and measured in turn.
+tb_targets=() port=$TB_PORT
+for server in ${TB_SERVERS:-uvicorn}; do
+    name=tokenbyte
+    [ "$server" = uvicorn ] || name=tokenbyte-$server
+    mkdir -p "$OUT/$name"
+    setsid taskset -c "$GW_CPUS" env "${TB_ENV[@]}" .venv/bin/python manage.py serve --no-celery \
+        --server "$server" --port "$port" >"$OUT/$name/server.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+    curl -sf "127.0.0.1:$port/readyz" >/dev/null || { cat "$OUT/$name/server.log"; exit 1; }
+    tb_targets+=("$name=http://127.0.0.1:$port/v1,$KEY,mock-gpt")
+    port=$((port + 1))
+done
 
 # shellcheck disable=SC2086  # TARGETS is a word list
-"$SHARED/run.sh" $TARGETS "tokenbyte=http://127.0.0.1:$TB_PORT/v1,$KEY,mock-gpt"
+"$SHARED/run.sh" $TARGETS "${tb_targets[@]}"
 
-setsid taskset -c "$LOAD_CPUS" bench/ttfb-mock.sh "$TTFB_PORT" "$OUT/ttfb-mock" >"$OUT/ttfb-mock.log" 2>&1 &
-pids+=($!)
-setsid taskset -c "$GW_CPUS" bench/relay-nginx.sh "$RELAY_PORT" "$TTFB_PORT" "$OUT/relay" \
-    >"$OUT/relay.log" 2>&1 &
-pids+=($!)
-sleep 1
-taskset -c "$LOAD_CPUS" .venv/bin/python bench/ttfb.py "http://127.0.0.1:$TTFB_PORT/v1" \
-    "http://127.0.0.1:$TB_PORT/v1" "$KEY" ttfb-gpt --count "${TTFB_REQUESTS:-500}" \
-    --relay "http://127.0.0.1:$RELAY_PORT/v1" | tee "$OUT/ttfb.md"
-ps -o rss= -p "$(pgrep -f "uvicorn tokenbyte.asgi:application --host 127.0.0.1 --port $TB_PORT" | head -1)" |
+if [ "${TTFB_REQUESTS:-500}" -gt 0 ]; then
+    setsid taskset -c "$LOAD_CPUS" bench/ttfb-mock.sh "$TTFB_PORT" "$OUT/ttfb-mock" >"$OUT/ttfb-mock.log" 2>&1 &
+    pids+=($!)
+    setsid taskset -c "$GW_CPUS" bench/relay-nginx.sh "$RELAY_PORT" "$TTFB_PORT" "$OUT/relay" \
+        >"$OUT/relay.log" 2>&1 &
+    pids+=($!)
+    sleep 1
+    taskset -c "$LOAD_CPUS" .venv/bin/python bench/ttfb.py "http://127.0.0.1:$TTFB_PORT/v1" \
+        "http://127.0.0.1:$TB_PORT/v1" "$KEY" ttfb-gpt --count "${TTFB_REQUESTS:-500}" \
+        --relay "http://127.0.0.1:$RELAY_PORT/v1" | tee "$OUT/ttfb.md"
+fi
+worker=$(ss -Hltnp "sport = :$TB_PORT" | grep -o 'pid=[0-9]*' | tail -1 | cut -d= -f2)
+[ -z "$worker" ] || ps -o rss= -p "$worker" |
     awk '{printf "TokenByte RSS after the run: %.0f MB\n", $1 / 1024}' | tee -a "$OUT/ttfb.md"
 echo "results: $OUT"
