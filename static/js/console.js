@@ -19,8 +19,9 @@
     area.className = "visually-hidden";
     document.body.appendChild(area);
     area.select();
-    try { document.execCommand("copy"); } finally { document.body.removeChild(area); }
-    return Promise.resolve();
+    var copied = false;
+    try { copied = document.execCommand("copy"); } finally { document.body.removeChild(area); }
+    return copied ? Promise.resolve() : Promise.reject(new Error("copy refused"));
   }
 
   function selectTab(tab) {
@@ -41,13 +42,13 @@
     if (copy) {
       var source = copy.dataset.copyFrom ? document.getElementById(copy.dataset.copyFrom) : null;
       var text = source ? source.textContent.trim() : copy.dataset.copy;
-      copyText(text).then(function () {
-        var label = copy.querySelector("[data-copy-label]") || copy;
-        var before = label.textContent;
-        copy.classList.add("copied");
-        label.textContent = "Copied";
-        window.setTimeout(function () { copy.classList.remove("copied"); label.textContent = before; }, 1400);
-      });
+      var label = copy.querySelector("[data-copy-label]") || copy;
+      var before = label.textContent;
+      copyText(text).then(
+        function () { copy.classList.add("copied"); label.textContent = "Copied"; },
+        function () { label.textContent = "Select and copy by hand"; }
+      );
+      window.setTimeout(function () { copy.classList.remove("copied"); label.textContent = before; }, 1400);
       return;
     }
     var tab = target.closest("[data-tabs] [role=tab]");

@@ -1,36 +1,8 @@
-// API key pages: copy buttons and the allowlist's search. Delegated from document, so they
-// also work on fragments htmx swaps in. No inline script anywhere (the console's CSP).
+// API key pages: the allowlist's search (copy buttons are console.js's data-copy-from).
+// Delegated from document, so it also works on fragments htmx swaps in. No inline script
+// anywhere (the console's CSP).
 (function () {
   "use strict";
-
-  function copyText(text) {
-    if (navigator.clipboard && window.isSecureContext) {
-      return navigator.clipboard.writeText(text);
-    }
-    // Plain-http hosts other than localhost: the older selection-based copy.
-    var area = document.createElement("textarea");
-    area.value = text;
-    area.setAttribute("readonly", "");
-    area.className = "visually-hidden";
-    document.body.appendChild(area);
-    area.select();
-    var copied = document.execCommand("copy");
-    document.body.removeChild(area);
-    return copied ? Promise.resolve() : Promise.reject(new Error("copy refused"));
-  }
-
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest("[data-copy]");
-    if (!button) return;
-    var source = document.querySelector(button.getAttribute("data-copy"));
-    if (!source) return;
-    var label = button.textContent;
-    copyText(source.textContent).then(
-      function () { button.textContent = "Copied"; },
-      function () { button.textContent = "Select and copy by hand"; }
-    );
-    window.setTimeout(function () { button.textContent = label; }, 2000);
-  });
 
   function updateModels(picker) {
     var filter = picker.querySelector("[data-model-filter]");

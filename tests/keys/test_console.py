@@ -106,7 +106,7 @@ def test_creating_a_key_reveals_it_once_with_ready_snippets(
     assert secret.startswith(key.prefix)
     assert page.count(secret) == 3  # the panel, the curl and the Python snippets
     assert 'id="new-key-secret"' in page
-    assert 'data-copy="#new-key-secret"' in page
+    assert 'data-copy-from="new-key-secret"' in page
     assert "curl http://testserver/v1/chat/completions" in page
     assert f"Authorization: Bearer {secret}" in page
     assert "&quot;model&quot;: &quot;GPT-4o&quot;" in page
