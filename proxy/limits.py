@@ -37,25 +37,21 @@ local now = t[1] * 1000 + t[2] / 1000
 local rpm, tpm, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local allowed, retry = 1, 0
 local req_left, req_reset, tok_left, tok_reset = 0, 0, 0, 0
-local tokens_tat = now
 if tpm > 0 then
-  tokens_tat = math.max(tonumber(redis.call('GET', KEYS[2]) or now), now)
+  local tokens_tat = math.max(tonumber(redis.call('GET', KEYS[2]) or now), now)
   local per, used = window / tpm, tokens_tat - now
   if used >= window then allowed = 0; retry = math.max(retry, used - window + per) end
   tok_left = math.max(0, math.floor((window - used) / per))
   tok_reset = used
 end
-local requests_tat, new_tat = now, now
 if rpm > 0 then
-  requests_tat = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now)
+  local requests_tat = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now)
   local per = window / rpm
-  new_tat = requests_tat + per
+  local new_tat = requests_tat + per
   if new_tat - now > window then allowed = 0; retry = math.max(retry, new_tat - now - window) end
-end
-if rpm > 0 then
   if allowed == 1 then
     redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1000)
-    req_left = math.max(0, math.floor((window - (new_tat - now)) / (window / rpm)))
+    req_left = math.max(0, math.floor((window - (new_tat - now)) / per))
     req_reset = new_tat - now
   else
     req_reset = requests_tat - now
