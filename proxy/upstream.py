@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 # Pub/sub spans every database of a Redis server: the db number keeps deployments apart.
 COOLDOWN_CHANNEL = "tb:upstream-cooldown:{db}"
-COOLDOWN_KEY = "tb:upstream-cooldown:{}"
 MAX_ATTEMPTS = 3
 
 
@@ -178,18 +177,13 @@ class UpstreamPool:
             "upstream %s/%s cooling down for %.1f s", upstream.provider, upstream.name, seconds
         )
         if self._redis is not None:
-            asyncio.get_running_loop().create_task(
-                self._share_cooldown(upstream.id, until, seconds)
-            )
+            asyncio.get_running_loop().create_task(self._share_cooldown(upstream.id, until))
 
-    async def _share_cooldown(self, upstream_id: int, until: float, seconds: float) -> None:
+    async def _share_cooldown(self, upstream_id: int, until: float) -> None:
         if self._redis is None:
             return
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(COOLDOWN_KEY.format(upstream_id), until, px=int(seconds * 1000))
-                pipe.publish(self._channel, f"{upstream_id}:{until}")
-                await pipe.execute()
+            await self._redis.publish(self._channel, f"{upstream_id}:{until}")
         except Exception:
             logger.warning("could not share an upstream cooldown through Redis", exc_info=True)
 
