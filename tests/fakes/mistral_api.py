@@ -8,7 +8,8 @@ of [a-zA-Z0-9]; usage arrives on the last chunk of a stream, with no stream_opti
 import re
 from typing import Any
 
-from tests.fakes.openai_api import FakeOpenAI, OpenAIError, _text_of, count_tokens
+from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.openai_rules import OpenAIError, count_tokens, text_of
 from tests.fakes.server import Scripted, sse
 
 MISTRAL_CHAT_FIELDS = frozenset(
@@ -150,7 +151,7 @@ class FakeMistral(FakeOpenAI):
     def usage(
         self, body: dict[str, Any], text: str | None, calls: list[dict[str, Any]], choices: int
     ) -> dict[str, Any]:
-        prompt = sum(count_tokens(_text_of(m.get("content"))) + 3 for m in body["messages"])
+        prompt = sum(count_tokens(text_of(m.get("content"))) + 3 for m in body["messages"])
         completion = choices * (
             count_tokens(text or "")
             + sum(count_tokens(c["function"]["arguments"]) + 2 for c in calls)

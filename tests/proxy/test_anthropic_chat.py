@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.conftest import LiveServer
-from tests.fakes.anthropic_api import THINKING_TEXT, AnthropicError, signature_for
+from tests.fakes.anthropic_rules import THINKING_TEXT, AnthropicError, signature_for
 from tests.fakes.server import FakeServer, Scripted
 from tests.proxy.conftest import EventLog
 

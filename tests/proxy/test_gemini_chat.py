@@ -12,7 +12,7 @@ import pytest
 from proxy.models import UpstreamCredential
 from proxy.services import credential_upsert
 from tests.conftest import LiveServer
-from tests.fakes.gemini_api import GeminiError, signature_for
+from tests.fakes.gemini_rules import GeminiError, signature_for
 from tests.fakes.server import FakeServer, Scripted
 from tests.proxy.conftest import EventLog
 

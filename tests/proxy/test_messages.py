@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.fakes.anthropic_api import THINKING_TEXT, signature_for
+from tests.fakes.anthropic_rules import THINKING_TEXT, signature_for
 from tests.fakes.server import FakeServer
 from tests.proxy.conftest import EventLog
 
