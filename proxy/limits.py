@@ -5,7 +5,8 @@ may spend its whole minute's allowance at once, then at the steady rate. Request
 when admitted. Tokens are known only after a call, so they are counted when its usage event is
 shipped, and a key over its tokens-per-minute is refused until enough of its minute has passed.
 With REDIS_URL the state lives in Redis and one Lua script decides atomically on Redis's own
-clock; in embedded mode (one process) it lives in this process.
+clock; in embedded mode (one process) it lives in this process, and so it does while Redis is
+unreachable: each process then enforces the limits alone rather than failing the request.
 """
 
 import logging
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from proxy.errors import RateLimited
 from proxy.metering import UsageEvent
@@ -175,6 +177,13 @@ class RateLimiter:
         self._tpm: dict[int, int] = {}  # key id -> its tokens-per-minute, for consumption
         self._admit: Any = redis.register_script(ADMIT_SCRIPT) if redis is not None else None
         self._consume: Any = redis.register_script(CONSUME_SCRIPT) if redis is not None else None
+        self._warned_at = -math.inf
+
+    def _redis_lost(self) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= 60:  # once a minute, not once a request
+            self._warned_at = now
+            logger.warning("Redis unreachable: rate limits are counted per process", exc_info=True)
 
     async def admit(self, policy: "KeyPolicy") -> Headers:
         """The rate-limit headers for the response; RateLimited (429) when over a limit."""
@@ -184,11 +193,15 @@ class RateLimiter:
         if tpm:
             self._tpm[policy.key_id] = tpm
         requests_key, tokens_key = _bucket_keys(policy.key_id)
-        if self._redis is None:
+        verdict: Verdict | None = None
+        if self._redis is not None:
+            try:
+                raw = await self._admit(keys=[requests_key, tokens_key], args=[rpm, tpm, WINDOW_MS])
+                verdict = Verdict(bool(raw[0]), *(int(value) for value in raw[1:]))
+            except (RedisError, OSError):
+                self._redis_lost()
+        if verdict is None:
             verdict = self._local.admit(requests_key, tokens_key, rpm, tpm)
-        else:
-            raw = await self._admit(keys=[requests_key, tokens_key], args=[rpm, tpm, WINDOW_MS])
-            verdict = Verdict(bool(raw[0]), *(int(value) for value in raw[1:]))
         headers = limit_headers(policy, verdict)
         if not verdict.allowed:
             seconds = max(1, math.ceil(verdict.retry_ms / 1000))
@@ -212,19 +225,21 @@ class RateLimiter:
         ]
         if not spent:
             return
-        if self._redis is None:
-            for key_id, tpm, tokens in spent:
-                self._local.consume(_bucket_keys(key_id)[1], tpm, tokens)
-            return
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key_id, tpm, tokens in spent:
-                    await self._consume(
-                        keys=[_bucket_keys(key_id)[1]], args=[tpm, WINDOW_MS, tokens], client=pipe
-                    )
-                await pipe.execute()
-        except Exception:
-            logger.warning("could not count %d keys' tokens in Redis", len(spent), exc_info=True)
+        if self._redis is not None:
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key_id, tpm, tokens in spent:
+                        await self._consume(
+                            keys=[_bucket_keys(key_id)[1]],
+                            args=[tpm, WINDOW_MS, tokens],
+                            client=pipe,
+                        )
+                    await pipe.execute()
+                return
+            except (RedisError, OSError):
+                self._redis_lost()
+        for key_id, tpm, tokens in spent:
+            self._local.consume(_bucket_keys(key_id)[1], tpm, tokens)
 
 
 def _bucket_keys(key_id: int) -> tuple[str, str]:

@@ -1,6 +1,7 @@
 """Per-key requests and tokens per minute: 429 with Retry-After, OpenAI's rate-limit headers."""
 
 import asyncio
+import socket
 
 import httpx
 import pytest
@@ -125,3 +126,22 @@ def test_limits_are_shared_by_every_process_through_redis() -> None:
     asyncio.run(cleanup())
     assert asyncio.run(scenario()) == [True, True, True, False]
     asyncio.run(cleanup())
+
+
+def test_limits_hold_per_process_while_redis_is_unreachable() -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async def scenario() -> list[bool]:
+        limiter = RateLimiter(aioredis.Redis(port=port, socket_connect_timeout=0.5))
+        outcomes = []
+        for _ in range(3):
+            try:
+                await limiter.admit(policy(42, rpm=2))
+                outcomes.append(True)
+            except RateLimited:
+                outcomes.append(False)
+        return outcomes
+
+    assert asyncio.run(scenario()) == [True, True, False]  # enforced, not a 500
