@@ -7,7 +7,9 @@ Against the shared harness's nginx mock (start it first:
 
 - httpx.AsyncClient: httpx's own connection pool (httpcore)
 - httpx-aiohttp transport: httpx's Request/Response over aiohttp, called directly
-- TokenByte's transport: the same, with the per-call conversions made cheap (proxy/transport.py)
+- httpx over aiohttp, lean: the same, with the per-call conversions made cheap (the gateway's
+  transport until 2026-11-27)
+- TokenByte's transport: httpx's types over our own HTTP/1.1 connections (proxy/upstream_http.py)
 - aiohttp: aiohttp's ClientSession alone, the floor
 """
 
@@ -19,9 +21,10 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import httpx
 import uvloop
+from aiohttp_transport import LeanAiohttpTransport
 from httpx_aiohttp import AiohttpTransport
 
-from proxy.transport import LeanAiohttpTransport
+from proxy.upstream_http import UpstreamTransport
 
 URL = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:9100/v1/chat/completions"
 BODY = b'{"model":"mock-gpt","messages":[{"role":"user","content":"Say hello."}]}'
@@ -73,7 +76,8 @@ async def main() -> None:
         results["httpx.AsyncClient"] = await rate(httpx_call)
     for name, transport in (
         ("httpx-aiohttp transport", AiohttpTransport(limits=limits)),
-        ("TokenByte's transport", LeanAiohttpTransport(limits=limits)),
+        ("httpx over aiohttp, lean", LeanAiohttpTransport(limits=limits)),
+        ("TokenByte's transport", UpstreamTransport()),
     ):
         results[name] = await rate(over(transport))
         await transport.aclose()

@@ -1,8 +1,8 @@
 """Talking to providers: one pooled transport, credential choice, retries, failover, cooldowns.
 
 httpx is the client interface (its Request/Response/Timeout types and exceptions). Under it sits
-httpx-aiohttp's transport: measured in bench/README.md, httpx's own connection pool managed
-920 req/s at 16 concurrent requests on this machine against 9,192 for this transport. We call
+our HTTP/1.1 transport (proxy/upstream_http.py): measured in bench/README.md, httpx's own
+connection pool managed a tenth of its requests per second at 16 concurrent requests. We call
 the transport directly, skipping httpx.AsyncClient's cookie jar (an upstream cookie must never
 follow one tenant's request into another's), auth flows and redirects, none of which a proxy
 wants.
@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import aiohttp
 import httpx
 import redis.asyncio as aioredis
 from django.conf import settings
@@ -25,13 +24,13 @@ from django.conf import settings
 from keys.cache import redis_db
 from proxy.errors import GatewayError, ServiceUnavailable, UpstreamTimeout
 from proxy.routing import Card, Upstream
-from proxy.transport import LeanAiohttpTransport
 from proxy.upstream_errors import (
     MAX_COOLDOWN_SECONDS,
     Failure,
     failure_for_status,
     is_client_error,
 )
+from proxy.upstream_http import UpstreamTransport
 
 if TYPE_CHECKING:
     from proxy.calls import CallRecord
@@ -65,21 +64,11 @@ def timeouts_for(card: Card) -> Timeouts:
     )
 
 
-def _session() -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(
-        limit=0,  # no cap: a thousand slow calls in flight need a thousand connections
-        keepalive_timeout=30,
-        ttl_dns_cache=300,
-        ssl=httpx.create_ssl_context(),
-    )
-    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-
-
 class _SchemeTransport(httpx.AsyncBaseTransport):
-    """HTTPS upstreams over httpx's own HTTP/2-capable pool; the rest over aiohttp."""
+    """HTTPS upstreams over httpx's own HTTP/2-capable pool; the rest over HTTP/1.1."""
 
     def __init__(self) -> None:
-        self.http1 = LeanAiohttpTransport(client=_session)
+        self.http1 = UpstreamTransport()
         self.http2 = httpx.AsyncHTTPTransport(
             http2=True, limits=httpx.Limits(max_connections=None, max_keepalive_connections=512)
         )
@@ -95,11 +84,10 @@ class _SchemeTransport(httpx.AsyncBaseTransport):
 
 def build_transport() -> httpx.AsyncBaseTransport:
     # HTTP/2 multiplexes many calls over one TLS connection, but httpx's pool costs far more
-    # CPU per request than aiohttp's HTTP/1.1 keep-alive pool (bench/README.md): opt-in.
+    # CPU per request than our HTTP/1.1 keep-alive connections (bench/README.md): opt-in.
     if settings.TOKENBYTE_UPSTREAM_HTTP2:
         return _SchemeTransport()
-    # The aiohttp session is created on first use, inside the event loop.
-    return LeanAiohttpTransport(client=_session)
+    return UpstreamTransport()
 
 
 @dataclass(slots=True)

@@ -292,7 +292,8 @@ TOKENBYTE_REASONING_FIRST_BYTE_TIMEOUT = env.float(
 TOKENBYTE_STREAM_IDLE_TIMEOUT = env.float("TOKENBYTE_STREAM_IDLE_TIMEOUT", default=120.0)
 TOKENBYTE_TOTAL_TIMEOUT = env.float("TOKENBYTE_TOTAL_TIMEOUT", default=1800.0)
 
-# HTTP/2 to https upstreams that offer it (httpx's pool); off: HTTP/1.1 keep-alive (aiohttp).
+# HTTP/2 to https upstreams that offer it (httpx's pool); off: HTTP/1.1 keep-alive
+# (proxy/upstream_http.py).
 TOKENBYTE_UPSTREAM_HTTP2 = env.bool("TOKENBYTE_UPSTREAM_HTTP2", default=False)
 
 # Upstream credentials that `bootstrap` creates: <NAME>_API_KEY / <NAME>_BASE_URL per provider.

@@ -1,4 +1,4 @@
-"""The upstream transport: httpx's interface over one aiohttp session (httpx-aiohttp).
+"""httpx over aiohttp, made lean: the gateway's upstream transport until proxy/upstream_http.py.
 
 httpx-aiohttp hands aiohttp an httpx.Headers, which aiohttp reads back key by key (a linear
 scan per key), and parses the URL and builds a timeout object on every call; at a thousand

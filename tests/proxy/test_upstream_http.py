@@ -1,0 +1,273 @@
+"""The upstream HTTP/1.1 transport against raw servers on loopback that write exact bytes."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from proxy import upstream_http
+from proxy.upstream_http import UpstreamTransport
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+TIMEOUTS = {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    return head, await reader.readexactly(length)
+
+
+def request(port: int, body: bytes = b"{}", **timeouts: float) -> httpx.Request:
+    built = httpx.Request(
+        "POST",
+        f"http://127.0.0.1:{port}/v1/chat/completions?x=1",
+        headers=[(b"authorization", b"Bearer sk-test"), (b"content-type", b"application/json")],
+        content=body,
+    )
+    built.extensions["timeout"] = {**TIMEOUTS, **timeouts}
+    return built
+
+
+async def call(transport: UpstreamTransport, req: httpx.Request) -> tuple[int, bytes, list[bytes]]:
+    response = await transport.handle_async_request(req)
+    chunks = [chunk async for chunk in response.stream]
+    await response.aclose()
+    return response.status_code, b"".join(chunks), chunks
+
+
+def serve(handler: Handler, test: Callable[[int, list[int]], Awaitable[None]]) -> list[int]:
+    """Run `test(port, accepted)` against a server; `accepted` counts connections."""
+    accepted: list[int] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        try:
+            await handler(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            await test(port, accepted)
+
+    asyncio.run(main())
+    return accepted
+
+
+def test_sends_the_request_as_written_and_reuses_the_connection() -> None:
+    seen: list[tuple[bytes, bytes]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            seen.append(await read_request(reader))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Request-Id: up-1\r\n\r\nhello")
+            await writer.drain()
+
+    async def test(port: int, accepted: list[int]) -> None:
+        transport = UpstreamTransport()
+        for _ in range(3):
+            response = await transport.handle_async_request(request(port, b'{"a":1}'))
+            assert response.status_code == 200
+            assert response.headers["x-request-id"] == "up-1"
+            assert await response.aread() == b"hello"
+            await response.aclose()
+        await transport.aclose()
+
+    accepted = serve(handler, test)
+    assert len(accepted) == 1, "three calls, one kept-alive connection"
+    head, body = seen[0]
+    assert head.startswith(b"POST /v1/chat/completions?x=1 HTTP/1.1\r\n")
+    assert b"\r\nHost: 127.0.0.1:" in head
+    assert b"\r\nauthorization: Bearer sk-test\r\n" in head
+    assert b"\r\nContent-Length: 7\r\n" in head
+    assert body == b'{"a":1}'
+
+
+def test_chunked_bodies_arrive_as_sent_and_decoded() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for event in (b"data: 1\n\n", b"data: 2\n\n"):
+            writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+            await writer.drain()
+            await asyncio.sleep(0.05)  # apart, as a stream's events are
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    async def test(port: int, accepted: list[int]) -> None:
+        transport = UpstreamTransport()
+        status, body, chunks = await call(transport, request(port))
+        assert (status, body) == (200, b"data: 1\n\ndata: 2\n\n")
+        assert chunks == [b"data: 1\n\n", b"data: 2\n\n"], "relayed chunk by chunk"
+        assert sum(map(len, transport._idle.values())) == 1, "complete: kept for reuse"
+        await transport.aclose()
+
+    serve(handler, test)
+
+
+def test_a_body_without_length_ends_with_the_connection() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart one, ")
+        await writer.drain()
+        writer.write(b"part two")
+        await writer.drain()
+
+    async def test(port: int, accepted: list[int]) -> None:
+        transport = UpstreamTransport()
+        assert (await call(transport, request(port)))[:2] == (200, b"part one, part two")
+        assert not any(transport._idle.values()), "a closed connection is not pooled"
+        await transport.aclose()
+
+    serve(handler, test)
+
+
+def test_a_kept_alive_connection_closed_by_the_upstream_is_retried_once_on_a_new_one() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        # The next request on this connection is read and dropped without an answer, as a
+        # server whose keep-alive timer fired at that moment would.
+        await read_request(reader)
+
+    async def test(port: int, accepted: list[int]) -> None:
+        transport = UpstreamTransport()
+        assert (await call(transport, request(port)))[:2] == (200, b"ok")
+        assert (await call(transport, request(port)))[:2] == (200, b"ok")
+        assert len(accepted) == 2
+        await transport.aclose()
+
+    serve(handler, test)
+
+
+def test_a_fresh_connection_dropped_before_an_answer_is_a_read_error_not_retried() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+
+    async def test(port: int, accepted: list[int]) -> None:
+        transport = UpstreamTransport()
+        with pytest.raises(httpx.ReadError, match="closed the connection"):
+            await transport.handle_async_request(request(port))
+        assert len(accepted) == 1, "the upstream may have acted on it: no second copy"
+        await transport.aclose()
+
+    serve(handler, test)
+
+
+def test_silence_past_the_read_timeout_raises_read_timeout_and_drops_the_connection() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        await writer.drain()
+        await reader.read()  # then nothing
+
+    async def test(port: int, accepted: list[int]) -> None:
+        transport = UpstreamTransport()
+        response = await transport.handle_async_request(request(port, read=0.2))
+        chunks = aiter(response.stream)
+        assert await anext(chunks) == b"first"
+        with pytest.raises(httpx.ReadTimeout):
+            await anext(chunks)
+        await response.aclose()
+        assert not any(transport._idle.values())
+        await transport.aclose()
+
+    serve(handler, test)
+
+
+def test_connect_failures_are_httpx_connect_errors() -> None:
+    async def main() -> None:
+        transport = UpstreamTransport()
+        probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = probe.sockets[0].getsockname()[1]
+        probe.close()
+        await probe.wait_closed()
+        with pytest.raises(httpx.ConnectError, match=f"127.0.0.1:{port}"):
+            await transport.handle_async_request(request(port))
+
+    asyncio.run(main())
+
+
+def test_a_malformed_response_is_a_protocol_error() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 two hundred\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    async def test(port: int, accepted: list[int]) -> None:
+        with pytest.raises(httpx.RemoteProtocolError, match="Malformed"):
+            await UpstreamTransport().handle_async_request(request(port))
+
+    serve(handler, test)
+
+
+def test_a_header_value_with_a_line_break_is_refused_before_sending() -> None:
+    async def test(port: int, accepted: list[int]) -> None:
+        bad = request(port)
+        bad.headers["authorization"] = "Bearer x\r\nX-Injected: 1"
+        with pytest.raises(httpx.LocalProtocolError, match="line break"):
+            await UpstreamTransport().handle_async_request(bad)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise AssertionError("nothing may be sent")
+
+    assert serve(handler, test) == []
+
+
+def test_an_unread_response_closes_its_connection_instead_of_pooling_it() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
+            await writer.drain()
+
+    async def test(port: int, accepted: list[int]) -> None:
+        transport = UpstreamTransport()
+        response = await transport.handle_async_request(request(port))
+        await response.aclose()  # the client left: the rest of this body must not leak
+        assert (await transport.handle_async_request(request(port))).status_code == 200
+        assert len(accepted) == 2
+        await transport.aclose()
+
+    serve(handler, test)
+
+
+def test_a_slow_reader_pauses_the_upstream_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upstream_http, "HIGH_WATER", 1024)
+    total = 512 * 1024
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % total)
+        for _ in range(total // 4096):
+            writer.write(b"x" * 4096)
+            await writer.drain()
+
+    async def test(port: int, accepted: list[int]) -> None:
+        transport = UpstreamTransport()
+        response = await transport.handle_async_request(request(port))
+        await asyncio.sleep(0.2)  # nobody reads: the connection stops reading
+        conn = response.stream._conn
+        assert conn.paused
+        assert conn.buffered < 256 * 1024, "buffered bytes stay bounded"
+        received = 0
+        async for chunk in response.stream:
+            received += len(chunk)
+        assert received == total
+        await response.aclose()
+        await transport.aclose()
+
+    serve(handler, test)
