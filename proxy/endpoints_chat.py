@@ -306,7 +306,7 @@ async def relay_stream(
         runtime.metering.emit(event)
         last = output.failure(failure) if failure is not None else output.closing(usage, event.cost)
         state.finished = True
-        await send({"type": "http.response.body", "body": last, "more_body": True})
+        await send({"type": "http.response.body", "body": last, "more_body": False})
     except asyncio.CancelledError:
         if not state.disconnected:
             raise
@@ -324,8 +324,6 @@ async def relay_stream(
         state.finished = True
         watcher.cancel()
         await opened.aclose()
-    if not state.disconnected:
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _pump(
