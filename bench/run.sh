@@ -7,6 +7,8 @@
 #   TARGETS="" bench/run.sh           # TokenByte alone (no LiteLLM)
 #   TTFB_REQUESTS=0 bench/run.sh      # without the TTFB check
 #   TB_SERVERS="uvicorn granian" bench/run.sh   # TokenByte under each ASGI server, side by side
+#   TB_BASELINE=/tmp/tb-before bench/run.sh     # and another checkout (say, the commit before a
+#                                               # change) as "tokenbyte-baseline", same settings
 #
 # TokenByte runs as `make run` would, one worker pinned to GW_CPUS (default 1), on a scratch
 # SQLite database; TB_REDIS_URL=redis://… runs it with Redis (metering to a Redis stream).
@@ -56,9 +58,27 @@ for server in ${TB_SERVERS:-uvicorn}; do
     tb_targets+=("$name=http://127.0.0.1:$port/v1,$KEY,mock-gpt")
     port=$((port + 1))
 done
+baseline_port= root=$PWD
+if [ -n "${TB_BASELINE:-}" ]; then
+    # Our venv, their code: a script's own directory comes first on sys.path.
+    baseline_port=$port
+    mkdir -p "$OUT/tokenbyte-baseline"
+    git -C "$TB_BASELINE" log -1 --format='%h %s' >"$OUT/tokenbyte-baseline/commit.txt"
+    (cd "$TB_BASELINE" && setsid taskset -c "$GW_CPUS" env "${TB_ENV[@]}" \
+        "$root/.venv/bin/python" manage.py serve --no-celery --port "$port" \
+        >"$OUT/tokenbyte-baseline/server.log" 2>&1) &
+    pids+=($!)
+    for _ in $(seq 100); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+    curl -sf "127.0.0.1:$port/readyz" >/dev/null || { cat "$OUT/tokenbyte-baseline/server.log"; exit 1; }
+    tb_targets+=("tokenbyte-baseline=http://127.0.0.1:$port/v1,$KEY,mock-gpt")
+fi
 
+# TokenByte first in each scenario, LiteLLM last: the harness waits only for the target it is
+# about to measure to go idle, and LiteLLM is still serving up to one request per connection
+# after wrk stops (seconds at 128 connections). Measured next, the direct call (CPU 0) gives it
+# that time; measured before TokenByte, it took TokenByte's CPU.
 # shellcheck disable=SC2086  # TARGETS is a word list
-"$SHARED/run.sh" $TARGETS "${tb_targets[@]}"
+"$SHARED/run.sh" "${tb_targets[@]}" $TARGETS
 
 if [ "${TTFB_REQUESTS:-500}" -gt 0 ]; then
     setsid taskset -c "$LOAD_CPUS" bench/ttfb-mock.sh "$TTFB_PORT" "$OUT/ttfb-mock" >"$OUT/ttfb-mock.log" 2>&1 &
@@ -69,7 +89,8 @@ if [ "${TTFB_REQUESTS:-500}" -gt 0 ]; then
     sleep 1
     taskset -c "$LOAD_CPUS" .venv/bin/python bench/ttfb.py "http://127.0.0.1:$TTFB_PORT/v1" \
         "http://127.0.0.1:$TB_PORT/v1" "$KEY" ttfb-gpt --count "${TTFB_REQUESTS:-500}" \
-        --relay "http://127.0.0.1:$RELAY_PORT/v1" | tee "$OUT/ttfb.md"
+        --relay "http://127.0.0.1:$RELAY_PORT/v1" \
+        ${baseline_port:+--baseline "http://127.0.0.1:$baseline_port/v1"} | tee "$OUT/ttfb.md"
 fi
 worker=$(ss -Hltnp "sport = :$TB_PORT" | grep -o 'pid=[0-9]*' | tail -1 | cut -d= -f2)
 [ -z "$worker" ] || ps -o rss= -p "$worker" |

@@ -5,9 +5,11 @@ bench/ttfb-mock.sh (nginx + Lua) answers with its first event at once and the re
 apart; this client sends the same streaming request N times to that upstream directly and
 through the gateway, alternating, on a new connection each time, and times the first `data:`
 byte of each. With --relay, an nginx relay on the gateway's CPU (bench/relay-nginx.sh) is timed
-the same way: the share of the added TTFB that any second process on the path pays.
+the same way: the share of the added TTFB that any second process on the path pays. With
+--baseline, a second gateway (another checkout, bench/run.sh's TB_BASELINE) is timed too.
 
     python bench/ttfb.py DIRECT_BASE GATEWAY_BASE KEY MODEL [--count N] [--relay RELAY_BASE]
+        [--baseline GATEWAY_BASE]
 """
 
 import argparse
@@ -78,9 +80,12 @@ if __name__ == "__main__":
     parser.add_argument("model")
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--relay", help="base URL of bench/relay-nginx.sh")
+    parser.add_argument("--baseline", help="base URL of another gateway with the same key")
     args = parser.parse_args()
     targets = {"direct": (args.direct, "", "mock-gpt")}
     if args.relay:
         targets["nginx relay"] = (args.relay, "", "mock-gpt")
     targets["gateway"] = (args.gateway, args.key, args.model)
+    if args.baseline:
+        targets["baseline gateway"] = (args.baseline, args.key, args.model)
     asyncio.run(measure(targets, args.count))
