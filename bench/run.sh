@@ -64,7 +64,7 @@ if [ -n "${TB_BASELINE:-}" ]; then
     baseline_port=$port
     mkdir -p "$OUT/tokenbyte-baseline"
     git -C "$TB_BASELINE" log -1 --format='%h %s' >"$OUT/tokenbyte-baseline/commit.txt"
-    (cd "$TB_BASELINE" && setsid taskset -c "$GW_CPUS" env "${TB_ENV[@]}" \
+    (cd "$TB_BASELINE" && exec setsid taskset -c "$GW_CPUS" env "${TB_ENV[@]}" \
         "$root/.venv/bin/python" manage.py serve --no-celery --port "$port" \
         >"$OUT/tokenbyte-baseline/server.log" 2>&1) &
     pids+=($!)

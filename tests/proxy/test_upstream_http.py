@@ -1,10 +1,18 @@
 """The upstream HTTP/1.1 transport against raw servers on loopback that write exact bytes."""
 
 import asyncio
+import contextlib
+import datetime
+import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from proxy import upstream_http
 from proxy.upstream_http import UpstreamTransport
@@ -271,3 +279,68 @@ def test_a_slow_reader_pauses_the_upstream_connection(monkeypatch: pytest.Monkey
         await transport.aclose()
 
     serve(handler, test)
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for "localhost" and its key, as a test CA would issue."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_https_upstreams_are_verified_and_kept_alive(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    accepted: list[int] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            while True:
+                await read_request(reader)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecure")
+                await writer.drain()
+        writer.close()
+
+    def over_tls(port: int) -> httpx.Request:
+        built = httpx.Request("POST", f"https://localhost:{port}/v1/chat/completions", content=b"")
+        built.extensions["timeout"] = TIMEOUTS
+        return built
+
+    async def main() -> None:
+        server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=server_tls)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            trusting = UpstreamTransport(ssl.create_default_context(cafile=str(cert)))
+            for _ in range(2):
+                assert (await call(trusting, over_tls(port)))[:2] == (200, b"secure")
+            assert len(accepted) == 1
+            await trusting.aclose()
+            # The system's CAs do not know this certificate: refused, like any impostor.
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await UpstreamTransport().handle_async_request(over_tls(port))
+
+    asyncio.run(main())
