@@ -12,6 +12,7 @@ and timeouts come from the request's "timeout" extension (connect; read = longes
 """
 
 import asyncio
+import socket
 import ssl
 import time
 from collections import deque
@@ -25,6 +26,7 @@ HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 KEEPALIVE_SECONDS = 30.0  # idle connections older than this are closed, not reused
 MAX_IDLE_PER_ORIGIN = 2048
+DNS_TTL = 300.0
 
 Origin = tuple[bytes, str, int]  # scheme, host, port
 
@@ -178,6 +180,8 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self._ssl = ssl_context or httpx.create_ssl_context()
         self._idle: dict[Origin, list[_Connection]] = {}
+        self._addresses: dict[tuple[str, int], tuple[float, list[tuple[Any, ...]]]] = {}
+        self._lookups: dict[tuple[str, int], asyncio.Future[list[tuple[Any, ...]]]] = {}
         self._closing = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -195,8 +199,9 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                     await conn.wait(read_timeout)
             except (httpx.ReadError, httpx.RemoteProtocolError):
                 conn.close()
-                # A kept-alive connection the upstream closed just as we wrote: it saw nothing
-                # of this request, so one retry on a fresh connection is safe.
+                # A kept-alive connection that ends before any byte of an answer was, all but
+                # surely, closed by the upstream as it idled while the request crossed its
+                # FIN: retried once on a new connection, as browsers do with reused sockets.
                 if attempt == 0 and conn.reused and not conn.received_any:
                     continue
                 raise
@@ -227,18 +232,44 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         tls = scheme == b"https"
         try:
             async with asyncio.timeout(connect_timeout):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(loop),
-                    host,
-                    port,
-                    ssl=self._ssl if tls else None,
-                    server_hostname=host if tls else None,
-                )
+                addresses = await self._resolve(host, port)
+                for index, address in enumerate(addresses):
+                    try:
+                        _, conn = await loop.create_connection(
+                            lambda: _Connection(loop),
+                            address[0],
+                            address[1],
+                            ssl=self._ssl if tls else None,
+                            server_hostname=host if tls else None,
+                        )
+                        return conn
+                    except OSError:
+                        if index == len(addresses) - 1:
+                            raise
         except TimeoutError:
             raise httpx.ConnectTimeout(f"Connecting to {host}:{port} timed out.") from None
         except OSError as exc:
             raise httpx.ConnectError(f"Cannot connect to {host}:{port}: {exc}") from exc
-        return conn
+        raise httpx.ConnectError(f"{host} has no address.")
+
+    async def _resolve(self, host: str, port: int) -> list[tuple[Any, ...]]:
+        """The host's addresses, looked up once per DNS_TTL: a burst of new connections to one
+        provider must not queue a thousand lookups on the executor's threads."""
+        key = (host, port)
+        cached = self._addresses.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        pending = self._lookups.get(key)
+        if pending is None:
+            pending = self._lookups[key] = asyncio.ensure_future(self._lookup(host, port))
+            pending.add_done_callback(lambda _: self._lookups.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _lookup(self, host: str, port: int) -> list[tuple[Any, ...]]:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = [info[4] for info in infos]
+        self._addresses[(host, port)] = (time.monotonic() + DNS_TTL, addresses)
+        return addresses
 
     def release(self, origin: Origin, conn: _Connection) -> None:
         idle = self._idle.setdefault(origin, [])

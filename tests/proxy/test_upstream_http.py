@@ -344,3 +344,36 @@ def test_https_upstreams_are_verified_and_kept_alive(tmp_path: Path) -> None:
                 await UpstreamTransport().handle_async_request(over_tls(port))
 
     asyncio.run(main())
+
+
+def test_a_burst_of_new_connections_looks_the_host_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    lookups: list[str] = []
+    original = UpstreamTransport._lookup
+
+    async def counted(self: UpstreamTransport, host: str, port: int) -> list[tuple[object, ...]]:
+        lookups.append(host)
+        return await original(self, host, port)
+
+    monkeypatch.setattr(UpstreamTransport, "_lookup", counted)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(0.05)  # all twenty in flight at once: twenty connections
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await reader.read()
+
+    async def test(port: int, accepted: list[int]) -> None:
+        transport = UpstreamTransport()
+
+        async def one() -> int:
+            by_name = httpx.Request("POST", f"http://localhost:{port}/v1/x", content=b"{}")
+            by_name.extensions["timeout"] = TIMEOUTS
+            return (await call(transport, by_name))[0]
+
+        assert await asyncio.gather(*(one() for _ in range(20))) == [200] * 20
+        assert len(accepted) == 20
+        await transport.aclose()
+
+    serve(handler, test)
+    assert lookups == ["localhost"]
