@@ -102,6 +102,14 @@ class Opened:
     upstream: Upstream
     body: bytes
     chunks: AsyncIterator[bytes] | None
+    deadline: float  # on the event loop's clock: when the whole call, retries included, ends
+
+    def upstream_request_id(self) -> str | None:
+        """OpenAI and Mistral name it x-request-id; Anthropic, request-id."""
+        for name, value in self.response.headers.raw:
+            if name.lower() in (b"x-request-id", b"request-id"):
+                return value.decode("latin-1")
+        return None
 
     async def aclose(self) -> None:
         await _close(self.response)
@@ -266,13 +274,13 @@ class UpstreamPool:
                 if status < 400 and stream:
                     chunks = aiter(response.stream)  # type: ignore[arg-type]
                     first = await anext(chunks, b"")
-                    return Opened(response, upstream, first, chunks)
+                    return Opened(response, upstream, first, chunks, deadline)
                 body = await _read_all(response)
                 if status >= 400 and rejects_credential and rejects_credential(status, body):
                     status = 401  # Gemini answers 400 to a bad key: fail over all the same
                 if status < 400 or is_client_error(status):
                     await _close(response)
-                    return Opened(response, upstream, body, None)
+                    return Opened(response, upstream, body, None, deadline)
         except TimeoutError:
             await _close(response)
             if first_byte_by > deadline:
