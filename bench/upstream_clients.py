@@ -9,7 +9,8 @@ Against the shared harness's nginx mock (start it first:
 - httpx-aiohttp transport: httpx's Request/Response over aiohttp, called directly
 - httpx over aiohttp, lean: the same, with the per-call conversions made cheap (the gateway's
   transport until 2026-11-27)
-- TokenByte's transport: httpx's types over our own HTTP/1.1 connections (proxy/upstream_http.py)
+- TokenByte's transport: our lean requests over our own HTTP/1.1 connections, httpx's
+  responses (proxy/upstream_http.py)
 - aiohttp: aiohttp's ClientSession alone, the floor
 """
 
@@ -24,7 +25,7 @@ import uvloop
 from aiohttp_transport import LeanAiohttpTransport
 from httpx_aiohttp import AiohttpTransport
 
-from proxy.upstream_http import UpstreamTransport
+from proxy.upstream_http import UpstreamRequest, UpstreamTransport
 
 URL = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:9100/v1/chat/completions"
 BODY = b'{"model":"mock-gpt","messages":[{"role":"user","content":"Say hello."}]}'
@@ -77,10 +78,22 @@ async def main() -> None:
     for name, transport in (
         ("httpx-aiohttp transport", AiohttpTransport(limits=limits)),
         ("httpx over aiohttp, lean", LeanAiohttpTransport(limits=limits)),
-        ("TokenByte's transport", UpstreamTransport()),
     ):
         results[name] = await rate(over(transport))
         await transport.aclose()
+    ours = UpstreamTransport()
+    url = httpx.URL(URL)
+
+    async def ours_call() -> None:
+        request = UpstreamRequest("POST", url, HEADERS, BODY)
+        request.extensions["timeout"] = TIMEOUT
+        response = await ours.send(request)
+        async for _ in response.stream:  # type: ignore[union-attr]
+            pass
+        await response.aclose()
+
+    results["TokenByte's transport"] = await rate(ours_call)
+    await ours.aclose()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
         async def aiohttp_call() -> None:

@@ -21,6 +21,7 @@ from proxy.routing import Card
 from proxy.runtime import Runtime
 from proxy.sse import DONE, Event, SSEParser, frame
 from proxy.upstream import Opened, timeouts_for
+from proxy.upstream_http import UpstreamRequest
 from proxy.usage import Usage
 from proxy.validation import validate_chat
 
@@ -113,7 +114,7 @@ async def chat_completions(request: Request, runtime: Runtime) -> Response | Non
     )
     adapter = adapter_for(card.provider)
 
-    def build(upstream: Any) -> httpx.Request:
+    def build(upstream: Any) -> UpstreamRequest:
         return adapter.chat_request(body, card, upstream, stream=call.stream)
 
     opened = await open_upstream(runtime, record, adapter, build, stream=call.stream)

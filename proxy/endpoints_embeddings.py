@@ -2,7 +2,6 @@
 
 from typing import Any
 
-import httpx
 import orjson
 from django.conf import settings
 
@@ -13,6 +12,7 @@ from proxy.endpoints_chat import ZERO_USAGE, open_upstream, resolve_card, start_
 from proxy.errors import GatewayError
 from proxy.http import JSON_CONTENT_TYPE, Request, Response
 from proxy.runtime import Runtime
+from proxy.upstream_http import UpstreamRequest
 from proxy.validation import validate_embeddings
 
 
@@ -24,7 +24,7 @@ async def embeddings(request: Request, runtime: Runtime) -> Response:
     record = await start_call(request, runtime, policy, card, "embeddings", stream=False)
     adapter = adapter_for(card.provider)
 
-    def build(upstream: Any) -> httpx.Request:
+    def build(upstream: Any) -> UpstreamRequest:
         return adapter.embeddings_request(body, card, upstream)
 
     opened = await open_upstream(runtime, record, adapter, build, stream=False)

@@ -10,7 +10,6 @@ failover, usage buckets, pricing and metering event are the chat endpoint's own.
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import orjson
 from django.conf import settings
 
@@ -37,6 +36,7 @@ from proxy.pricing import cost_text, usage_cost
 from proxy.routing import Card
 from proxy.runtime import Runtime
 from proxy.sse import Event, named_frame
+from proxy.upstream_http import UpstreamRequest
 from proxy.usage import Usage
 
 
@@ -51,7 +51,7 @@ async def messages(request: Request, runtime: Runtime) -> Response | None:
     if isinstance(adapter, AnthropicAdapter):
         beta = request.header(b"anthropic-beta")
 
-        def build_native(upstream: Any) -> httpx.Request:
+        def build_native(upstream: Any) -> UpstreamRequest:
             return adapter.messages_request(body, card, upstream, stream=call.stream, beta=beta)
 
         opened = await open_upstream(runtime, record, adapter, build_native, stream=call.stream)
@@ -62,7 +62,7 @@ async def messages(request: Request, runtime: Runtime) -> Response | None:
     else:
         translated = chat_body(body, card, stream=call.stream)
 
-        def build(upstream: Any) -> httpx.Request:
+        def build(upstream: Any) -> UpstreamRequest:
             return adapter.chat_request(translated, card, upstream, stream=call.stream)
 
         opened = await open_upstream(runtime, record, adapter, build, stream=call.stream)
@@ -99,7 +99,7 @@ async def count_tokens(request: Request, runtime: Runtime) -> Response:
     )
     beta = request.header(b"anthropic-beta")
 
-    def build(upstream: Any) -> httpx.Request:
+    def build(upstream: Any) -> UpstreamRequest:
         return adapter.messages_request(
             body, card, upstream, stream=False, beta=beta, path=COUNT_TOKENS_PATH
         )

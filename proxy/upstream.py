@@ -1,11 +1,10 @@
 """Talking to providers: one pooled transport, credential choice, retries, failover, cooldowns.
 
-httpx is the client interface (its Request/Response/Timeout types and exceptions). Under it sits
-our HTTP/1.1 transport (proxy/upstream_http.py): measured in bench/README.md, httpx's own
-connection pool managed a tenth of its requests per second at 16 concurrent requests. We call
-the transport directly, skipping httpx.AsyncClient's cookie jar (an upstream cookie must never
-follow one tenant's request into another's), auth flows and redirects, none of which a proxy
-wants.
+Adapters build UpstreamRequests; our HTTP/1.1 transport (proxy/upstream_http.py) sends them
+and answers with httpx's Response type and exceptions. Measured in bench/README.md, httpx's own
+connection pool managed a tenth of its requests per second at 16 concurrent requests. Nothing
+of httpx.AsyncClient is wanted here: its cookie jar (an upstream cookie must never follow one
+tenant's request into another's), auth flows and redirects.
 """
 
 import asyncio
@@ -30,7 +29,7 @@ from proxy.upstream_errors import (
     failure_for_status,
     is_client_error,
 )
-from proxy.upstream_http import UpstreamTransport
+from proxy.upstream_http import UpstreamRequest, UpstreamTransport
 
 if TYPE_CHECKING:
     from proxy.calls import CallRecord
@@ -64,7 +63,7 @@ def timeouts_for(card: Card) -> Timeouts:
     )
 
 
-class _SchemeTransport(httpx.AsyncBaseTransport):
+class _SchemeTransport:
     """HTTPS upstreams over httpx's own HTTP/2-capable pool; the rest over HTTP/1.1."""
 
     def __init__(self) -> None:
@@ -73,16 +72,17 @@ class _SchemeTransport(httpx.AsyncBaseTransport):
             http2=True, limits=httpx.Limits(max_connections=None, max_keepalive_connections=512)
         )
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        transport = self.http2 if request.url.scheme == "https" else self.http1
-        return await transport.handle_async_request(request)
+    async def send(self, request: UpstreamRequest) -> httpx.Response:
+        if request.url.scheme == "https":
+            return await self.http2.handle_async_request(request.to_httpx())
+        return await self.http1.send(request)
 
     async def aclose(self) -> None:
         await self.http1.aclose()
         await self.http2.aclose()
 
 
-def build_transport() -> httpx.AsyncBaseTransport:
+def build_transport() -> UpstreamTransport | _SchemeTransport:
     # HTTP/2 multiplexes many calls over one TLS connection, but httpx's pool costs far more
     # CPU per request than our HTTP/1.1 keep-alive connections (bench/README.md): opt-in.
     if settings.TOKENBYTE_UPSTREAM_HTTP2:
@@ -206,7 +206,7 @@ class UpstreamPool:
     async def open(
         self,
         candidates: tuple[Upstream, ...],
-        build: Callable[[Upstream], httpx.Request],
+        build: Callable[[Upstream], UpstreamRequest],
         timeouts: Timeouts,
         *,
         stream: bool,
@@ -252,7 +252,7 @@ class UpstreamPool:
     async def _attempt(
         self,
         upstream: Upstream,
-        request: httpx.Request,
+        request: UpstreamRequest,
         timeouts: Timeouts,
         deadline: float,
         stream: bool,
@@ -269,7 +269,7 @@ class UpstreamPool:
         first_byte_by = asyncio.get_running_loop().time() + timeouts.first_byte
         try:
             async with asyncio.timeout_at(min(first_byte_by, deadline)):
-                response = await self.transport.handle_async_request(request)
+                response = await self.transport.send(request)
                 status = response.status_code
                 if status < 400 and stream:
                     chunks = aiter(response.stream)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""The upstream HTTP/1.1 client: httpx's transport interface over lean keep-alive connections.
+"""The upstream HTTP/1.1 client: lean requests and keep-alive connections, httpx's responses.
 
 aiohttp's client path was the largest single cost in every profile of the gateway and most of
 its added time to first byte (bench/README.md). A proxy needs little of it: no cookies,
@@ -7,8 +7,11 @@ leaves parsing to httptools (llhttp, the parser under uvicorn and Node.js), TLS 
 keeps a LIFO pool of idle connections per origin. Bytes go to the consumer as they arrive;
 reading pauses while more than HIGH_WATER bytes wait, so a slow client slows its upstream.
 
-Errors are httpx's (ConnectError, ConnectTimeout, ReadTimeout, ReadError, RemoteProtocolError)
-and timeouts come from the request's "timeout" extension (connect; read = longest silence).
+Requests are `UpstreamRequest`s: httpx.Request normalises headers, re-encodes the body and
+derives Host on every construction (23 µs a call, bench/README.md), while the adapters build
+ours from known-good parts. Responses are httpx.Response, errors are httpx's (ConnectError,
+ConnectTimeout, ReadTimeout, ReadError, RemoteProtocolError), and timeouts come from the
+request's "timeout" extension (connect; read = the longest silence).
 """
 
 import asyncio
@@ -29,6 +32,26 @@ MAX_IDLE_PER_ORIGIN = 2048
 DNS_TTL = 300.0
 
 Origin = tuple[bytes, str, int]  # scheme, host, port
+Headers = list[tuple[bytes, bytes]]
+
+
+class UpstreamRequest:
+    """One call to a provider, as an adapter builds it."""
+
+    __slots__ = ("content", "extensions", "headers", "method", "url")
+
+    def __init__(self, method: str, url: httpx.URL, headers: Headers, content: bytes) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers  # without Host and Content-Length: the transport adds them
+        self.content = content
+        self.extensions: dict[str, Any] = {}
+
+    def to_httpx(self) -> httpx.Request:
+        """For httpx's own transports (HTTP/2)."""
+        request = httpx.Request(self.method, self.url, headers=self.headers, content=self.content)
+        request.extensions = self.extensions
+        return request
 
 
 class _Connection(asyncio.Protocol):
@@ -176,7 +199,7 @@ class _Body(httpx.AsyncByteStream):
             self._pool.release(self._origin, conn)
 
 
-class UpstreamTransport(httpx.AsyncBaseTransport):
+class UpstreamTransport:
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self._ssl = ssl_context or httpx.create_ssl_context()
         self._idle: dict[Origin, list[_Connection]] = {}
@@ -184,7 +207,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         self._lookups: dict[tuple[str, int], asyncio.Future[list[tuple[Any, ...]]]] = {}
         self._closing = False
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def send(self, request: UpstreamRequest) -> httpx.Response:
         url = request.url
         origin: Origin = (url.raw_scheme, url.host, url.port or _DEFAULT_PORTS[url.raw_scheme])
         timeout = request.extensions.get("timeout", {})
@@ -213,7 +236,6 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             status_code=conn.status,
             headers=conn.headers,
             stream=_Body(self, origin, conn, read_timeout),
-            request=request,
             extensions={"http_version": b"HTTP/1.1"},
         )
 
@@ -290,9 +312,13 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 
 
-def _head(request: httpx.Request) -> bytes:
-    lines = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), request.url.raw_path)]
-    for name, value in request.headers.raw:
+def _head(request: UpstreamRequest) -> bytes:
+    url = request.url
+    lines = [
+        b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n"
+        % (request.method.encode(), url.raw_path, url.netloc, len(request.content))
+    ]
+    for name, value in request.headers:
         if b"\r" in value or b"\n" in value:
             raise httpx.LocalProtocolError(f"Header {name!r} holds a line break.")
         lines.append(b"%s: %s\r\n" % (name, value))

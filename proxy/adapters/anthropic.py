@@ -6,7 +6,6 @@ Request translation: anthropic_request.py; stream translation and usage: anthrop
 import time
 from typing import Any
 
-import httpx
 import orjson
 
 from proxy.adapters.anthropic_request import JSON_TOOL, anthropic_body, uses_json_tool
@@ -15,6 +14,7 @@ from proxy.adapters.base import ProviderAdapter, StreamTranslator, json_headers,
 from proxy.adapters.openai import parse_json_object
 from proxy.errors import UpstreamError
 from proxy.routing import Card, Upstream
+from proxy.upstream_http import UpstreamRequest
 from proxy.usage import Usage
 
 ANTHROPIC_VERSION = b"2023-06-01"
@@ -88,12 +88,12 @@ class AnthropicAdapter(ProviderAdapter):
     # --- /v1/chat/completions -----------------------------------------------------------
     def chat_request(
         self, body: dict[str, Any], card: Card, upstream: Upstream, *, stream: bool
-    ) -> httpx.Request:
-        return httpx.Request(
+    ) -> UpstreamRequest:
+        return UpstreamRequest(
             "POST",
             upstream_url(upstream.base_url, MESSAGES_PATH),
-            headers=anthropic_headers(upstream, stream=stream),
-            content=orjson.dumps(anthropic_body(body, card, stream=stream)),
+            anthropic_headers(upstream, stream=stream),
+            orjson.dumps(anthropic_body(body, card, stream=stream)),
         )
 
     def chat_response(
@@ -116,12 +116,12 @@ class AnthropicAdapter(ProviderAdapter):
         stream: bool,
         beta: bytes | None,
         path: str = MESSAGES_PATH,
-    ) -> httpx.Request:
-        return httpx.Request(
+    ) -> UpstreamRequest:
+        return UpstreamRequest(
             "POST",
             upstream_url(upstream.base_url, path),
-            headers=anthropic_headers(upstream, stream=stream, beta=beta),
-            content=orjson.dumps({**body, "model": card.upstream_id}),
+            anthropic_headers(upstream, stream=stream, beta=beta),
+            orjson.dumps({**body, "model": card.upstream_id}),
         )
 
     def messages_response(self, payload: bytes, card: Card) -> tuple[dict[str, Any], Usage]:

@@ -1,6 +1,6 @@
 """The adapter contract: pure translation between the gateway's OpenAI-shaped API and a provider.
 
-Adapters do no I/O. They build the upstream httpx.Request, turn the upstream's answer into an
+Adapters do no I/O. They build the UpstreamRequest, turn the upstream's answer into an
 OpenAI-shaped body plus Usage buckets, and translate streams event by event.
 """
 
@@ -14,6 +14,7 @@ from proxy.errors import GatewayError, InvalidRequest, PayloadTooLarge, Upstream
 from proxy.routing import Card, Upstream
 from proxy.sse import Event
 from proxy.upstream_errors import upstream_message
+from proxy.upstream_http import UpstreamRequest
 from proxy.usage import Usage
 
 USER_AGENT = b"TokenByte/0.1"
@@ -96,7 +97,7 @@ class ProviderAdapter:
 
     def chat_request(
         self, body: dict[str, Any], card: Card, upstream: Upstream, *, stream: bool
-    ) -> httpx.Request:
+    ) -> UpstreamRequest:
         raise NotImplementedError
 
     def chat_response(
@@ -110,7 +111,7 @@ class ProviderAdapter:
 
     def embeddings_request(
         self, body: dict[str, Any], card: Card, upstream: Upstream
-    ) -> httpx.Request:
+    ) -> UpstreamRequest:
         raise InvalidRequest(
             f"{card.title} is served by {card.provider}, which has no embeddings endpoint here.",
             param="model",

@@ -13,7 +13,6 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 import orjson
 
 from proxy.adapters.base import ProviderAdapter, StreamTranslator, json_headers, upstream_url
@@ -24,6 +23,7 @@ from proxy.calls import estimate_tokens
 from proxy.errors import InvalidRequest, UpstreamError
 from proxy.routing import Card, Upstream
 from proxy.sse import Event
+from proxy.upstream_http import UpstreamRequest
 from proxy.usage import Usage
 
 FILTERED = frozenset(
@@ -190,13 +190,13 @@ class GeminiAdapter(ProviderAdapter):
 
     def chat_request(
         self, body: dict[str, Any], card: Card, upstream: Upstream, *, stream: bool
-    ) -> httpx.Request:
+    ) -> UpstreamRequest:
         method = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
-        return httpx.Request(
+        return UpstreamRequest(
             "POST",
             upstream_url(upstream.base_url, f"/v1beta/models/{card.upstream_id}{method}"),
-            headers=self._headers(upstream, stream=stream),
-            content=orjson.dumps(gemini_body(body, card)),
+            self._headers(upstream, stream=stream),
+            orjson.dumps(gemini_body(body, card)),
         )
 
     def chat_response(
@@ -234,7 +234,7 @@ class GeminiAdapter(ProviderAdapter):
     # --- embeddings -----------------------------------------------------------------------
     def embeddings_request(
         self, body: dict[str, Any], card: Card, upstream: Upstream
-    ) -> httpx.Request:
+    ) -> UpstreamRequest:
         for field in body:
             if field not in EMBEDDING_FIELDS:
                 raise InvalidRequest(
@@ -257,11 +257,11 @@ class GeminiAdapter(ProviderAdapter):
                     for text in texts
                 ]
             }
-        return httpx.Request(
+        return UpstreamRequest(
             "POST",
             upstream_url(upstream.base_url, f"/v1beta/{model}{path}"),
-            headers=self._headers(upstream, stream=False),
-            content=orjson.dumps(payload),
+            self._headers(upstream, stream=False),
+            orjson.dumps(payload),
         )
 
     def embeddings_response(

@@ -2,13 +2,13 @@
 
 from typing import Any
 
-import httpx
 import orjson
 
 from proxy.adapters.base import ProviderAdapter, StreamTranslator, json_headers, upstream_url
 from proxy.errors import GatewayError, InvalidRequest, UpstreamError
 from proxy.routing import Card, Upstream
 from proxy.sse import Event
+from proxy.upstream_http import UpstreamRequest
 from proxy.usage import Usage, usage_from_openai
 
 
@@ -94,12 +94,12 @@ class OpenAIAdapter(ProviderAdapter):
 
     def chat_request(
         self, body: dict[str, Any], card: Card, upstream: Upstream, *, stream: bool
-    ) -> httpx.Request:
-        return httpx.Request(
+    ) -> UpstreamRequest:
+        return UpstreamRequest(
             "POST",
             upstream_url(upstream.base_url, self.chat_path),
-            headers=json_headers(self.auth_header(upstream), stream=stream),
-            content=orjson.dumps(self.translate_chat_body(body, card, stream=stream)),
+            json_headers(self.auth_header(upstream), stream=stream),
+            orjson.dumps(self.translate_chat_body(body, card, stream=stream)),
         )
 
     def chat_response(
@@ -120,12 +120,12 @@ class OpenAIAdapter(ProviderAdapter):
 
     def embeddings_request(
         self, body: dict[str, Any], card: Card, upstream: Upstream
-    ) -> httpx.Request:
-        return httpx.Request(
+    ) -> UpstreamRequest:
+        return UpstreamRequest(
             "POST",
             upstream_url(upstream.base_url, self.embeddings_path),
-            headers=json_headers(self.auth_header(upstream), stream=False),
-            content=orjson.dumps(self.translate_embeddings_body(body, card)),
+            json_headers(self.auth_header(upstream), stream=False),
+            orjson.dumps(self.translate_embeddings_body(body, card)),
         )
 
     def embeddings_response(
