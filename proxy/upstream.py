@@ -29,7 +29,7 @@ from proxy.upstream_errors import (
     failure_for_status,
     is_client_error,
 )
-from proxy.upstream_http import UpstreamRequest, UpstreamTransport
+from proxy.upstream_http import TransportOptions, UpstreamRequest, UpstreamTransport
 
 if TYPE_CHECKING:
     from proxy.calls import CallRecord
@@ -64,30 +64,59 @@ def timeouts_for(card: Card) -> Timeouts:
 
 
 class _SchemeTransport:
-    """HTTPS upstreams over httpx's own HTTP/2-capable pool; the rest over HTTP/1.1."""
+    """HTTPS upstreams over httpx's own HTTP/2-capable pool; the rest over HTTP/1.1.
 
-    def __init__(self) -> None:
-        self.http1 = UpstreamTransport()
-        self.http2 = httpx.AsyncHTTPTransport(
-            http2=True, limits=httpx.Limits(max_connections=None, max_keepalive_connections=512)
+    httpx's transport takes one proxy: the environment's https proxy for the hosts it applies
+    to (our dialer's reading of HTTPS_PROXY / NO_PROXY), none for the others.
+    """
+
+    def __init__(self, options: TransportOptions) -> None:
+        self.http1 = UpstreamTransport(options)
+        limits = httpx.Limits(
+            max_connections=options.max_connections_per_origin, max_keepalive_connections=512
         )
+        context = httpx.create_ssl_context(trust_env=options.trust_env)
+        self.direct = httpx.AsyncHTTPTransport(http2=True, verify=context, limits=limits)
+        self.proxied: dict[tuple[str, int], httpx.AsyncHTTPTransport] = {}
+        self._limits = limits
+        self._context = context
+
+    def _transport_for(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:
+        route = self.http1.route(url)
+        if route.proxy is None:
+            return self.direct
+        transport = self.proxied.get(route.proxy)
+        if transport is None:
+            host, port = route.proxy
+            auth = dict(route.proxy_headers)
+            proxy = httpx.Proxy(f"http://{host}:{port}", headers=auth)
+            transport = self.proxied[route.proxy] = httpx.AsyncHTTPTransport(
+                http2=True, verify=self._context, limits=self._limits, proxy=proxy
+            )
+        return transport
 
     async def send(self, request: UpstreamRequest) -> httpx.Response:
         if request.url.scheme == "https":
-            return await self.http2.handle_async_request(request.to_httpx())
+            return await self._transport_for(request.url).handle_async_request(request.to_httpx())
         return await self.http1.send(request)
 
     async def aclose(self) -> None:
         await self.http1.aclose()
-        await self.http2.aclose()
+        await self.direct.aclose()
+        for transport in self.proxied.values():
+            await transport.aclose()
 
 
 def build_transport() -> UpstreamTransport | _SchemeTransport:
+    options = TransportOptions(
+        max_connections_per_origin=settings.TOKENBYTE_UPSTREAM_MAX_CONNECTIONS,
+        keepalive_seconds=settings.TOKENBYTE_UPSTREAM_KEEPALIVE,
+    )
     # HTTP/2 multiplexes many calls over one TLS connection, but httpx's pool costs far more
     # CPU per request than our HTTP/1.1 keep-alive connections (bench/README.md): opt-in.
     if settings.TOKENBYTE_UPSTREAM_HTTP2:
-        return _SchemeTransport()
-    return UpstreamTransport()
+        return _SchemeTransport(options)
+    return UpstreamTransport(options)
 
 
 @dataclass(slots=True)

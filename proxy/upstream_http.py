@@ -1,38 +1,58 @@
-"""The upstream HTTP/1.1 client: lean requests and keep-alive connections, httpx's responses.
+"""The upstream HTTP/1.1 client: lean requests over pooled keep-alive connections.
 
-aiohttp's client path was the largest single cost in every profile of the gateway and most of
-its added time to first byte (bench/README.md). A proxy needs little of it: no cookies,
-redirects, decompression, proxies or tracing. So this transport writes the request head itself,
-leaves parsing to httptools (llhttp, the parser under uvicorn and Node.js), TLS to `ssl`, and
-keeps a LIFO pool of idle connections per origin. Bytes go to the consumer as they arrive;
-reading pauses while more than HIGH_WATER bytes wait, so a slow client slows its upstream.
+A proxy needs little of a general HTTP client (no cookies, redirects or auth flows; an
+upstream cookie must never follow one tenant's request into another's), and aiohttp's and
+httpcore's per-call costs were the largest in every profile of the gateway (bench/README.md,
+where the choice of client is measured against pyreqwest, curl-cffi and aiohttp). So this
+transport writes the request head itself; proxy/upstream_connection.py parses answers with
+httptools and enforces the framing rules; proxy/upstream_dial.py opens connections (happy
+eyeballs, proxies, TLS). Every rule is checked by tests/proxy/conformance/, which any
+candidate client must pass.
+
+The pool: per origin, a LIFO of idle connections, at most `max_connections_per_origin` open
+(beyond it, callers wait up to the request's pool timeout: httpx.PoolTimeout), idle ones
+reaped after `keepalive_seconds` (or the upstream's own Keep-Alive timeout, if shorter).
+
+Retries: a request is sent again on a new connection only when the upstream cannot have read
+it: the pooled connection was seen closed before writing (skipped, nothing was sent) or the
+write itself failed on a reused connection. Never after the request was fully written: the
+upstream may have acted on it.
 
 Requests are `UpstreamRequest`s: httpx.Request normalises headers, re-encodes the body and
 derives Host on every construction (23 µs a call, bench/README.md), while the adapters build
 ours from known-good parts. Responses are httpx.Response, errors are httpx's (ConnectError,
-ConnectTimeout, ReadTimeout, ReadError, RemoteProtocolError), and timeouts come from the
-request's "timeout" extension (connect; read = the longest silence).
+ConnectTimeout, PoolTimeout, ReadTimeout, ReadError, WriteError, RemoteProtocolError,
+LocalProtocolError), and timeouts come from the request's "timeout" extension (connect; read
+= the longest silence; pool).
 """
 
 import asyncio
-import socket
-import ssl
+import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import httptools
 import httpx
 
-HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
-KEEPALIVE_SECONDS = 30.0  # idle connections older than this are closed, not reused
-MAX_IDLE_PER_ORIGIN = 2048
-DNS_TTL = 300.0
+from proxy.upstream_connection import Http1Connection, ResponseBody
+from proxy.upstream_dial import Dialer, Origin, Route
 
-Origin = tuple[bytes, str, int]  # scheme, host, port
 Headers = list[tuple[bytes, bytes]]
+_DEFAULT_PORTS = {b"http": 80, b"https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    """What the gateway (from settings) and the conformance suite configure."""
+
+    max_connections_per_origin: int = 1024  # beyond it, wait up to the pool timeout
+    keepalive_seconds: float = 30.0  # idle pooled connections older than this are closed
+    ca_file: str | None = None  # extra trust anchors (PEM); verification is always on
+    resolve: Mapping[str, Sequence[str]] | None = None  # host -> IP addresses, replacing DNS
+    trust_env: bool = True  # HTTP(S)_PROXY / NO_PROXY / SSL_CERT_FILE, read at construction
+    happy_eyeballs_delay: float = 0.25  # RFC 8305's connection attempt delay
 
 
 class UpstreamRequest:
@@ -54,273 +74,225 @@ class UpstreamRequest:
         return request
 
 
-class _Connection(asyncio.Protocol):
-    """One upstream connection carrying one response at a time."""
+class _OriginPool:
+    __slots__ = ("idle", "open", "waiters")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.reused = False
-        self.idle_since = 0.0
-        self._begin()
+    def __init__(self) -> None:
+        self.idle: list[Http1Connection] = []  # LIFO: the warmest connection first
+        self.open = 0  # connected or connecting, not yet lost
+        self.waiters: deque[asyncio.Future[None]] = deque()
 
-    def _begin(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.headers_done = False
-        self.complete = False
-        self.received_any = False
-        self.until_close = False  # no length and not chunked: the body ends with the connection
-        self.keep_alive = False
-        self.error: Exception | None = None
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
-        self.paused = False
-        self.waiter: asyncio.Future[None] | None = None
-
-    # --- asyncio.Protocol ------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.received_any = True
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(f"Malformed HTTP response: {exc}"))
-            self.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.headers_done and self.until_close and not self.complete:
-            self.complete = True
-            self._wake()
-        elif not self.complete:
-            self._fail(httpx.ReadError(f"The upstream closed the connection ({exc or 'EOF'})."))
-
-    # --- httptools callbacks ---------------------------------------------------------------
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        # llhttp forgets this once the message is complete: read it now.
-        self.keep_alive = self.parser.should_keep_alive()
-        self.headers_done = True
-        names = {name.lower() for name, _ in self.headers}
-        self.until_close = b"content-length" not in names and b"transfer-encoding" not in names
-        self._wake()
-
-    def on_body(self, body: bytes) -> None:
-        self.chunks.append(body)
-        self.buffered += len(body)
-        if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-        self._wake()
-
-    # --- the consumer's side ---------------------------------------------------------------
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _fail(self, error: Exception) -> None:
-        if self.error is None:
-            self.error = error
-        self._wake()
-
-    async def wait(self, patience: float | None) -> None:
-        """Until something arrives; httpx.ReadTimeout after `patience` seconds of silence."""
-        if self.error is not None:
-            raise self.error
-        waiter = self.waiter = self.loop.create_future()
-        timer = None if patience is None else self.loop.call_later(patience, _expire, waiter)
-        try:
-            await waiter
-        finally:
-            self.waiter = None
-            if timer is not None:
-                timer.cancel()
-        if self.error is not None:
-            raise self.error
-
-    def take(self) -> bytes:
-        data = self.chunks.popleft() if len(self.chunks) == 1 else b"".join(self.chunks)
-        self.chunks.clear()
-        self.buffered = 0
-        if self.paused and self.transport is not None:
-            self.paused = False
-            self.transport.resume_reading()
-        return data
-
-    def reusable(self) -> bool:
-        return self.complete and not self.closed and self.keep_alive
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(httpx.ReadTimeout("The upstream sent nothing in time."))
-
-
-class _Body(httpx.AsyncByteStream):
-    def __init__(
-        self, pool: "UpstreamTransport", origin: Origin, conn: _Connection, read_timeout: Any
-    ) -> None:
-        self._pool = pool
-        self._origin = origin
-        self._conn: _Connection | None = conn
-        self._read_timeout: float | None = read_timeout
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        conn = self._conn
-        while conn is not None:
-            if conn.chunks:
-                yield conn.take()
-            elif conn.complete:
-                break
-            else:
-                await conn.wait(self._read_timeout)
-
-    async def aclose(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            self._pool.release(self._origin, conn)
+    def wake_one(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
 
 class UpstreamTransport:
-    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
-        self._ssl = ssl_context or httpx.create_ssl_context()
-        self._idle: dict[Origin, list[_Connection]] = {}
-        self._addresses: dict[tuple[str, int], tuple[float, list[tuple[Any, ...]]]] = {}
-        self._lookups: dict[tuple[str, int], asyncio.Future[list[tuple[Any, ...]]]] = {}
+    def __init__(self, options: TransportOptions | None = None) -> None:
+        self.options = options = options or TransportOptions()
+        context = httpx.create_ssl_context(trust_env=options.trust_env)
+        if options.ca_file:
+            context.load_verify_locations(cafile=options.ca_file)
+        self._dialer = Dialer(
+            context,
+            resolve=options.resolve,
+            trust_env=options.trust_env,
+            happy_eyeballs_delay=options.happy_eyeballs_delay,
+        )
+        self._pools: dict[Origin, _OriginPool] = {}
+        self._reaper: asyncio.TimerHandle | None = None
         self._closing = False
 
+    def route(self, url: httpx.URL) -> Route:
+        """Directly or through which proxy requests to `url` travel."""
+        return self._dialer.route(_origin(url))
+
     async def send(self, request: UpstreamRequest) -> httpx.Response:
-        url = request.url
-        origin: Origin = (url.raw_scheme, url.host, url.port or _DEFAULT_PORTS[url.raw_scheme])
+        origin = _origin(request.url)
         timeout = request.extensions.get("timeout", {})
         read_timeout = timeout.get("read")
-        payload = _head(request) + request.content
+        route = self._dialer.route(origin)
+        payload = _head(request, route) + request.content
         for attempt in range(2):
-            conn = await self._acquire(origin, timeout.get("connect"))
+            conn = await self._acquire(origin, timeout)
             try:
                 assert conn.transport is not None  # noqa: S101  # set by connection_made
                 conn.transport.write(payload)
                 while not conn.headers_done:
                     await conn.wait(read_timeout)
-            except (httpx.ReadError, httpx.RemoteProtocolError):
+            except httpx.WriteError:
                 conn.close()
-                # A kept-alive connection that ends before any byte of an answer was, all but
-                # surely, closed by the upstream as it idled while the request crossed its
-                # FIN: retried once on a new connection, as browsers do with reused sockets.
+                # The write itself failed: the upstream cannot have read this request. On a
+                # reused connection that is the upstream closing it as we wrote: once more, anew.
                 if attempt == 0 and conn.reused and not conn.received_any:
                     continue
                 raise
             except BaseException:
-                conn.close()
+                conn.close()  # a cancellation too: what arrives later must reach no one
                 raise
             break
         return httpx.Response(
             status_code=conn.status,
             headers=conn.headers,
-            stream=_Body(self, origin, conn, read_timeout),
+            stream=ResponseBody(self, conn, read_timeout),
             extensions={"http_version": b"HTTP/1.1"},
         )
 
-    async def _acquire(self, origin: Origin, connect_timeout: float | None) -> _Connection:
-        idle = self._idle.get(origin)
-        now = time.monotonic()
-        while idle:
-            conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < KEEPALIVE_SECONDS:
-                conn.reused = True
-                conn._begin()
-                return conn
-            conn.close()
-        scheme, host, port = origin
+    # --- the pool --------------------------------------------------------------------------
+    async def _acquire(self, origin: Origin, limits: Mapping[str, float | None]) -> Http1Connection:
+        if self._closing:
+            raise httpx.ConnectError("The upstream client is closed.")
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = _OriginPool()
+        while True:
+            now = time.monotonic()
+            while pool.idle:
+                conn = pool.idle.pop()
+                if self._fresh(conn, now):
+                    conn.idle = False
+                    conn.reused = True
+                    conn.begin()
+                    return conn
+                conn.close()  # seen closed, or too old: nothing was sent on it
+            if pool.open < self.options.max_connections_per_origin:
+                return await self._open(origin, pool, limits.get("connect"))
+            await self._wait_for_room(origin, pool, limits.get("pool"))
+
+    def _fresh(self, conn: Http1Connection, now: float) -> bool:
+        transport = conn.transport
+        return (
+            not conn.closed
+            and transport is not None
+            and not transport.is_closing()
+            and now - conn.idle_since < self.options.keepalive_seconds
+            and now < conn.reuse_until
+        )
+
+    async def _open(
+        self, origin: Origin, pool: _OriginPool, connect_timeout: float | None
+    ) -> Http1Connection:
+        pool.open += 1
         loop = asyncio.get_running_loop()
-        tls = scheme == b"https"
         try:
             async with asyncio.timeout(connect_timeout):
-                addresses = await self._resolve(host, port)
-                for index, address in enumerate(addresses):
-                    try:
-                        _, conn = await loop.create_connection(
-                            lambda: _Connection(loop),
-                            address[0],
-                            address[1],
-                            ssl=self._ssl if tls else None,
-                            server_hostname=host if tls else None,
-                        )
-                        return conn
-                    except OSError:
-                        if index == len(addresses) - 1:
-                            raise
+                conn = await self._dialer.dial(origin, lambda: Http1Connection(loop))
+        except BaseException as exc:
+            pool.open -= 1
+            pool.wake_one()
+            if isinstance(exc, TimeoutError):
+                _, host, port = origin
+                raise httpx.ConnectTimeout(f"Connecting to {host}:{port} timed out.") from None
+            raise
+        conn.origin = origin
+        conn.on_lost = lambda lost: self._lost(pool, lost)
+        if conn.closed:  # lost before we could watch it
+            self._lost(pool, conn)
+            conn.on_lost = None
+            raise httpx.ConnectError("The upstream closed the connection at once.")
+        return conn
+
+    async def _wait_for_room(
+        self, origin: Origin, pool: _OriginPool, pool_timeout: float | None
+    ) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        pool.waiters.append(waiter)
+        try:
+            async with asyncio.timeout(pool_timeout):
+                await waiter
         except TimeoutError:
-            raise httpx.ConnectTimeout(f"Connecting to {host}:{port} timed out.") from None
-        except OSError as exc:
-            raise httpx.ConnectError(f"Cannot connect to {host}:{port}: {exc}") from exc
-        raise httpx.ConnectError(f"{host} has no address.")
+            _, host, port = origin
+            raise httpx.PoolTimeout(
+                f"All {self.options.max_connections_per_origin} connections to {host}:{port} "
+                "stayed busy."
+            ) from None
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+            with contextlib.suppress(ValueError):
+                pool.waiters.remove(waiter)
 
-    async def _resolve(self, host: str, port: int) -> list[tuple[Any, ...]]:
-        """The host's addresses, looked up once per DNS_TTL: a burst of new connections to one
-        provider must not queue a thousand lookups on the executor's threads."""
-        key = (host, port)
-        cached = self._addresses.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        pending = self._lookups.get(key)
-        if pending is None:
-            pending = self._lookups[key] = asyncio.ensure_future(self._lookup(host, port))
-            pending.add_done_callback(lambda _: self._lookups.pop(key, None))
-        return await asyncio.shield(pending)
+    def _lost(self, pool: _OriginPool, conn: Http1Connection) -> None:
+        pool.open -= 1
+        if conn.idle:
+            with contextlib.suppress(ValueError):
+                pool.idle.remove(conn)
+        pool.wake_one()
 
-    async def _lookup(self, host: str, port: int) -> list[tuple[Any, ...]]:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = [info[4] for info in infos]
-        self._addresses[(host, port)] = (time.monotonic() + DNS_TTL, addresses)
-        return addresses
-
-    def release(self, origin: Origin, conn: _Connection) -> None:
-        idle = self._idle.setdefault(origin, [])
-        if self._closing or not conn.reusable() or len(idle) >= MAX_IDLE_PER_ORIGIN:
+    def release(self, conn: Http1Connection) -> None:
+        """The body is done with: to the pool if the exchange ended well, else closed."""
+        now = time.monotonic()
+        pool = self._pool_of(conn)
+        if self._closing or pool is None or not conn.reusable(now):
             conn.close()
             return
-        conn.idle_since = time.monotonic()
-        idle.append(conn)
+        conn.idle = True
+        conn.idle_since = now
+        pool.idle.append(conn)
+        pool.wake_one()
+        if self._reaper is None:
+            self._reaper = asyncio.get_running_loop().call_later(
+                self.options.keepalive_seconds, self._reap
+            )
+
+    def _pool_of(self, conn: Http1Connection) -> _OriginPool | None:
+        if conn.on_lost is None or conn.origin is None:  # lost already: nothing to return
+            return None
+        return self._pools.get(conn.origin)
+
+    def _reap(self) -> None:
+        """Close idle connections past their keep-alive; again later while any stay idle."""
+        self._reaper = None
+        now = time.monotonic()
+        idle_left = False
+        for pool in self._pools.values():
+            for conn in list(pool.idle):
+                if not self._fresh(conn, now):
+                    pool.idle.remove(conn)
+                    conn.close()
+            idle_left = idle_left or bool(pool.idle)
+        if idle_left and not self._closing:
+            self._reaper = asyncio.get_running_loop().call_later(
+                self.options.keepalive_seconds / 2, self._reap
+            )
 
     async def aclose(self) -> None:
         self._closing = True
-        for idle in self._idle.values():
-            for conn in idle:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+        for pool in self._pools.values():
+            for conn in pool.idle:
                 conn.close()
-        self._idle.clear()
+            pool.idle.clear()
 
 
-_DEFAULT_PORTS = {b"http": 80, b"https": 443}
+def _origin(url: httpx.URL) -> Origin:
+    return (url.raw_scheme, url.host, url.port or _DEFAULT_PORTS[url.raw_scheme])
 
 
-def _head(request: UpstreamRequest) -> bytes:
+def _head(request: UpstreamRequest, route: Route) -> bytes:
     url = request.url
+    if request.method == "HEAD":  # its answer's length describes no body: not framed for us
+        raise httpx.LocalProtocolError("HEAD requests are not supported upstream.")
+    target = url.raw_path
+    if route.absolute_form:
+        target = b"%s://%s%s" % (url.raw_scheme, url.netloc, target)
     lines = [
         b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n"
-        % (request.method.encode(), url.raw_path, url.netloc, len(request.content))
+        % (request.method.encode(), target, url.netloc, len(request.content))
     ]
+    encoding_asked = False
     for name, value in request.headers:
         if b"\r" in value or b"\n" in value:
             raise httpx.LocalProtocolError(f"Header {name!r} holds a line break.")
+        encoding_asked = encoding_asked or name.lower() == b"accept-encoding"
         lines.append(b"%s: %s\r\n" % (name, value))
+    if not encoding_asked:
+        lines.append(b"accept-encoding: identity\r\n")
+    lines.extend(b"%s: %s\r\n" % header for header in route.proxy_headers)
     lines.append(b"\r\n")
     return b"".join(lines)

@@ -295,6 +295,10 @@ TOKENBYTE_TOTAL_TIMEOUT = env.float("TOKENBYTE_TOTAL_TIMEOUT", default=1800.0)
 # HTTP/2 to https upstreams that offer it (httpx's pool); off: HTTP/1.1 keep-alive
 # (proxy/upstream_http.py).
 TOKENBYTE_UPSTREAM_HTTP2 = env.bool("TOKENBYTE_UPSTREAM_HTTP2", default=False)
+# Open connections per upstream origin (per process): past it, calls wait for one up to the
+# connect timeout (then 503). Idle kept-alive connections are closed after the keep-alive.
+TOKENBYTE_UPSTREAM_MAX_CONNECTIONS = env.int("TOKENBYTE_UPSTREAM_MAX_CONNECTIONS", default=1024)
+TOKENBYTE_UPSTREAM_KEEPALIVE = env.float("TOKENBYTE_UPSTREAM_KEEPALIVE", default=30.0)
 
 # Upstream credentials that `bootstrap` creates: <NAME>_API_KEY / <NAME>_BASE_URL per provider.
 TOKENBYTE_PROVIDER_ENV = {

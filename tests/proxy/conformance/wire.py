@@ -6,11 +6,12 @@ connections, which request arrived on which connection, whether a request arrive
 """
 
 import asyncio
+import base64
 import contextlib
 import socket
 import ssl
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 Script = Callable[["Peer"], Awaitable[None]]
@@ -58,10 +59,10 @@ class Peer:
         self.writer.write(data)
         await self.writer.drain()
 
-    async def wait_closed_by_client(self, timeout: float = 10.0) -> bool:
-        """True when the client closes its end within `timeout` (EOF or reset)."""
+    async def wait_closed_by_client(self, within: float = 10.0) -> bool:
+        """True when the client closes its end within `within` seconds (EOF or reset)."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 while await self.reader.read(65536):
                     pass
         except TimeoutError:
@@ -156,11 +157,11 @@ async def keep_answering(peer: Peer) -> None:
 
 
 @contextlib.asynccontextmanager
-async def dead_address(host: str = "127.0.0.2"):  # type: ignore[no-untyped-def]
+async def dead_address(host: str = "127.0.0.2", port: int = 0) -> AsyncIterator[int]:
     """A listening address that never completes a handshake (its backlog is full), as a host
     whose packets are dropped: connection attempts hang instead of being refused."""
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    listener.bind((host, 0))
+    listener.bind((host, port))
     listener.listen(0)
     port = listener.getsockname()[1]
     filler = socket.socket(listener.family)
@@ -173,3 +174,96 @@ async def dead_address(host: str = "127.0.0.2"):  # type: ignore[no-untyped-def]
     finally:
         filler.close()
         listener.close()
+
+
+@dataclass
+class RecordingProxy:
+    """An HTTP proxy as RFC 9110 describes one: CONNECT tunnels and absolute-form requests.
+
+    Records what it was asked for, and insists on credentials when given some.
+    """
+
+    credentials: bytes | None = None  # b"user:password"
+    port: int = 0
+    tunnels: list[bytes] = field(default_factory=list)  # CONNECT targets
+    forwarded: list[bytes] = field(default_factory=list)  # absolute-form request lines
+    refused: int = 0
+    _server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def __aenter__(self) -> "RecordingProxy":
+        self._server = await asyncio.start_server(self._on_connect, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await self._server.wait_closed()
+
+    def url(self) -> str:
+        userinfo = f"{self.credentials.decode()}@" if self.credentials else ""
+        return f"http://{userinfo}127.0.0.1:{self.port}"
+
+    def _authorised(self, head: bytes) -> bool:
+        if self.credentials is None:
+            return True
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"proxy-authorization":
+                scheme, _, token = value.strip().partition(b" ")
+                return scheme.lower() == b"basic" and token == base64.b64encode(self.credentials)
+        return False
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            method, target, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
+            if not self._authorised(head):
+                self.refused += 1
+                writer.write(
+                    b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                    b'Proxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\n\r\n'
+                )
+                await writer.drain()
+                return
+            if method == b"CONNECT":
+                self.tunnels.append(target)
+                host, _, port = target.rpartition(b":")
+                up_reader, up_writer = await asyncio.open_connection(host.decode(), int(port))
+                writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                await writer.drain()
+            else:
+                self.forwarded.append(head.split(b"\r\n", 1)[0])
+                authority = target.split(b"://", 1)[1].split(b"/", 1)[0]
+                host, _, port = authority.rpartition(b":")
+                up_reader, up_writer = await asyncio.open_connection(host.decode(), int(port))
+                kept = [
+                    line
+                    for line in head.split(b"\r\n")
+                    if not line.lower().startswith(b"proxy-authorization:")
+                ]
+                up_writer.write(b"\r\n".join(kept))
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()
