@@ -144,7 +144,7 @@ class Dialer:
 
     async def _connect(self, host: str, port: int) -> socket.socket:
         addresses = self._overrides.get(host)
-        cached = addresses is None
+        from_dns = addresses is None
         if addresses is None:
             addresses = await self._resolve(host, port)
         addresses = [_with_port(info, port) for info in addresses]
@@ -153,10 +153,10 @@ class Dialer:
                 addresses, happy_eyeballs_delay=self._delay, interleave=1
             )
         except (OSError, asyncio.CancelledError):  # all failed, or none in time
-            if cached:
+            if from_dns:
                 self._addresses.pop((host, port), None)  # look the host up again next time
             raise
-        if cached:
+        if from_dns:
             self._keep_winner(host, port, addresses, sock.getpeername())
         return sock
 
@@ -195,9 +195,6 @@ class Dialer:
             raise OSError(f"{host} has no address")
         self._addresses[(host, port)] = (time.monotonic() + DNS_TTL, list(infos))
         return list(infos)
-
-    def forget(self, host: str, port: int) -> None:
-        self._addresses.pop((host, port), None)
 
 
 def _addrinfo(address: str) -> AddrInfo:

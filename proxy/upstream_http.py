@@ -203,17 +203,20 @@ class UpstreamTransport:
         try:
             async with asyncio.timeout(pool_timeout):
                 await waiter
-        except TimeoutError:
-            _, host, port = origin
-            raise httpx.PoolTimeout(
-                f"All {self.options.max_connections_per_origin} connections to {host}:{port} "
-                "stayed busy."
-            ) from None
-        finally:
-            if not waiter.done():
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                pool.wake_one()  # woken as we gave up: the place goes to the next in line
+            else:
                 waiter.cancel()
-            with contextlib.suppress(ValueError):
-                pool.waiters.remove(waiter)
+                with contextlib.suppress(ValueError):
+                    pool.waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                _, host, port = origin
+                raise httpx.PoolTimeout(
+                    f"All {self.options.max_connections_per_origin} connections to "
+                    f"{host}:{port} stayed busy."
+                ) from None
+            raise
 
     def _lost(self, pool: _OriginPool, conn: Http1Connection) -> None:
         pool.open -= 1
