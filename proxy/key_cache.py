@@ -8,6 +8,9 @@
   only where it is absent, so a slow miss can never overwrite a newer write.
 - Database: one query on a miss, off the event loop; concurrent misses for one digest share it.
 
+Redis calls go through tokenbyte/redis.py's breaker: a Redis that is slow or gone is skipped
+(memory, then the database) instead of being waited for.
+
 Invalidation: writers announce changed digests on a Redis channel (a listener task here drops
 them from memory) and through an in-process signal (embedded mode). A (re)subscription clears
 memory, since announcements may have been missed while disconnected; a miss that raced an
@@ -25,7 +28,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from django.db import Error as DatabaseError
 from redis.exceptions import RedisError
 
@@ -37,12 +39,12 @@ from keys.cache import (
     key_cache_lookup,
     key_changed,
     policy_redis_key,
-    redis_db,
 )
 from keys.services import key_last_used_record
 from proxy.auth import KeyPolicy
 from proxy.db import run_in_db_thread
 from proxy.errors import AuthenticationFailed, ServiceUnavailable
+from tokenbyte.redis import GatewayRedis, subscribe_forever
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,6 @@ OUTAGE_RETRY_SECONDS = 5.0
 MAX_ENTRIES = 100_000
 MAX_UNKNOWN = 10_000
 LAST_USED_FLUSH_SECONDS = 60.0
-RESUBSCRIBE_MAX_DELAY = 5.0
 # During an outage every miss would log; one line per this many seconds is enough.
 OUTAGE_LOG_INTERVAL_SECONDS = 10.0
 DATABASE_DOWN_MESSAGE = (
@@ -65,7 +66,7 @@ DATABASE_DOWN_MESSAGE = (
 
 
 class KeyResolver:
-    def __init__(self, redis: aioredis.Redis | None) -> None:
+    def __init__(self, redis: GatewayRedis | None) -> None:
         self.redis = redis
         # digest -> (KeyPolicy, or the 401 message of a known key such as a revoked one;
         #            fresh until; usable until), in time.monotonic() seconds
@@ -84,9 +85,13 @@ class KeyResolver:
     async def start(self) -> None:
         key_changed.connect(self._on_key_changed, weak=False, dispatch_uid=self._dispatch_uid)
         if self.redis is not None:
-            self._tasks.append(
-                asyncio.create_task(self._listen(self.redis), name="key-invalidations")
+            listener = subscribe_forever(
+                self.redis.listener,
+                changes_channel(self.redis.db),
+                self._on_announcement,
+                name="key invalidations",
             )
+            self._tasks.append(asyncio.create_task(listener, name="key-invalidations"))
         self._tasks.append(asyncio.create_task(self._flush_forever(), name="key-last-used"))
 
     async def stop(self) -> None:
@@ -185,10 +190,10 @@ class KeyResolver:
     async def _redis_entry(self, digest: str) -> dict[str, Any] | None:
         if self.redis is None:
             return None
+        key = policy_redis_key(digest)
         try:
-            raw = await self.redis.get(policy_redis_key(digest))
-        except RedisError as exc:
-            logger.warning("Redis unreachable (%s); looking the key up in the database", exc)
+            raw = await self.redis.call("key_lookup", lambda client: client.get(key))
+        except RedisError:  # counted and logged by the breaker; the database answers instead
             return None
         if raw is None:
             return None
@@ -203,10 +208,11 @@ class KeyResolver:
         if self.redis is None:
             return
         ttl = REDIS_NEGATIVE_TTL_SECONDS if entry.get("unknown") else REDIS_TTL_SECONDS
-        try:
-            await self.redis.set(policy_redis_key(digest), orjson.dumps(entry), ex=ttl, nx=True)
-        except RedisError as exc:
-            logger.warning("could not cache a key in Redis (%s)", exc)
+        key, value = policy_redis_key(digest), orjson.dumps(entry)
+        with contextlib.suppress(RedisError):  # counted by the breaker; memory has it anyway
+            await self.redis.call(
+                "key_fill", lambda client: client.set(key, value, ex=ttl, nx=True)
+            )
 
     def _store(self, digest: str, value: KeyPolicy | str, *, unknown: bool) -> None:
         now = time.monotonic()
@@ -235,24 +241,11 @@ class KeyResolver:
     def _on_key_changed(self, sender: Any, hashes: list[str], **kwargs: Any) -> None:
         self.invalidate(hashes)
 
-    async def _listen(self, redis: aioredis.Redis) -> None:
-        channel = changes_channel(redis_db(redis))
-        delay = 0.25
-        while True:
-            try:
-                async with redis.pubsub() as pubsub:
-                    await pubsub.subscribe(channel)
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
-                            self.invalidate(message["data"].decode().split())
-                        elif message["type"] == "subscribe":
-                            # (Re)subscribed: announcements may have been missed meanwhile.
-                            self.clear()
-                            delay = 0.25
-            except Exception as exc:  # never give up: without this task, revokes arrive late
-                logger.warning("key invalidation channel lost (%s); resubscribing", exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RESUBSCRIBE_MAX_DELAY)
+    def _on_announcement(self, message: dict[str, Any]) -> None:
+        if message["type"] == "message":
+            self.invalidate(message["data"].decode().split())
+        elif message["type"] == "subscribe":
+            self.clear()  # (re)subscribed: announcements may have been missed meanwhile
 
     # --- last used --------------------------------------------------------------------------
 

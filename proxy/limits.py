@@ -6,26 +6,24 @@ when admitted. Tokens are known only after a call, so they are counted when its 
 shipped, and a key over its tokens-per-minute is refused until enough of its minute has passed.
 With REDIS_URL the state lives in Redis and one Lua script decides atomically on Redis's own
 clock; in embedded mode (one process) it lives in this process, and so it does while Redis is
-unreachable: each process then enforces the limits alone rather than failing the request.
+unreachable or slow (tokenbyte/redis.py: a short timeout and a breaker): each process then
+enforces the limits alone rather than failing or delaying the request.
 """
 
-import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from proxy.errors import RateLimited
 from proxy.metering import UsageEvent
+from tokenbyte.redis import GatewayRedis
 
 if TYPE_CHECKING:
     from proxy.auth import KeyPolicy
-
-logger = logging.getLogger(__name__)
 
 WINDOW_MS = 60_000.0
 Headers = list[tuple[bytes, bytes]]
@@ -171,19 +169,15 @@ class LocalBuckets:
 
 
 class RateLimiter:
-    def __init__(self, redis: aioredis.Redis | None) -> None:
+    def __init__(self, redis: GatewayRedis | None) -> None:
         self._redis = redis
         self._local = LocalBuckets()
         self._tpm: dict[int, int] = {}  # key id -> its tokens-per-minute, for consumption
-        self._admit: Any = redis.register_script(ADMIT_SCRIPT) if redis is not None else None
-        self._consume: Any = redis.register_script(CONSUME_SCRIPT) if redis is not None else None
-        self._warned_at = -math.inf
-
-    def _redis_lost(self) -> None:
-        now = time.monotonic()
-        if now - self._warned_at >= 60:  # once a minute, not once a request
-            self._warned_at = now
-            logger.warning("Redis unreachable: rate limits are counted per process", exc_info=True)
+        # Registered on the hot client; the breaker logs when Redis stops and starts answering.
+        self._admit: Any = redis.hot.register_script(ADMIT_SCRIPT) if redis is not None else None
+        self._consume: Any = (
+            redis.hot.register_script(CONSUME_SCRIPT) if redis is not None else None
+        )
 
     async def admit(self, policy: "KeyPolicy") -> Headers:
         """The rate-limit headers for the response; RateLimited (429) when over a limit."""
@@ -196,10 +190,15 @@ class RateLimiter:
         verdict: Verdict | None = None
         if self._redis is not None:
             try:
-                raw = await self._admit(keys=[requests_key, tokens_key], args=[rpm, tpm, WINDOW_MS])
+                raw = await self._redis.call(
+                    "rate_limit",
+                    lambda client: self._admit(
+                        keys=[requests_key, tokens_key], args=[rpm, tpm, WINDOW_MS], client=client
+                    ),
+                )
                 verdict = Verdict(bool(raw[0]), *(int(value) for value in raw[1:]))
-            except (RedisError, OSError):
-                self._redis_lost()
+            except RedisError:
+                pass  # counted and logged by the breaker; this process decides alone
         if verdict is None:
             verdict = self._local.admit(requests_key, tokens_key, rpm, tpm)
         headers = limit_headers(policy, verdict)
@@ -226,8 +225,9 @@ class RateLimiter:
         if not spent:
             return
         if self._redis is not None:
-            try:
-                async with self._redis.pipeline(transaction=False) as pipe:
+
+            async def consume(client: Any) -> None:
+                async with client.pipeline(transaction=False) as pipe:
                     for key_id, tpm, tokens in spent:
                         await self._consume(
                             keys=[_bucket_keys(key_id)[1]],
@@ -235,9 +235,12 @@ class RateLimiter:
                             client=pipe,
                         )
                     await pipe.execute()
+
+            try:
+                await self._redis.call("token_count", consume)
                 return
-            except (RedisError, OSError):
-                self._redis_lost()
+            except RedisError:
+                pass  # counted where admissions are decided meanwhile: in this process
         for key_id, tpm, tokens in spent:
             self._local.consume(_bucket_keys(key_id)[1], tpm, tokens)
 

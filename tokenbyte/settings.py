@@ -296,6 +296,12 @@ TOKENBYTE_TOTAL_TIMEOUT = env.float("TOKENBYTE_TOTAL_TIMEOUT", default=1800.0)
 # (proxy/upstream_http.py).
 TOKENBYTE_UPSTREAM_HTTP2 = env.bool("TOKENBYTE_UPSTREAM_HTTP2", default=False)
 
+# Slow dependencies (README "Configuration"). Hot-path Redis calls (key cache, rate limits)
+# get no answer after this many seconds; a few in a row open a breaker that skips Redis (the
+# documented fallbacks serve meanwhile) and probes it again after the breaker's seconds.
+TOKENBYTE_REDIS_TIMEOUT = env.float("TOKENBYTE_REDIS_TIMEOUT", default=0.1)
+TOKENBYTE_REDIS_BREAKER_SECONDS = env.float("TOKENBYTE_REDIS_BREAKER_SECONDS", default=5.0)
+
 # Upstream credentials that `bootstrap` creates: <NAME>_API_KEY / <NAME>_BASE_URL per provider.
 TOKENBYTE_PROVIDER_ENV = {
     provider: {

@@ -25,6 +25,7 @@ from tests.keys.conftest import (
     made_up_key,
     runtime_with_resolver,
 )
+from tokenbyte.redis import GatewayRedis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,14 +91,13 @@ def test_last_use_is_batched_and_flushed_by_the_resolver(owner: User, mint: Mint
 def test_redis_serves_keys_to_a_fresh_process_without_queries(
     owner: User, mint: Mint, django_assert_num_queries: Any
 ) -> None:
-    import redis.asyncio as aioredis
     from django.conf import settings
 
     minted = mint(owner, rpm=7)  # committed: the entry is in Redis now
     made_up = bearer(made_up_key())
 
     async def fresh_resolver_authenticates(*headers: tuple[bytes, bytes]) -> KeyPolicy:
-        async with aioredis.Redis.from_url(settings.REDIS_URL) as redis:
+        async with GatewayRedis(settings.REDIS_URL) as redis:
             runtime = runtime_with_resolver(redis)
             return await authenticate(gateway_request(*headers), runtime)
 
@@ -111,14 +111,13 @@ def test_redis_serves_keys_to_a_fresh_process_without_queries(
 
 @pytest.mark.redis
 def test_an_announcement_on_redis_drops_the_cached_key(owner: User, mint: Mint) -> None:
-    import redis.asyncio as aioredis
     from django.conf import settings
 
     minted = mint(owner)
     request = gateway_request(bearer(minted.secret))
 
     async def scenario() -> str:
-        async with aioredis.Redis.from_url(settings.REDIS_URL) as redis:
+        async with GatewayRedis(settings.REDIS_URL) as redis:
             runtime = runtime_with_resolver(redis)
             resolver = runtime.keys
             assert resolver is not None
@@ -127,10 +126,10 @@ def test_an_announcement_on_redis_drops_the_cached_key(owner: User, mint: Mint) 
             key_cache.key_changed.disconnect(dispatch_uid=resolver._dispatch_uid)
             try:
                 await authenticate(request, runtime)
-                channel = key_cache.changes_channel(key_cache.redis_db(redis))
+                channel = key_cache.changes_channel(redis.db)
 
                 async def subscribed() -> bool:
-                    counts = await redis.pubsub_numsub(channel)
+                    counts = await redis.hot.pubsub_numsub(channel)
                     return bool(counts and counts[0][1] >= 1)
 
                 await _wait_for(subscribed)
