@@ -6,7 +6,8 @@
   no request waits for a refresh (and none waits on a database that stopped answering).
 - Redis (when configured): the entry writers stored (keys/cache.py); gateways fill it on a miss
   only where it is absent, so a slow miss can never overwrite a newer write.
-- Database: one query on a miss, off the event loop; concurrent misses for one digest share it.
+- Database: one query on a miss, on threads of their own (a bounded lane: past its backlog an
+  uncached key gets 503 at once); concurrent misses for one digest share it.
 
 Redis calls go through tokenbyte/redis.py's breaker: a Redis that is slow or gone is skipped
 (memory, then the database) instead of being waited for.
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import Error as DatabaseError
 from redis.exceptions import RedisError
 
@@ -42,8 +44,9 @@ from keys.cache import (
 )
 from keys.services import key_last_used_record
 from proxy.auth import KeyPolicy
-from proxy.db import run_in_db_thread
+from proxy.db import DatabaseLane, LaneFull, run_in_db_thread
 from proxy.errors import AuthenticationFailed, ServiceUnavailable
+from tokenbyte.metrics import KEY_LOOKUPS_REFUSED
 from tokenbyte.redis import GatewayRedis, subscribe_forever
 
 logger = logging.getLogger(__name__)
@@ -63,11 +66,20 @@ DATABASE_DOWN_MESSAGE = (
     "This API key cannot be checked right now: the gateway's database is unreachable. "
     "Retry in a moment."
 )
+LOOKUPS_BUSY_MESSAGE = (
+    "This API key cannot be checked right now: the gateway is busy checking other keys. "
+    "Retry in a moment."
+)
 
 
 class KeyResolver:
     def __init__(self, redis: GatewayRedis | None) -> None:
         self.redis = redis
+        self._lookups = DatabaseLane(
+            "key-lookup",
+            threads=settings.TOKENBYTE_KEY_LOOKUP_THREADS,
+            backlog=settings.TOKENBYTE_KEY_LOOKUP_BACKLOG,
+        )
         # digest -> (KeyPolicy, or the 401 message of a known key such as a revoked one;
         #            fresh until; usable until), in time.monotonic() seconds
         self._entries: dict[str, tuple[KeyPolicy | str, float, float]] = {}
@@ -107,6 +119,7 @@ class KeyResolver:
             await asyncio.wait_for(self.flush_last_used(), 5.0)
         except TimeoutError:
             logger.warning("could not record the keys' last use before stopping (timeout)")
+        await self._lookups.close()
 
     # --- the hot path -----------------------------------------------------------------------
 
@@ -161,9 +174,14 @@ class KeyResolver:
         entry = await self._redis_entry(digest)
         if entry is None:
             try:
-                entry = await run_in_db_thread(key_cache_lookup, digest)
+                entry = await self._lookups.run(key_cache_lookup, digest)
+            except LaneFull:
+                KEY_LOOKUPS_REFUSED.labels("busy").inc()
+                busy = ServiceUnavailable(LOOKUPS_BUSY_MESSAGE, headers=[(b"retry-after", b"1")])
+                return self._stale_or_raise(digest, busy)
             except DatabaseError as exc:
-                return self._stale_or_503(digest, exc)
+                self._database_down(exc)
+                return self._stale_or_raise(digest, ServiceUnavailable(DATABASE_DOWN_MESSAGE), exc)
             await self._redis_fill(digest, entry)
         unknown = bool(entry.get("unknown"))
         value: KeyPolicy | str = (
@@ -173,18 +191,24 @@ class KeyResolver:
             self._store(digest, value, unknown=unknown)
         return value
 
-    def _stale_or_503(self, digest: str, exc: Exception) -> KeyPolicy | str:
+    def _database_down(self, exc: Exception) -> None:
         now = time.monotonic()
         if now >= self._quiet_until:
             self._quiet_until = now + OUTAGE_LOG_INTERVAL_SECONDS
             logger.warning(
                 "database unreachable (%s): cached keys keep working, uncached ones get 503", exc
             )
+
+    def _stale_or_raise(
+        self, digest: str, error: ServiceUnavailable, cause: Exception | None = None
+    ) -> KeyPolicy | str:
+        """A known entry's last value while its refresh cannot be done (retried later)."""
+        now = time.monotonic()
         entry = self._entries.get(digest)
         if entry is None or entry[2] <= now:
-            raise ServiceUnavailable(DATABASE_DOWN_MESSAGE) from exc
+            raise error from cause
         value, _, usable_until = entry
-        self._entries[digest] = (value, now + OUTAGE_RETRY_SECONDS, usable_until)  # retry later
+        self._entries[digest] = (value, now + OUTAGE_RETRY_SECONDS, usable_until)
         return value
 
     async def _redis_entry(self, digest: str) -> dict[str, Any] | None:

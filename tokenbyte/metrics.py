@@ -29,3 +29,11 @@ REDIS_FALLBACKS = Counter(
     "out, or the open breaker skipped it).",
     ["operation"],
 )
+
+# Key-cache misses (proxy/key_cache.py): `reason` is `busy` (every lookup thread taken and the
+# backlog full: 503).
+KEY_LOOKUPS_REFUSED = Counter(
+    "tokenbyte_key_lookups_refused",
+    "Key-cache misses answered without looking the key up.",
+    ["reason"],
+)

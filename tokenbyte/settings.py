@@ -301,6 +301,9 @@ TOKENBYTE_UPSTREAM_HTTP2 = env.bool("TOKENBYTE_UPSTREAM_HTTP2", default=False)
 # documented fallbacks serve meanwhile) and probes it again after the breaker's seconds.
 TOKENBYTE_REDIS_TIMEOUT = env.float("TOKENBYTE_REDIS_TIMEOUT", default=0.1)
 TOKENBYTE_REDIS_BREAKER_SECONDS = env.float("TOKENBYTE_REDIS_BREAKER_SECONDS", default=5.0)
+# Key-cache misses have threads of their own; past the backlog an uncached key gets 503.
+TOKENBYTE_KEY_LOOKUP_THREADS = env.int("TOKENBYTE_KEY_LOOKUP_THREADS", default=4)
+TOKENBYTE_KEY_LOOKUP_BACKLOG = env.int("TOKENBYTE_KEY_LOOKUP_BACKLOG", default=100)
 
 # Upstream credentials that `bootstrap` creates: <NAME>_API_KEY / <NAME>_BASE_URL per provider.
 TOKENBYTE_PROVIDER_ENV = {

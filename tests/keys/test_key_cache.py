@@ -25,6 +25,7 @@ from tests.keys.conftest import (
     made_up_key,
     runtime_with_resolver,
 )
+from tests.queries import assert_num_queries_anywhere
 from tokenbyte.redis import GatewayRedis
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,9 +40,7 @@ async def _wait_for(predicate: Any) -> None:
     raise AssertionError("timed out")
 
 
-def test_concurrent_misses_for_one_key_share_one_query(
-    owner: User, mint: Mint, django_assert_num_queries: Any
-) -> None:
+def test_concurrent_misses_for_one_key_share_one_query(owner: User, mint: Mint) -> None:
     minted = mint(owner)
     runtime = runtime_with_resolver()
 
@@ -49,7 +48,7 @@ def test_concurrent_misses_for_one_key_share_one_query(
         request = gateway_request(bearer(minted.secret))
         return await asyncio.gather(*(authenticate(request, runtime) for _ in range(20)))
 
-    with django_assert_num_queries(1):
+    with assert_num_queries_anywhere(1):
         policies = async_to_sync(many)()
     assert {policy.key_id for policy in policies} == {minted.key.pk}
 
@@ -88,9 +87,7 @@ def test_last_use_is_batched_and_flushed_by_the_resolver(owner: User, mint: Mint
 
 
 @pytest.mark.redis
-def test_redis_serves_keys_to_a_fresh_process_without_queries(
-    owner: User, mint: Mint, django_assert_num_queries: Any
-) -> None:
+def test_redis_serves_keys_to_a_fresh_process_without_queries(owner: User, mint: Mint) -> None:
     from django.conf import settings
 
     minted = mint(owner, rpm=7)  # committed: the entry is in Redis now
@@ -101,11 +98,11 @@ def test_redis_serves_keys_to_a_fresh_process_without_queries(
             runtime = runtime_with_resolver(redis)
             return await authenticate(gateway_request(*headers), runtime)
 
-    with django_assert_num_queries(0):
+    with assert_num_queries_anywhere(0):
         assert async_to_sync(fresh_resolver_authenticates)(bearer(minted.secret)).rpm == 7
-    with django_assert_num_queries(1), pytest.raises(AuthenticationFailed):
+    with assert_num_queries_anywhere(1), pytest.raises(AuthenticationFailed):
         async_to_sync(fresh_resolver_authenticates)(made_up)
-    with django_assert_num_queries(0), pytest.raises(AuthenticationFailed):
+    with assert_num_queries_anywhere(0), pytest.raises(AuthenticationFailed):
         async_to_sync(fresh_resolver_authenticates)(made_up)  # negative entry in Redis
 
 
