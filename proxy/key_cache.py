@@ -10,7 +10,9 @@
   uncached key gets 503 at once); concurrent misses for one digest share it.
 
 Redis calls go through tokenbyte/redis.py's breaker: a Redis that is slow or gone is skipped
-(memory, then the database) instead of being waited for.
+(memory, then the database) instead of being waited for. Each client address may have only so
+many unknown keys looked up a minute (proxy/limits.py UnknownKeyLimiter): past that its
+uncached keys get 429 without touching Redis or the database.
 
 Invalidation: writers announce changed digests on a Redis channel (a listener task here drops
 them from memory) and through an in-process signal (embedded mode). A (re)subscription clears
@@ -45,7 +47,8 @@ from keys.cache import (
 from keys.services import key_last_used_record
 from proxy.auth import KeyPolicy
 from proxy.db import DatabaseLane, LaneFull, run_in_db_thread
-from proxy.errors import AuthenticationFailed, ServiceUnavailable
+from proxy.errors import AuthenticationFailed, RateLimited, ServiceUnavailable
+from proxy.limits import ClientAddress, UnknownKeyLimiter
 from tokenbyte.metrics import KEY_LOOKUPS_REFUSED
 from tokenbyte.redis import GatewayRedis, subscribe_forever
 
@@ -80,6 +83,7 @@ class KeyResolver:
             threads=settings.TOKENBYTE_KEY_LOOKUP_THREADS,
             backlog=settings.TOKENBYTE_KEY_LOOKUP_BACKLOG,
         )
+        self._unknown_keys = UnknownKeyLimiter(settings.TOKENBYTE_UNKNOWN_KEYS_PER_MINUTE)
         # digest -> (KeyPolicy, or the 401 message of a known key such as a revoked one;
         #            fresh until; usable until), in time.monotonic() seconds
         self._entries: dict[str, tuple[KeyPolicy | str, float, float]] = {}
@@ -145,10 +149,23 @@ class KeyResolver:
 
     # --- misses -----------------------------------------------------------------------------
 
-    async def load(self, digest: str) -> KeyPolicy:
-        """Resolve a digest memory missed; one load per digest however many requests wait."""
+    async def load(self, digest: str, client: ClientAddress | None = None) -> KeyPolicy:
+        """Resolve a digest memory missed; one load per digest however many requests wait.
+
+        `client` (the request's address) pays for the lookup when no such key exists.
+        """
+        retry_after = self._unknown_keys.retry_after(client)
+        if retry_after is not None:
+            KEY_LOOKUPS_REFUSED.labels("unknown_keys").inc()
+            raise RateLimited(
+                "Too many requests with unknown API keys came from your address; retry in "
+                f"{retry_after} s with a valid key (create one in the console under /keys/).",
+                headers=[(b"retry-after", str(retry_after).encode())],
+            )
         value = await asyncio.shield(self._start_load(digest))
         if isinstance(value, str):
+            if digest in self._unknown:  # no such key (a revoked one is known)
+                self._unknown_keys.charge(client)
             raise AuthenticationFailed(value)
         return value
 

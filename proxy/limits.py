@@ -8,8 +8,11 @@ With REDIS_URL the state lives in Redis and one Lua script decides atomically on
 clock; in embedded mode (one process) it lives in this process, and so it does while Redis is
 unreachable or slow (tokenbyte/redis.py: a short timeout and a breaker): each process then
 enforces the limits alone rather than failing or delaying the request.
+
+UnknownKeyLimiter bounds how many unknown keys one client address may have looked up.
 """
 
+import ipaddress
 import math
 import time
 from collections.abc import Callable
@@ -243,6 +246,74 @@ class RateLimiter:
                 pass  # counted where admissions are decided meanwhile: in this process
         for key_id, tpm, tokens in spent:
             self._local.consume(_bucket_keys(key_id)[1], tpm, tokens)
+
+
+# The table of client addresses is capped (an attacker has many); past the cap, idle entries
+# go first (at most one sweep a second), then the oldest.
+MAX_CLIENT_ADDRESSES = 10_000
+SWEEP_SECONDS = 1.0
+ClientAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class UnknownKeyLimiter:
+    """Unknown keys looked up per client address and minute, in this process only.
+
+    A made-up key costs a Redis call and a query, so a client may send only so many of them:
+    past that its uncached keys get 429 without touching either (its cached keys keep
+    working). GCRA, like the keys' own limits: the minute's allowance at once, then the steady
+    rate. An IPv6 client counts per /64, which a single host usually holds whole.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        max_clients: int = MAX_CLIENT_ADDRESSES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._interval = WINDOW_MS / 1000 / per_minute if per_minute > 0 else 0.0
+        self._max_clients = max_clients
+        self._clock = clock
+        self._tat: dict[str, float] = {}  # client -> theoretical arrival time, clock seconds
+        self._next_sweep = 0.0
+
+    def retry_after(self, address: ClientAddress | None) -> int | None:
+        """Seconds until this client may have another key looked up; None: it may now."""
+        if not self._interval:
+            return None
+        tat = self._tat.get(_client_key(address))
+        if tat is None:
+            return None
+        wait = tat + self._interval - self._clock() - WINDOW_MS / 1000
+        return max(1, math.ceil(wait)) if wait > 0 else None
+
+    def charge(self, address: ClientAddress | None) -> None:
+        """One lookup of this client's found no key."""
+        if not self._interval:
+            return
+        client, now = _client_key(address), self._clock()
+        tat = max(self._tat.pop(client, now), now) + self._interval  # re-inserted: newest last
+        # Lookups charged after the fact (concurrent ones) never make a client wait longer
+        # than one interval.
+        self._tat[client] = min(tat, now + WINDOW_MS / 1000)
+        if len(self._tat) > self._max_clients:
+            self._shrink(now)
+
+    def _shrink(self, now: float) -> None:
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_SECONDS
+            for client in [client for client, tat in self._tat.items() if tat <= now]:
+                del self._tat[client]
+        while len(self._tat) > self._max_clients:
+            del self._tat[next(iter(self._tat))]
+
+
+def _client_key(address: ClientAddress | None) -> str:
+    if address is None:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _bucket_keys(key_id: int) -> tuple[str, str]:

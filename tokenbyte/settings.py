@@ -304,6 +304,8 @@ TOKENBYTE_REDIS_BREAKER_SECONDS = env.float("TOKENBYTE_REDIS_BREAKER_SECONDS", d
 # Key-cache misses have threads of their own; past the backlog an uncached key gets 503.
 TOKENBYTE_KEY_LOOKUP_THREADS = env.int("TOKENBYTE_KEY_LOOKUP_THREADS", default=4)
 TOKENBYTE_KEY_LOOKUP_BACKLOG = env.int("TOKENBYTE_KEY_LOOKUP_BACKLOG", default=100)
+# Distinct unknown keys one client address may have looked up per minute (then 429).
+TOKENBYTE_UNKNOWN_KEYS_PER_MINUTE = env.int("TOKENBYTE_UNKNOWN_KEYS_PER_MINUTE", default=30)
 
 # Upstream credentials that `bootstrap` creates: <NAME>_API_KEY / <NAME>_BASE_URL per provider.
 TOKENBYTE_PROVIDER_ENV = {
