@@ -18,6 +18,7 @@ from django.conf import settings
 from django.dispatch import Signal
 
 from keys.models import ApiKey
+from tokenbyte.redis import sync_client
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ key_changed = Signal()
 REDIS_TTL_SECONDS = 300
 # Unknown hashes (written by gateways only if absent). A mint overwrites its hash at once.
 REDIS_NEGATIVE_TTL_SECONDS = 60
+# A writer (console, CLI) waits at most this long for Redis, once: a stalled Redis must not
+# hold a revoke for redis-py's default ten retries.
+ANNOUNCE_TIMEOUT_SECONDS = 2.0
 
 UNKNOWN_KEY_MESSAGE = (
     "Incorrect API key provided. Check that it was copied whole, or create a new key in the "
@@ -97,9 +101,7 @@ def _announce(entries: dict[str, bytes], deleted: list[str]) -> None:
     if settings.REDIS_URL:
         # Redis first: a gateway that drops its copy on the announcement must find the new one.
         try:
-            with redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-            ) as client:
+            with sync_client(settings.REDIS_URL, timeout=ANNOUNCE_TIMEOUT_SECONDS) as client:
                 pipe = client.pipeline(transaction=False)
                 for secret_hash, entry in entries.items():
                     pipe.set(policy_redis_key(secret_hash), entry, ex=REDIS_TTL_SECONDS)

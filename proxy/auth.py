@@ -1,7 +1,8 @@
 """API key authentication for /v1: the key's policy, served from memory on the hot path.
 
 The cached path is a SHA-256, a dict lookup and a few comparisons: no await, no thread hop, no
-query. Misses, caching and invalidation live in proxy/key_cache.py.
+query. Misses, caching and invalidation live in proxy/key_cache.py, which also limits how many
+unknown keys one client address may have looked up.
 """
 
 import ipaddress
@@ -140,7 +141,8 @@ async def _authenticate_token(token: bytes, request: Request, runtime: "Runtime"
     digest = sha256(token).hexdigest()
     policy = resolver.cached(digest)
     if policy is None:
-        policy = await resolver.load(digest)
+        # The address pays for a lookup that finds no key (a flood of made-up keys is bounded).
+        policy = await resolver.load(digest, _client_address(request.scope))
     if policy.expires_at is not None and time.time() >= policy.expires_at:
         when = datetime.fromtimestamp(policy.expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
         raise AuthenticationFailed(
@@ -156,6 +158,8 @@ async def authenticate(
     request: Request, runtime: "Runtime", *, allow_x_api_key: bool = False
 ) -> KeyPolicy:
     """The policy of the request's key, or 401 / 403 / 503 (never 401 for an outage).
+
+    429 when the request's address sent too many unknown keys and this one is not cached.
 
     The key comes from `Authorization: Bearer <key>`, or `x-api-key: <key>` when
     `allow_x_api_key` (Anthropic's Messages API).

@@ -1,10 +1,18 @@
-"""Running Django ORM work from the gateway's event loop, off the hot path."""
+"""Running Django ORM work from the gateway's event loop, off the hot path.
 
+`run_in_db_thread` is asgiref's one shared thread (routing reloads, last-used flushes, probes).
+Work that requests wait for, key-cache misses, has a `DatabaseLane` of its own instead: it
+never queues behind that other work, and a flood of it fails fast instead of queueing forever.
+"""
+
+import asyncio
+import threading
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -21,3 +29,53 @@ def _with_fresh_connection(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
 
 async def run_in_db_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await sync_to_async(_with_fresh_connection, thread_sensitive=True)(fn, *args, **kwargs)
+
+
+class LaneFull(Exception):
+    """Every thread of the lane is busy and its backlog is full."""
+
+
+class DatabaseLane:
+    """A few threads of its own for one kind of database work, with a bounded backlog."""
+
+    def __init__(self, name: str, *, threads: int, backlog: int) -> None:
+        self._executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix=name, initializer=self._adopt_thread
+        )
+        # Released when the work itself ends (not when a waiter gives up), so the bound
+        # counts what the threads really have in hand.
+        self._slots = threading.BoundedSemaphore(threads + backlog)
+        self._connections: list[Any] = []  # every thread's Django connection wrappers
+        self._lock = threading.Lock()
+
+    def _adopt_thread(self) -> None:
+        # Lets close() close this thread's connections from another thread once it has ended
+        # (with CONN_MAX_AGE they outlive each call).
+        wrappers = connections.all()
+        for wrapper in wrappers:
+            wrapper.inc_thread_sharing()
+        with self._lock:
+            self._connections.extend(wrappers)
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn(*args, **kwargs)` on one of the lane's threads; LaneFull at once past the bound."""
+        if not self._slots.acquire(blocking=False):
+            raise LaneFull
+        try:
+            future = self._executor.submit(lambda: _with_fresh_connection(fn, *args, **kwargs))
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        return await asyncio.wrap_future(future)
+
+    async def close(self) -> None:
+        """Finish the work under way, stop the threads and close their connections."""
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            wrappers, self._connections = self._connections, []
+        for wrapper in wrappers:
+            wrapper.close()

@@ -6,7 +6,13 @@
   no request waits for a refresh (and none waits on a database that stopped answering).
 - Redis (when configured): the entry writers stored (keys/cache.py); gateways fill it on a miss
   only where it is absent, so a slow miss can never overwrite a newer write.
-- Database: one query on a miss, off the event loop; concurrent misses for one digest share it.
+- Database: one query on a miss, on threads of their own (a bounded lane: past its backlog an
+  uncached key gets 503 at once); concurrent misses for one digest share it.
+
+Redis calls go through tokenbyte/redis.py's breaker: a Redis that is slow or gone is skipped
+(memory, then the database) instead of being waited for. Each client address may have only so
+many unknown keys looked up a minute (proxy/limits.py UnknownKeyLimiter): past that its
+uncached keys get 429 without touching Redis or the database.
 
 Invalidation: writers announce changed digests on a Redis channel (a listener task here drops
 them from memory) and through an in-process signal (embedded mode). A (re)subscription clears
@@ -25,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
+from django.conf import settings
 from django.db import Error as DatabaseError
 from redis.exceptions import RedisError
 
@@ -37,12 +43,14 @@ from keys.cache import (
     key_cache_lookup,
     key_changed,
     policy_redis_key,
-    redis_db,
 )
 from keys.services import key_last_used_record
 from proxy.auth import KeyPolicy
-from proxy.db import run_in_db_thread
-from proxy.errors import AuthenticationFailed, ServiceUnavailable
+from proxy.db import DatabaseLane, LaneFull, run_in_db_thread
+from proxy.errors import AuthenticationFailed, RateLimited, ServiceUnavailable
+from proxy.limits import ClientAddress, UnknownKeyLimiter
+from tokenbyte.metrics import KEY_LOOKUPS_REFUSED
+from tokenbyte.redis import GatewayRedis, subscribe_forever
 
 logger = logging.getLogger(__name__)
 
@@ -55,18 +63,27 @@ OUTAGE_RETRY_SECONDS = 5.0
 MAX_ENTRIES = 100_000
 MAX_UNKNOWN = 10_000
 LAST_USED_FLUSH_SECONDS = 60.0
-RESUBSCRIBE_MAX_DELAY = 5.0
 # During an outage every miss would log; one line per this many seconds is enough.
 OUTAGE_LOG_INTERVAL_SECONDS = 10.0
 DATABASE_DOWN_MESSAGE = (
     "This API key cannot be checked right now: the gateway's database is unreachable. "
     "Retry in a moment."
 )
+LOOKUPS_BUSY_MESSAGE = (
+    "This API key cannot be checked right now: the gateway is busy checking other keys. "
+    "Retry in a moment."
+)
 
 
 class KeyResolver:
-    def __init__(self, redis: aioredis.Redis | None) -> None:
+    def __init__(self, redis: GatewayRedis | None) -> None:
         self.redis = redis
+        self._lookups = DatabaseLane(
+            "key-lookup",
+            threads=settings.TOKENBYTE_KEY_LOOKUP_THREADS,
+            backlog=settings.TOKENBYTE_KEY_LOOKUP_BACKLOG,
+        )
+        self._unknown_keys = UnknownKeyLimiter(settings.TOKENBYTE_UNKNOWN_KEYS_PER_MINUTE)
         # digest -> (KeyPolicy, or the 401 message of a known key such as a revoked one;
         #            fresh until; usable until), in time.monotonic() seconds
         self._entries: dict[str, tuple[KeyPolicy | str, float, float]] = {}
@@ -84,9 +101,13 @@ class KeyResolver:
     async def start(self) -> None:
         key_changed.connect(self._on_key_changed, weak=False, dispatch_uid=self._dispatch_uid)
         if self.redis is not None:
-            self._tasks.append(
-                asyncio.create_task(self._listen(self.redis), name="key-invalidations")
+            listener = subscribe_forever(
+                self.redis.listener,
+                changes_channel(self.redis.db),
+                self._on_announcement,
+                name="key invalidations",
             )
+            self._tasks.append(asyncio.create_task(listener, name="key-invalidations"))
         self._tasks.append(asyncio.create_task(self._flush_forever(), name="key-last-used"))
 
     async def stop(self) -> None:
@@ -102,6 +123,7 @@ class KeyResolver:
             await asyncio.wait_for(self.flush_last_used(), 5.0)
         except TimeoutError:
             logger.warning("could not record the keys' last use before stopping (timeout)")
+        await self._lookups.close()
 
     # --- the hot path -----------------------------------------------------------------------
 
@@ -127,10 +149,23 @@ class KeyResolver:
 
     # --- misses -----------------------------------------------------------------------------
 
-    async def load(self, digest: str) -> KeyPolicy:
-        """Resolve a digest memory missed; one load per digest however many requests wait."""
+    async def load(self, digest: str, client: ClientAddress | None = None) -> KeyPolicy:
+        """Resolve a digest memory missed; one load per digest however many requests wait.
+
+        `client` (the request's address) pays for the lookup when no such key exists.
+        """
+        retry_after = self._unknown_keys.retry_after(client)
+        if retry_after is not None:
+            KEY_LOOKUPS_REFUSED.labels("unknown_keys").inc()
+            raise RateLimited(
+                "Too many requests with unknown API keys came from your address; retry in "
+                f"{retry_after} s with a valid key (create one in the console under /keys/).",
+                headers=[(b"retry-after", str(retry_after).encode())],
+            )
         value = await asyncio.shield(self._start_load(digest))
         if isinstance(value, str):
+            if digest in self._unknown:  # no such key (a revoked one is known)
+                self._unknown_keys.charge(client)
             raise AuthenticationFailed(value)
         return value
 
@@ -156,9 +191,14 @@ class KeyResolver:
         entry = await self._redis_entry(digest)
         if entry is None:
             try:
-                entry = await run_in_db_thread(key_cache_lookup, digest)
+                entry = await self._lookups.run(key_cache_lookup, digest)
+            except LaneFull:
+                KEY_LOOKUPS_REFUSED.labels("busy").inc()
+                busy = ServiceUnavailable(LOOKUPS_BUSY_MESSAGE, headers=[(b"retry-after", b"1")])
+                return self._stale_or_raise(digest, busy)
             except DatabaseError as exc:
-                return self._stale_or_503(digest, exc)
+                self._database_down(exc)
+                return self._stale_or_raise(digest, ServiceUnavailable(DATABASE_DOWN_MESSAGE), exc)
             await self._redis_fill(digest, entry)
         unknown = bool(entry.get("unknown"))
         value: KeyPolicy | str = (
@@ -168,27 +208,33 @@ class KeyResolver:
             self._store(digest, value, unknown=unknown)
         return value
 
-    def _stale_or_503(self, digest: str, exc: Exception) -> KeyPolicy | str:
+    def _database_down(self, exc: Exception) -> None:
         now = time.monotonic()
         if now >= self._quiet_until:
             self._quiet_until = now + OUTAGE_LOG_INTERVAL_SECONDS
             logger.warning(
                 "database unreachable (%s): cached keys keep working, uncached ones get 503", exc
             )
+
+    def _stale_or_raise(
+        self, digest: str, error: ServiceUnavailable, cause: Exception | None = None
+    ) -> KeyPolicy | str:
+        """A known entry's last value while its refresh cannot be done (retried later)."""
+        now = time.monotonic()
         entry = self._entries.get(digest)
         if entry is None or entry[2] <= now:
-            raise ServiceUnavailable(DATABASE_DOWN_MESSAGE) from exc
+            raise error from cause
         value, _, usable_until = entry
-        self._entries[digest] = (value, now + OUTAGE_RETRY_SECONDS, usable_until)  # retry later
+        self._entries[digest] = (value, now + OUTAGE_RETRY_SECONDS, usable_until)
         return value
 
     async def _redis_entry(self, digest: str) -> dict[str, Any] | None:
         if self.redis is None:
             return None
+        key = policy_redis_key(digest)
         try:
-            raw = await self.redis.get(policy_redis_key(digest))
-        except RedisError as exc:
-            logger.warning("Redis unreachable (%s); looking the key up in the database", exc)
+            raw = await self.redis.call("key_lookup", lambda client: client.get(key))
+        except RedisError:  # counted and logged by the breaker; the database answers instead
             return None
         if raw is None:
             return None
@@ -203,10 +249,11 @@ class KeyResolver:
         if self.redis is None:
             return
         ttl = REDIS_NEGATIVE_TTL_SECONDS if entry.get("unknown") else REDIS_TTL_SECONDS
-        try:
-            await self.redis.set(policy_redis_key(digest), orjson.dumps(entry), ex=ttl, nx=True)
-        except RedisError as exc:
-            logger.warning("could not cache a key in Redis (%s)", exc)
+        key, value = policy_redis_key(digest), orjson.dumps(entry)
+        with contextlib.suppress(RedisError):  # counted by the breaker; memory has it anyway
+            await self.redis.call(
+                "key_fill", lambda client: client.set(key, value, ex=ttl, nx=True)
+            )
 
     def _store(self, digest: str, value: KeyPolicy | str, *, unknown: bool) -> None:
         now = time.monotonic()
@@ -235,24 +282,11 @@ class KeyResolver:
     def _on_key_changed(self, sender: Any, hashes: list[str], **kwargs: Any) -> None:
         self.invalidate(hashes)
 
-    async def _listen(self, redis: aioredis.Redis) -> None:
-        channel = changes_channel(redis_db(redis))
-        delay = 0.25
-        while True:
-            try:
-                async with redis.pubsub() as pubsub:
-                    await pubsub.subscribe(channel)
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
-                            self.invalidate(message["data"].decode().split())
-                        elif message["type"] == "subscribe":
-                            # (Re)subscribed: announcements may have been missed meanwhile.
-                            self.clear()
-                            delay = 0.25
-            except Exception as exc:  # never give up: without this task, revokes arrive late
-                logger.warning("key invalidation channel lost (%s); resubscribing", exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RESUBSCRIBE_MAX_DELAY)
+    def _on_announcement(self, message: dict[str, Any]) -> None:
+        if message["type"] == "message":
+            self.invalidate(message["data"].decode().split())
+        elif message["type"] == "subscribe":
+            self.clear()  # (re)subscribed: announcements may have been missed meanwhile
 
     # --- last used --------------------------------------------------------------------------
 

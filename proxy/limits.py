@@ -6,26 +6,27 @@ when admitted. Tokens are known only after a call, so they are counted when its 
 shipped, and a key over its tokens-per-minute is refused until enough of its minute has passed.
 With REDIS_URL the state lives in Redis and one Lua script decides atomically on Redis's own
 clock; in embedded mode (one process) it lives in this process, and so it does while Redis is
-unreachable: each process then enforces the limits alone rather than failing the request.
+unreachable or slow (tokenbyte/redis.py: a short timeout and a breaker): each process then
+enforces the limits alone rather than failing or delaying the request.
+
+UnknownKeyLimiter bounds how many unknown keys one client address may have looked up.
 """
 
-import logging
+import ipaddress
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from proxy.errors import RateLimited
 from proxy.metering import UsageEvent
+from tokenbyte.redis import GatewayRedis
 
 if TYPE_CHECKING:
     from proxy.auth import KeyPolicy
-
-logger = logging.getLogger(__name__)
 
 WINDOW_MS = 60_000.0
 Headers = list[tuple[bytes, bytes]]
@@ -171,19 +172,15 @@ class LocalBuckets:
 
 
 class RateLimiter:
-    def __init__(self, redis: aioredis.Redis | None) -> None:
+    def __init__(self, redis: GatewayRedis | None) -> None:
         self._redis = redis
         self._local = LocalBuckets()
         self._tpm: dict[int, int] = {}  # key id -> its tokens-per-minute, for consumption
-        self._admit: Any = redis.register_script(ADMIT_SCRIPT) if redis is not None else None
-        self._consume: Any = redis.register_script(CONSUME_SCRIPT) if redis is not None else None
-        self._warned_at = -math.inf
-
-    def _redis_lost(self) -> None:
-        now = time.monotonic()
-        if now - self._warned_at >= 60:  # once a minute, not once a request
-            self._warned_at = now
-            logger.warning("Redis unreachable: rate limits are counted per process", exc_info=True)
+        # Registered on the hot client; the breaker logs when Redis stops and starts answering.
+        self._admit: Any = redis.hot.register_script(ADMIT_SCRIPT) if redis is not None else None
+        self._consume: Any = (
+            redis.hot.register_script(CONSUME_SCRIPT) if redis is not None else None
+        )
 
     async def admit(self, policy: "KeyPolicy") -> Headers:
         """The rate-limit headers for the response; RateLimited (429) when over a limit."""
@@ -196,10 +193,15 @@ class RateLimiter:
         verdict: Verdict | None = None
         if self._redis is not None:
             try:
-                raw = await self._admit(keys=[requests_key, tokens_key], args=[rpm, tpm, WINDOW_MS])
+                raw = await self._redis.call(
+                    "rate_limit",
+                    lambda client: self._admit(
+                        keys=[requests_key, tokens_key], args=[rpm, tpm, WINDOW_MS], client=client
+                    ),
+                )
                 verdict = Verdict(bool(raw[0]), *(int(value) for value in raw[1:]))
-            except (RedisError, OSError):
-                self._redis_lost()
+            except RedisError:
+                pass  # counted and logged by the breaker; this process decides alone
         if verdict is None:
             verdict = self._local.admit(requests_key, tokens_key, rpm, tpm)
         headers = limit_headers(policy, verdict)
@@ -226,8 +228,9 @@ class RateLimiter:
         if not spent:
             return
         if self._redis is not None:
-            try:
-                async with self._redis.pipeline(transaction=False) as pipe:
+
+            async def consume(client: Any) -> None:
+                async with client.pipeline(transaction=False) as pipe:
                     for key_id, tpm, tokens in spent:
                         await self._consume(
                             keys=[_bucket_keys(key_id)[1]],
@@ -235,11 +238,82 @@ class RateLimiter:
                             client=pipe,
                         )
                     await pipe.execute()
+
+            try:
+                await self._redis.call("token_count", consume)
                 return
-            except (RedisError, OSError):
-                self._redis_lost()
+            except RedisError:
+                pass  # counted where admissions are decided meanwhile: in this process
         for key_id, tpm, tokens in spent:
             self._local.consume(_bucket_keys(key_id)[1], tpm, tokens)
+
+
+# The table of client addresses is capped (an attacker has many); past the cap, idle entries
+# go first (at most one sweep a second), then the oldest.
+MAX_CLIENT_ADDRESSES = 10_000
+SWEEP_SECONDS = 1.0
+ClientAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class UnknownKeyLimiter:
+    """Unknown keys looked up per client address and minute, in this process only.
+
+    A made-up key costs a Redis call and a query, so a client may send only so many of them:
+    past that its uncached keys get 429 without touching either (its cached keys keep
+    working). GCRA, like the keys' own limits: the minute's allowance at once, then the steady
+    rate. An IPv6 client counts per /64, which a single host usually holds whole.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        max_clients: int = MAX_CLIENT_ADDRESSES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._interval = WINDOW_MS / 1000 / per_minute if per_minute > 0 else 0.0
+        self._max_clients = max_clients
+        self._clock = clock
+        self._tat: dict[str, float] = {}  # client -> theoretical arrival time, clock seconds
+        self._next_sweep = 0.0
+
+    def retry_after(self, address: ClientAddress | None) -> int | None:
+        """Seconds until this client may have another key looked up; None: it may now."""
+        if not self._interval:
+            return None
+        tat = self._tat.get(_client_key(address))
+        if tat is None:
+            return None
+        wait = tat + self._interval - self._clock() - WINDOW_MS / 1000
+        return max(1, math.ceil(wait)) if wait > 0 else None
+
+    def charge(self, address: ClientAddress | None) -> None:
+        """One lookup of this client's found no key."""
+        if not self._interval:
+            return
+        client, now = _client_key(address), self._clock()
+        tat = max(self._tat.pop(client, now), now) + self._interval  # re-inserted: newest last
+        # Lookups charged after the fact (concurrent ones) never make a client wait longer
+        # than one interval.
+        self._tat[client] = min(tat, now + WINDOW_MS / 1000)
+        if len(self._tat) > self._max_clients:
+            self._shrink(now)
+
+    def _shrink(self, now: float) -> None:
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_SECONDS
+            for client in [client for client, tat in self._tat.items() if tat <= now]:
+                del self._tat[client]
+        while len(self._tat) > self._max_clients:
+            del self._tat[next(iter(self._tat))]
+
+
+def _client_key(address: ClientAddress | None) -> str:
+    if address is None:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _bucket_keys(key_id: int) -> tuple[str, str]:

@@ -6,7 +6,6 @@ import gc
 import logging
 import time
 
-import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
@@ -18,6 +17,7 @@ from proxy.metering import Metering
 from proxy.routing import RoutingTable, load_routing_table
 from proxy.routing_version import routing_version_get
 from proxy.upstream import UpstreamPool
+from tokenbyte.redis import GatewayRedis
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +32,8 @@ GC_THRESHOLDS = (20_000, 20, 20)
 class Runtime:
     def __init__(self) -> None:
         # Nothing here connects yet: clients open their connections on first use, in the loop.
-        self.redis: aioredis.Redis | None = (
-            aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
-            if settings.REDIS_URL
-            else None
-        )
+        # Its breaker decides for every hot-path caller when Redis is skipped.
+        self.redis = GatewayRedis(settings.REDIS_URL) if settings.REDIS_URL else None
         self.routing: RoutingTable | None = None
         self.ids = IdSource()
         self.keys = KeyResolver(self.redis)

@@ -14,13 +14,12 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import redis.asyncio as aioredis
 from django.conf import settings
+from redis.exceptions import RedisError
 
-from keys.cache import redis_db
 from proxy.errors import GatewayError, ServiceUnavailable, UpstreamTimeout
 from proxy.routing import Card, Upstream
 from proxy.upstream_errors import (
@@ -30,6 +29,7 @@ from proxy.upstream_errors import (
     is_client_error,
 )
 from proxy.upstream_http import TransportOptions, UpstreamRequest, UpstreamTransport
+from tokenbyte.redis import GatewayRedis, subscribe_forever
 
 if TYPE_CHECKING:
     from proxy.calls import CallRecord
@@ -145,17 +145,20 @@ class Opened:
 
 
 class UpstreamPool:
-    def __init__(self, redis: aioredis.Redis | None) -> None:
+    def __init__(self, redis: GatewayRedis | None) -> None:
         self.transport = build_transport()
         self._redis = redis
-        self._channel = COOLDOWN_CHANNEL.format(db=redis_db(redis) if redis is not None else 0)
+        self._channel = COOLDOWN_CHANNEL.format(db=redis.db if redis is not None else 0)
         self._cooling_until: dict[int, float] = {}  # upstream id -> epoch seconds
         self._strikes: dict[int, int] = {}
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._redis is not None:
-            self._listener = asyncio.create_task(self._listen(), name="cooldown-listener")
+            listener = subscribe_forever(
+                self._redis.listener, self._channel, self._on_cooldown, name="cooldown listener"
+            )
+            self._listener = asyncio.create_task(listener, name="cooldown-listener")
 
     async def stop(self) -> None:
         if self._listener is not None:
@@ -207,29 +210,18 @@ class UpstreamPool:
     async def _share_cooldown(self, upstream_id: int, until: float) -> None:
         if self._redis is None:
             return
-        try:
-            await self._redis.publish(self._channel, f"{upstream_id}:{until}")
-        except Exception:
-            logger.warning("could not share an upstream cooldown through Redis", exc_info=True)
+        message = f"{upstream_id}:{until}"
+        with contextlib.suppress(RedisError):  # counted and logged by the breaker
+            await self._redis.call(
+                "cooldown_share", lambda client: client.publish(self._channel, message)
+            )
 
-    async def _listen(self) -> None:
-        if self._redis is None:
+    def _on_cooldown(self, message: dict[str, Any]) -> None:
+        if message["type"] != "message":
             return
-        while True:
-            try:
-                async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self._channel)
-                    async for message in pubsub.listen():
-                        if message.get("type") != "message":
-                            continue
-                        upstream_id, _, until = message["data"].decode().partition(":")
-                        current = self._cooling_until.get(int(upstream_id), 0.0)
-                        self._cooling_until[int(upstream_id)] = max(current, float(until))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.warning("cooldown listener lost Redis; reconnecting", exc_info=True)
-                await asyncio.sleep(1.0)
+        upstream_id, _, until = message["data"].decode().partition(":")
+        current = self._cooling_until.get(int(upstream_id), 0.0)
+        self._cooling_until[int(upstream_id)] = max(current, float(until))
 
     # --- sending --------------------------------------------------------------------------
     async def open(

@@ -300,6 +300,17 @@ TOKENBYTE_UPSTREAM_HTTP2 = env.bool("TOKENBYTE_UPSTREAM_HTTP2", default=False)
 TOKENBYTE_UPSTREAM_MAX_CONNECTIONS = env.int("TOKENBYTE_UPSTREAM_MAX_CONNECTIONS", default=1024)
 TOKENBYTE_UPSTREAM_KEEPALIVE = env.float("TOKENBYTE_UPSTREAM_KEEPALIVE", default=30.0)
 
+# Slow dependencies (README "Configuration"). Hot-path Redis calls (key cache, rate limits)
+# get no answer after this many seconds; a few in a row open a breaker that skips Redis (the
+# documented fallbacks serve meanwhile) and probes it again after the breaker's seconds.
+TOKENBYTE_REDIS_TIMEOUT = env.float("TOKENBYTE_REDIS_TIMEOUT", default=0.1)
+TOKENBYTE_REDIS_BREAKER_SECONDS = env.float("TOKENBYTE_REDIS_BREAKER_SECONDS", default=5.0)
+# Key-cache misses have threads of their own; past the backlog an uncached key gets 503.
+TOKENBYTE_KEY_LOOKUP_THREADS = env.int("TOKENBYTE_KEY_LOOKUP_THREADS", default=4)
+TOKENBYTE_KEY_LOOKUP_BACKLOG = env.int("TOKENBYTE_KEY_LOOKUP_BACKLOG", default=100)
+# Distinct unknown keys one client address may have looked up per minute (then 429).
+TOKENBYTE_UNKNOWN_KEYS_PER_MINUTE = env.int("TOKENBYTE_UNKNOWN_KEYS_PER_MINUTE", default=30)
+
 # Upstream credentials that `bootstrap` creates: <NAME>_API_KEY / <NAME>_BASE_URL per provider.
 TOKENBYTE_PROVIDER_ENV = {
     provider: {

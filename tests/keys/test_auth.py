@@ -1,8 +1,8 @@
 """Key authentication as the /v1 endpoints call it: outcomes, reasons and status codes.
 
-These run the async code through async_to_sync from the test's thread, so the resolver's
-database work (thread-sensitive) runs on this thread's connection, where
-django_assert_num_queries counts it: the counts below can fail.
+These run the async code through async_to_sync from the test's thread. The resolver looks keys
+up on threads of its own; assert_num_queries_anywhere counts the queries of every thread, so
+the counts below can fail.
 """
 
 import asyncio
@@ -10,7 +10,6 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -30,18 +29,17 @@ from tests.keys.conftest import (
     refused,
     runtime_with_resolver,
 )
+from tests.queries import assert_num_queries_anywhere
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_cached_key_is_authenticated_without_any_query(
-    owner: User, mint: Mint, django_assert_num_queries: Any
-) -> None:
+def test_a_cached_key_is_authenticated_without_any_query(owner: User, mint: Mint) -> None:
     minted = mint(owner, name="fast", rpm=60, allowed_models=("GPT-4o",))
     runtime = runtime_with_resolver()
-    with django_assert_num_queries(1):  # the miss reads the key (and its owner) once
+    with assert_num_queries_anywhere(1):  # the miss reads the key (and its owner) once
         first = authenticate_sync(runtime, bearer(minted.secret))
-    with django_assert_num_queries(0):
+    with assert_num_queries_anywhere(0):
         second = authenticate_sync(runtime, bearer(minted.secret))
     assert second is first
     assert first.key_id == minted.key.pk
@@ -52,11 +50,9 @@ def test_a_cached_key_is_authenticated_without_any_query(
     assert first.allowed_models == frozenset({"GPT-4o"})
 
 
-def test_missing_and_foreign_keys_are_401_without_a_lookup(
-    django_assert_num_queries: Any,
-) -> None:
+def test_missing_and_foreign_keys_are_401_without_a_lookup() -> None:
     runtime = runtime_with_resolver()
-    with django_assert_num_queries(0):
+    with assert_num_queries_anywhere(0):
         missing = refused(runtime)
         assert isinstance(missing, AuthenticationFailed)
         assert "Authorization: Bearer" in missing.message
@@ -67,14 +63,14 @@ def test_missing_and_foreign_keys_are_401_without_a_lookup(
         assert refused(runtime, bearer("tb-" + "x" * 300)).status == 401
 
 
-def test_unknown_keys_are_401_and_cached_negatively(django_assert_num_queries: Any) -> None:
+def test_unknown_keys_are_401_and_cached_negatively() -> None:
     runtime = runtime_with_resolver()
     made_up = bearer(made_up_key())
-    with django_assert_num_queries(1):
+    with assert_num_queries_anywhere(1):
         error = refused(runtime, made_up)
     assert error.status == 401
     assert "Incorrect API key" in error.message
-    with django_assert_num_queries(0):
+    with assert_num_queries_anywhere(0):
         assert refused(runtime, made_up).status == 401
 
 

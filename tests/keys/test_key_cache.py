@@ -25,6 +25,8 @@ from tests.keys.conftest import (
     made_up_key,
     runtime_with_resolver,
 )
+from tests.queries import assert_num_queries_anywhere
+from tokenbyte.redis import GatewayRedis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,9 +40,7 @@ async def _wait_for(predicate: Any) -> None:
     raise AssertionError("timed out")
 
 
-def test_concurrent_misses_for_one_key_share_one_query(
-    owner: User, mint: Mint, django_assert_num_queries: Any
-) -> None:
+def test_concurrent_misses_for_one_key_share_one_query(owner: User, mint: Mint) -> None:
     minted = mint(owner)
     runtime = runtime_with_resolver()
 
@@ -48,7 +48,7 @@ def test_concurrent_misses_for_one_key_share_one_query(
         request = gateway_request(bearer(minted.secret))
         return await asyncio.gather(*(authenticate(request, runtime) for _ in range(20)))
 
-    with django_assert_num_queries(1):
+    with assert_num_queries_anywhere(1):
         policies = async_to_sync(many)()
     assert {policy.key_id for policy in policies} == {minted.key.pk}
 
@@ -87,38 +87,34 @@ def test_last_use_is_batched_and_flushed_by_the_resolver(owner: User, mint: Mint
 
 
 @pytest.mark.redis
-def test_redis_serves_keys_to_a_fresh_process_without_queries(
-    owner: User, mint: Mint, django_assert_num_queries: Any
-) -> None:
-    import redis.asyncio as aioredis
+def test_redis_serves_keys_to_a_fresh_process_without_queries(owner: User, mint: Mint) -> None:
     from django.conf import settings
 
     minted = mint(owner, rpm=7)  # committed: the entry is in Redis now
     made_up = bearer(made_up_key())
 
     async def fresh_resolver_authenticates(*headers: tuple[bytes, bytes]) -> KeyPolicy:
-        async with aioredis.Redis.from_url(settings.REDIS_URL) as redis:
+        async with GatewayRedis(settings.REDIS_URL) as redis:
             runtime = runtime_with_resolver(redis)
             return await authenticate(gateway_request(*headers), runtime)
 
-    with django_assert_num_queries(0):
+    with assert_num_queries_anywhere(0):
         assert async_to_sync(fresh_resolver_authenticates)(bearer(minted.secret)).rpm == 7
-    with django_assert_num_queries(1), pytest.raises(AuthenticationFailed):
+    with assert_num_queries_anywhere(1), pytest.raises(AuthenticationFailed):
         async_to_sync(fresh_resolver_authenticates)(made_up)
-    with django_assert_num_queries(0), pytest.raises(AuthenticationFailed):
+    with assert_num_queries_anywhere(0), pytest.raises(AuthenticationFailed):
         async_to_sync(fresh_resolver_authenticates)(made_up)  # negative entry in Redis
 
 
 @pytest.mark.redis
 def test_an_announcement_on_redis_drops_the_cached_key(owner: User, mint: Mint) -> None:
-    import redis.asyncio as aioredis
     from django.conf import settings
 
     minted = mint(owner)
     request = gateway_request(bearer(minted.secret))
 
     async def scenario() -> str:
-        async with aioredis.Redis.from_url(settings.REDIS_URL) as redis:
+        async with GatewayRedis(settings.REDIS_URL) as redis:
             runtime = runtime_with_resolver(redis)
             resolver = runtime.keys
             assert resolver is not None
@@ -127,10 +123,10 @@ def test_an_announcement_on_redis_drops_the_cached_key(owner: User, mint: Mint) 
             key_cache.key_changed.disconnect(dispatch_uid=resolver._dispatch_uid)
             try:
                 await authenticate(request, runtime)
-                channel = key_cache.changes_channel(key_cache.redis_db(redis))
+                channel = key_cache.changes_channel(redis.db)
 
                 async def subscribed() -> bool:
-                    counts = await redis.pubsub_numsub(channel)
+                    counts = await redis.hot.pubsub_numsub(channel)
                     return bool(counts and counts[0][1] >= 1)
 
                 await _wait_for(subscribed)

@@ -4,11 +4,11 @@ import asyncio
 import time
 
 import pytest
-import redis.asyncio as aioredis
 from django.conf import settings
 
 from proxy.routing import Upstream
 from proxy.upstream import UpstreamPool
+from tokenbyte.redis import GatewayRedis
 
 
 def upstream(upstream_id: int, priority: int = 0) -> Upstream:
@@ -26,8 +26,8 @@ def upstream(upstream_id: int, priority: int = 0) -> Upstream:
 @pytest.mark.redis
 def test_a_cooldown_reaches_another_process_within_a_second() -> None:
     async def scenario() -> float:
-        one = UpstreamPool(aioredis.Redis.from_url(settings.REDIS_URL))
-        two = UpstreamPool(aioredis.Redis.from_url(settings.REDIS_URL))
+        one = UpstreamPool(GatewayRedis(settings.REDIS_URL))
+        two = UpstreamPool(GatewayRedis(settings.REDIS_URL))
         await one.start()
         await two.start()
         try:

@@ -17,6 +17,7 @@ from proxy.limits import LocalBuckets, RateLimiter, duration
 from tests.conftest import LiveServer
 from tests.fakes.server import FakeServer
 from tests.proxy.conftest import EventLog
+from tokenbyte.redis import GatewayRedis
 
 HELLO = [{"role": "user", "content": "Say hello"}]  # 5 prompt + 8 completion tokens in the fake
 
@@ -106,8 +107,8 @@ def test_reset_durations_read_like_openais() -> None:
 @pytest.mark.redis
 def test_limits_are_shared_by_every_process_through_redis() -> None:
     async def scenario() -> list[bool]:
-        one = RateLimiter(aioredis.Redis.from_url(settings.REDIS_URL))
-        two = RateLimiter(aioredis.Redis.from_url(settings.REDIS_URL))
+        one = RateLimiter(GatewayRedis(settings.REDIS_URL))
+        two = RateLimiter(GatewayRedis(settings.REDIS_URL))
         key = policy(987_654_321, rpm=3)
         outcomes = []
         for limiter in (one, two, one, two):
@@ -134,7 +135,7 @@ def test_limits_hold_per_process_while_redis_is_unreachable() -> None:
         port = probe.getsockname()[1]
 
     async def scenario() -> list[bool]:
-        limiter = RateLimiter(aioredis.Redis(port=port, socket_connect_timeout=0.5))
+        limiter = RateLimiter(GatewayRedis(f"redis://127.0.0.1:{port}/0"))
         outcomes = []
         for _ in range(3):
             try:

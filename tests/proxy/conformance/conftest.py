@@ -59,7 +59,7 @@ def client(request: pytest.FixtureRequest) -> Factory:
     bench = str(Path(__file__).resolve().parents[3] / "bench")
     if bench not in sys.path:
         sys.path.insert(0, bench)
-    from candidate_transports import make_transport  # type: ignore[import-not-found]  # bench/ is not a package
+    from candidate_transports import make_transport  # bench/ is not a package
 
     return lambda **options: make_transport(name, TransportOptions(**options))
 
