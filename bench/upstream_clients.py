@@ -5,7 +5,7 @@ Against the shared harness's nginx mock on another CPU (start it first:
 
     taskset -c 1 .venv/bin/python bench/upstream_clients.py [URL] [--rounds 3] [--only a,b]
 
-Each candidate behind the gateway's transport seam (bench/candidate_transports.py: an
+Each candidate behind the gateway's transport seam (bench/candidates/: an
 UpstreamRequest in, an httpx.Response streamed out, as proxy/upstream.py calls it) and each
 library's own API alone (what the seam costs), for a JSON reply and an SSE stream, in four
 modes: back to back one at a time and 16 at once (requests per second), and sparse, with a
@@ -19,6 +19,7 @@ order, so a noisy neighbour shows as spread: cells are medians (min-max) over th
 import argparse
 import asyncio
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -31,7 +32,7 @@ from datetime import timedelta
 import aiohttp
 import httpx
 import uvloop
-from candidate_transports import AUTO_HEADERS, TransportOptions, make_transport
+from candidates import AUTO_HEADERS, TransportOptions, make_transport
 from curl_cffi.requests import AsyncSession
 from pyreqwest.client import ClientBuilder
 
@@ -49,8 +50,11 @@ HEADERS = [  # what the gateway's adapters send (proxy/adapters/base.py)
 TEXT_HEADERS = [(k.decode(), v.decode()) for k, v in HEADERS]
 TIMEOUT = {"connect": 10.0, "read": 60.0, "write": 10.0, "pool": 10.0}
 OPTIONS = TransportOptions(trust_env=False)
-CALLERS, PAUSE = 16, 0.005
-CALLS = {"b2b-1": 2000, "b2b-16": 3200, "sparse-1": 300, "sparse-16": 1600}  # per cell
+CALLERS = 16
+# Between a caller's calls (on average): 16 callers pause longer, so that even the costliest
+# client stays well under saturation (~800 calls/s); sparse is about latency, not queueing.
+PAUSES = {"sparse-1": 0.005, "sparse-16": 0.020}
+CALLS = {"b2b-1": 2000, "b2b-16": 3200, "sparse-1": 300, "sparse-16": 960}  # per cell
 
 Call = Callable[[bytes], Awaitable[None]]
 Opened = tuple[Call, Callable[[], Awaitable[None]]]  # one call, and closing the client
@@ -138,6 +142,7 @@ CLIENTS: dict[str, Callable[[str], Opened]] = {
     "curl_cffi": seam("curl_cffi"),
     "pyreqwest": seam("pyreqwest"),
     "pyreqwest_mt": seam("pyreqwest_mt"),
+    "pyreqwest_native": seam("pyreqwest_native"),
     "aiohttp alone": aiohttp_alone,
     "curl_cffi alone": curl_cffi_alone,
     "pyreqwest alone": pyreqwest_alone(False),
@@ -149,6 +154,7 @@ LABELS = {
     "curl_cffi": "curl-cffi 0.17.0 (libcurl 8.23), seam",
     "pyreqwest": "pyreqwest 0.15.1 (reqwest/hyper), seam",
     "pyreqwest_mt": "pyreqwest, tokio multi-thread, seam",
+    "pyreqwest_native": "pyreqwest, reqwest's own read timeout, seam",
     "aiohttp alone": "aiohttp's ClientSession alone",
     "curl_cffi alone": "curl-cffi's AsyncSession alone",
     "pyreqwest alone": "pyreqwest's Client alone",
@@ -175,17 +181,20 @@ def _cpu() -> float:
 
 async def measure(call: Call, body: bytes, callers: int, total: int, pause: float) -> Sample:
     latencies: list[float] = []
+    jitter = random.Random(callers)  # the same pauses in every run
 
-    async def caller() -> None:
+    async def caller(index: int) -> None:
+        if pause:  # independent callers: staggered, and pausing 0.5-1.5x, not in lockstep
+            await asyncio.sleep(pause * index / callers)
         for _ in range(total // callers):
             started = time.perf_counter()
             await call(body)
             latencies.append(time.perf_counter() - started)
             if pause:
-                await asyncio.sleep(pause)
+                await asyncio.sleep(pause * jitter.uniform(0.5, 1.5))
 
     cpu, started = _cpu(), time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(callers)))
+    await asyncio.gather(*(caller(index) for index in range(callers)))
     wall, cpu = time.perf_counter() - started, _cpu() - cpu
     latencies.sort()
     n = len(latencies)
@@ -194,12 +203,12 @@ async def measure(call: Call, body: bytes, callers: int, total: int, pause: floa
     )
 
 
-async def idle_floor() -> float:
+async def idle_floor(pause: float) -> float:
     """CPU us that a sparse call's pause costs alone (timers, waking an idle vCPU)."""
     cpu = _cpu()
-    for _ in range(200):
-        await asyncio.sleep(PAUSE)
-    return (_cpu() - cpu) / 200 * 1e6
+    for _ in range(100):
+        await asyncio.sleep(pause)
+    return (_cpu() - cpu) / 100 * 1e6
 
 
 async def cells(call: Call, body: bytes) -> dict[str, Sample]:
@@ -207,8 +216,8 @@ async def cells(call: Call, body: bytes) -> dict[str, Sample]:
     return {
         "b2b-1": await measure(call, body, 1, CALLS["b2b-1"], 0),
         "b2b-16": await measure(call, body, CALLERS, CALLS["b2b-16"], 0),
-        "sparse-1": await measure(call, body, 1, CALLS["sparse-1"], PAUSE),
-        "sparse-16": await measure(call, body, CALLERS, CALLS["sparse-16"], PAUSE),
+        "sparse-1": await measure(call, body, 1, CALLS["sparse-1"], PAUSES["sparse-1"]),
+        "sparse-16": await measure(call, body, CALLERS, CALLS["sparse-16"], PAUSES["sparse-16"]),
     }
 
 
@@ -216,7 +225,10 @@ async def run(url: str, names: list[str], rounds: int) -> Results:
     results: Results = {}
     for round_ in range(rounds):
         order = names[round_ % len(names) :] + names[: round_ % len(names)]
-        load, floor = os.getloadavg()[0], await idle_floor()
+        load = os.getloadavg()[0]
+        floors = " and ".join(
+            [f"{await idle_floor(p):.0f} us for a {p * 1000:g} ms one" for p in PAUSES.values()]
+        )
         started = time.perf_counter()
         for name in order:
             call, close = CLIENTS[name](url)
@@ -227,8 +239,8 @@ async def run(url: str, names: list[str], rounds: int) -> Results:
                 await close()
         took = time.perf_counter() - started
         print(
-            f"round {round_ + 1}: {took:.0f} s; at its start, load average {load:.2f} and "
-            f"{floor:.0f} us of CPU for a {PAUSE * 1000:g} ms pause with nothing to do",
+            f"round {round_ + 1}: {took:.0f} s; at its start, load average {load:.2f}; CPU of a "
+            f"pause with nothing to do: {floors}",
             flush=True,
         )
     return results
@@ -247,20 +259,22 @@ def report(results: Results, names: list[str]) -> None:
     def values(name: str, kind: str, mode: str, field: str) -> list[float]:
         return [getattr(r[mode], field) for r in results[(name, kind)]]
 
-    def ratio(name: str, kind: str, modes: tuple[str, ...], field: str) -> str:
+    def ratio(name: str, kind: str, modes: tuple[str, ...]) -> str:
+        """CPU per call over ours: wall-clock rates swing with the neighbours' load."""
         if "ours" not in names or name == "ours":
             return ""
-        ours = [statistics.median(values("ours", kind, mode, field)) for mode in modes]
-        theirs = [statistics.median(values(name, kind, mode, field)) for mode in modes]
-        if field == "rate":  # time per call is the inverse
-            ours, theirs = theirs, ours
+        ours = [statistics.median(values("ours", kind, mode, "cpu")) for mode in modes]
+        theirs = [statistics.median(values(name, kind, mode, "cpu")) for mode in modes]
         return " / ".join(f"{t / o:.2f}" for o, t in zip(ours, theirs, strict=True))
 
     back, sparse = ("b2b-1", "b2b-16"), ("sparse-1", "sparse-16")
     noise = []
     for kind in ("JSON", "SSE"):
         print(f"\n#### {kind} reply, back to back\n")
-        print("| client | req/s, 1 at a time | req/s, 16 at once | CPU us/call, 1 / 16 | ours x |")
+        print(
+            "| client | req/s, 1 at a time | req/s, 16 at once | CPU us/call, 1 / 16 "
+            "| ours x, 1 / 16 |"
+        )
         print("|---|---|---|---|---|")
         for name in names:
             rates = [values(name, kind, mode, "rate") for mode in back]
@@ -268,12 +282,13 @@ def report(results: Results, names: list[str]) -> None:
             cpu = " / ".join(spread(values(name, kind, mode, "cpu")) for mode in back)
             print(
                 f"| {LABELS[name]} | {spread(rates[0])} | {spread(rates[1])} | {cpu} "
-                f"| {ratio(name, kind, back, 'rate')} |"
+                f"| {ratio(name, kind, back)} |"
             )
-        print(f"\n#### {kind} reply, sparse ({PAUSE * 1000:g} ms between a caller's calls)\n")
+        pauses = " / ".join(f"{p * 1000:g}" for p in PAUSES.values())
+        print(f"\n#### {kind} reply, sparse ({pauses} ms between a caller's calls)\n")
         print(
             "| client | 1 caller: p50 / p99 us | 16 callers: p50 / p99 us "
-            "| CPU us/call, 1 / 16 | ours x (CPU) |"
+            "| CPU us/call, 1 / 16 | ours x, 1 / 16 |"
         )
         print("|---|---|---|---|---|")
         for name in names:
@@ -284,14 +299,13 @@ def report(results: Results, names: list[str]) -> None:
             cpu = " / ".join(spread(values(name, kind, mode, "cpu")) for mode in sparse)
             print(
                 f"| {LABELS[name]} | {latency[0]} | {latency[1]} | {cpu} "
-                f"| {ratio(name, kind, sparse, 'cpu')} |"
+                f"| {ratio(name, kind, sparse)} |"
             )
     print(
         f"\nCells: median (min-max) over the rounds. Noise: the req/s cells' range is "
         f"{statistics.median(noise):.0%} of their median at the median, {max(noise):.0%} at "
-        "worst. `ours x`: the candidate's time per call over ours (back to back: the req/s "
-        "ratio; sparse: CPU per call); above 1, ours is faster. Sparse CPU includes the "
-        "pause's own cost (the rounds' lines above)."
+        "worst. `ours x`: the candidate's CPU time per call over ours (medians); above 1, ours "
+        "is cheaper. Sparse CPU includes the pause's own cost (the rounds' lines above)."
     )
 
 

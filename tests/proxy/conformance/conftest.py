@@ -4,7 +4,7 @@ Every test takes `client`, a factory of transports behind the gateway's seam
 (`send(UpstreamRequest) -> httpx.Response`, httpx's errors, `aclose()`), built from
 `TransportOptions`. `make test` runs the suite against the client the gateway ships with;
 `CONFORMANCE_CLIENTS=all` (or a comma-separated list) runs it against the candidates measured
-in bench/upstream_clients.py too, through their adapters in bench/candidate_transports.py.
+in bench/upstream_clients.py too, through their adapters in bench/candidates/.
 Tests marked `internal` read our transport's own state and run for ours alone.
 """
 
@@ -59,7 +59,7 @@ def client(request: pytest.FixtureRequest) -> Factory:
     bench = str(Path(__file__).resolve().parents[3] / "bench")
     if bench not in sys.path:
         sys.path.insert(0, bench)
-    from candidate_transports import make_transport  # bench/ is not a package
+    from candidates import make_transport  # bench/ is not a package
 
     return lambda **options: make_transport(name, TransportOptions(**options))
 

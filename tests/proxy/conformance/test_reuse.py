@@ -176,19 +176,22 @@ def test_connections_per_origin_are_capped_and_a_waiter_times_out(client: Factor
 
     async def main() -> None:
         async with RawServer(script) as server:
-            transport = client(max_connections_per_origin=2)
+            impatient = client(max_connections_per_origin=2)
             calls = [
-                call(transport, request(server.url(), tenant=b"%d" % n, pool=0.2)) for n in range(3)
+                call(impatient, request(server.url(), tenant=b"%d" % n, pool=0.2)) for n in range(3)
             ]
             results = await asyncio.gather(*calls, return_exceptions=True)
+            await impatient.aclose()
             # With room to wait, a third caller gets the first free connection.
-            patient = [call(transport, request(server.url(), pool=5.0)) for _ in range(3)]
-            waited = await asyncio.gather(*patient)
-            await transport.aclose()
-        assert sum(isinstance(result, httpx.PoolTimeout) for result in results) == 1
+            patient = client(max_connections_per_origin=2)
+            waited = await asyncio.gather(
+                *(call(patient, request(server.url(), pool=5.0)) for _ in range(3))
+            )
+            await patient.aclose()
+        assert sum(isinstance(result, httpx.PoolTimeout) for result in results) == 1, results
         assert [answer.status for answer in waited] == [200, 200, 200]
         assert most == 2, "never more than two connections at once"
-        assert server.connections == 2
+        assert server.connections == 4, "two for each client"
 
     run(main())
 
