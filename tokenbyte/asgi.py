@@ -42,24 +42,30 @@ class Dispatcher:
         self.in_flight = 0
         self._ids = IdSource()
         # Without a trusted forwarder no header is looked at: the peer is the client.
-        self._route: Any = (
+        self._forwarded: Any = (
             # uvicorn types apps with its own scope TypedDicts; ours take plain dicts.
             ProxyHeadersMiddleware(cast(Any, self._dispatch), trusted_hosts=forwarded_allow_ips)
             if forwarded_allow_ips
-            else self._dispatch
+            else None
         )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self._dispatch(scope, receive, send)
-        elif self.in_flight >= self.max_concurrency:
+            return
+        if self.in_flight >= self.max_concurrency:
             await self._overloaded(scope, send)
-        else:
-            self.in_flight += 1
-            try:
-                await self._route(scope, receive, send)
-            finally:
-                self.in_flight -= 1
+            return
+        self.in_flight += 1
+        try:
+            if self._forwarded is not None:
+                await self._forwarded(scope, receive, send)
+            elif serves(scope["path"]):  # _dispatch inline: the hot path has no extra frame
+                await self.gateway(scope, receive, send)
+            else:
+                await self.django_app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
     async def _dispatch(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan" or (scope["type"] == "http" and serves(scope["path"])):

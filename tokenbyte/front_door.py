@@ -54,12 +54,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.timeout_keep_alive = settings.TOKENBYTE_KEEP_ALIVE_TIMEOUT
         self.url = b""
         self._phase = _IDLE
-        self._requests_begun = 0
-        # The head's size two ways, each a lower bound: the URL and headers the parser has
-        # completed, and the reads that fell wholly inside the head (a header still arriving).
-        self._head_parsed = 0
-        self._head_read = 0
-        self._header_count = 0
+        # Bytes fed to the parser on this connection: in all, before the read being parsed, and
+        # before and after the read the current request began in.
+        self._fed = self._chunk_start = self._head_from = self._head_surely_from = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
@@ -91,7 +88,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._lingering:
             return  # what a refused client still sends
         self._unset_keepalive_if_required()
-        was_in_head, begun = self._phase == _HEAD, self._requests_begun
+        self._chunk_start = self._fed
+        self._fed += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -108,51 +106,47 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse_head(refusal)
             return
         if self._phase == _HEAD:
-            if was_in_head and begun == self._requests_begun:
-                self._head_read += len(data)
-                if self._head_read > self.max_head_bytes:
-                    self._refuse_head(self._too_large())
-                    return
-            if self._head_timer is None:
+            # Every read after the one the request began in is head: at least that much.
+            if (
+                self._fed - self._head_surely_from > self.max_head_bytes
+                or len(self.headers) > self.max_headers
+            ):
+                self._refuse_head(self._too_large())
+            elif self._head_timer is None:
                 self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
         elif self._phase == _BODY and self._body_timer is None:
             self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
 
     # --- parser callbacks ----------------------------------------------------------------------
+    # uvicorn's callbacks are called by name, not through super(): they run once per request.
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        HttpToolsProtocol.on_message_begin(self)
         self._phase = _HEAD
-        self._requests_begun += 1
-        self._head_parsed = self._head_read = self._header_count = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._head_parsed += len(url)
-        if self._head_parsed > self.max_head_bytes:
-            self._refusal = self._too_large()
-            raise _Refused
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        self._head_parsed += len(name) + len(value) + 4  # ": " and CRLF
-        if self._header_count > self.max_headers or self._head_parsed > self.max_head_bytes:
-            self._refusal = self._too_large()
-            raise _Refused
-        super().on_header(name, value)
+        # The request began somewhere in the read being parsed.
+        self._head_from, self._head_surely_from = self._chunk_start, self._fed
 
     def on_headers_complete(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+        # The head is no longer than the reads since the one it began in; only past the limit
+        # (a large read, rare) are its parts counted.
+        if len(self.headers) > self.max_headers or (
+            self._fed - self._head_from > self.max_head_bytes
+            and len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+            > self.max_head_bytes
+        ):
+            self._refusal = self._too_large()
+            raise _Refused
         self._phase = _BODY
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
 
     def on_message_complete(self) -> None:
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
         self._phase = _IDLE
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
 
     # --- refusals ------------------------------------------------------------------------------
     def _too_large(self) -> HeadersTooLarge:
