@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench clean browser-deps htmx
+.PHONY: run test lint format bench clean browser-deps nginx-deps htmx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +53,19 @@ browser-deps:
 			echo "note: browser tests need Debian's chromium (apt-get install chromium)" >&2; \
 		fi; }
 
-test: lint browser-deps
+# The reverse-proxy tests run the shipped nginx config (tokenbyte/deploy/nginx/) in front of a
+# live gateway: Debian's nginx-light, installed the same way when missing.
+nginx-deps:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+				nginx-light >/dev/null; \
+		else \
+			echo "note: the nginx tests need Debian's nginx-light (apt-get install nginx-light)" >&2; \
+		fi; }
+
+test: lint browser-deps nginx-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Vendors htmx from npm into static/vendor (we pin 2.x; 4.x changed its request headers).

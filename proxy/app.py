@@ -34,8 +34,6 @@ PREFIX_ROUTES: tuple[tuple[str, dict[str, Handler]], ...] = (
     (endpoints_models.MODELS_PREFIX, {"GET": endpoints_models.retrieve_model}),
 )
 GATEWAY_PATHS = ("/v1/", "/healthz", "/readyz")
-# Anthropic's SDKs read errors in Anthropic's shape; everything else speaks OpenAI's.
-ANTHROPIC_PATHS = "/v1/messages"
 
 
 def serves(path: str) -> bool:
@@ -60,10 +58,6 @@ def _find_handler(method: str, path: str) -> Handler:
     return handler
 
 
-def _error_body(error: GatewayError, path: str) -> bytes:
-    return error.anthropic_body() if path.startswith(ANTHROPIC_PATHS) else error.openai_body()
-
-
 class GatewayApp:
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
@@ -78,14 +72,14 @@ class GatewayApp:
         try:
             response = await _find_handler(request.method, request.path)(request, runtime)
         except GatewayError as exc:
-            response = Response(exc.status, _error_body(exc, request.path), [*exc.headers])
+            response = Response(exc.status, exc.body_for(request.path), [*exc.headers])
             response.headers.append((b"content-type", b"application/json"))
         except ClientDisconnected:
             return
         except Exception:
             logger.exception("unhandled error in %s %s", request.method, request.path)
             error = GatewayError("Internal error; the request id identifies it in our logs.")
-            response = Response(500, _error_body(error, request.path))
+            response = Response(500, error.body_for(request.path))
         if response is not None:
             await send_response(send, response, request.request_id)
 

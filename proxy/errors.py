@@ -4,6 +4,9 @@ from http import HTTPStatus
 
 import orjson
 
+# Anthropic's SDKs read errors in Anthropic's shape; everything else speaks OpenAI's.
+ANTHROPIC_PATHS = "/v1/messages"
+
 
 class GatewayError(Exception):
     status: int = HTTPStatus.INTERNAL_SERVER_ERROR
@@ -44,6 +47,10 @@ class GatewayError(Exception):
 
     def anthropic_body(self) -> bytes:
         return orjson.dumps(self.anthropic_payload())
+
+    def body_for(self, path: str) -> bytes:
+        """The body in the shape the client of `path` reads."""
+        return self.anthropic_body() if path.startswith(ANTHROPIC_PATHS) else self.openai_body()
 
 
 class InvalidRequest(GatewayError):
@@ -89,6 +96,20 @@ class MethodNotAllowed(GatewayError):
     status = HTTPStatus.METHOD_NOT_ALLOWED
     type = "invalid_request_error"
     code = "method_not_allowed"
+    anthropic_type = "invalid_request_error"
+
+
+class RequestTimeout(GatewayError):
+    status = HTTPStatus.REQUEST_TIMEOUT
+    type = "invalid_request_error"
+    code = "request_timeout"
+    anthropic_type = "timeout_error"
+
+
+class HeadersTooLarge(GatewayError):
+    status = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+    type = "invalid_request_error"
+    code = "headers_too_large"
     anthropic_type = "invalid_request_error"
 
 

@@ -74,16 +74,18 @@ def wait_for_http(
 
 
 class LiveServer:
-    """The full ASGI application (gateway + Django) under uvicorn in a thread of this process."""
+    """The full ASGI application (gateway + Django) under uvicorn in a thread of this process,
+    with the protocol and bounds `manage.py serve` gives it (tokenbyte.front_door)."""
 
     def __init__(self) -> None:
         from tokenbyte.asgi import build_application
+        from tokenbyte.front_door import uvicorn_options
 
         self.app = build_application()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, lifespan="on", log_level="warning"
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", **uvicorn_options()
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="live-gateway", daemon=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 
 def _is_loopback(host: str) -> bool:
@@ -82,3 +82,57 @@ def check_dangerous_settings(app_configs: Sequence[AppConfig] | None, **kwargs: 
                 )
             )
     return errors
+
+
+@register(Tags.security)
+def check_front_door(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """The front door's bounds are bounds, and a trusted forwarder is an address."""
+    messages: list[CheckMessage] = []
+    forwarders = settings.FORWARDED_ALLOW_IPS
+    if forwarders == ["*"]:
+        messages.append(
+            Warning(
+                "FORWARDED_ALLOW_IPS is '*': any client can choose its address with "
+                "X-Forwarded-For, past a key's allowed IP ranges and the sign-in rate limits.",
+                hint="List the reverse proxy's addresses instead.",
+                id="tokenbyte.W001",
+            )
+        )
+        forwarders = []
+    for entry in forwarders:
+        # As uvicorn's ProxyHeadersMiddleware reads them; anything else would never match.
+        try:
+            if "/" in entry:
+                ipaddress.ip_network(entry)
+            else:
+                ipaddress.ip_address(entry)
+        except ValueError:
+            messages.append(
+                Error(
+                    f"FORWARDED_ALLOW_IPS has {entry!r}, which is not an IP address or network.",
+                    hint="Comma-separated addresses or networks, e.g. 10.0.0.5,10.1.0.0/16 "
+                    "('*' alone trusts everyone).",
+                    id="tokenbyte.E007",
+                )
+            )
+    bounds = {
+        name: getattr(settings, name)
+        for name in (
+            "TOKENBYTE_MAX_HEADER_BYTES",
+            "TOKENBYTE_MAX_HEADERS",
+            "TOKENBYTE_HEADER_TIMEOUT",
+            "TOKENBYTE_BODY_TIMEOUT",
+            "TOKENBYTE_KEEP_ALIVE_TIMEOUT",
+            "TOKENBYTE_MAX_CONCURRENCY",
+        )
+    }
+    messages.extend(
+        Error(
+            f"{name} is {value}; it must be above zero.",
+            hint="Unset it for the default (README, Configuration).",
+            id="tokenbyte.E008",
+        )
+        for name, value in bounds.items()
+        if value <= 0
+    )
+    return messages

@@ -278,6 +278,26 @@ TOKENBYTE_ENCRYPTION_KEY = env.str("TOKENBYTE_ENCRYPTION_KEY", default="")
 WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=1)
 SERVER_HOST = env.str("HOST", default="127.0.0.1")
 SERVER_PORT = env.int("PORT", default=8000)
+# --- the front door: what one client may hold (tokenbyte/front_door.py, tokenbyte/asgi.py) ---
+# A request's line and headers: past either bound, 431.
+TOKENBYTE_MAX_HEADER_BYTES = env.int("TOKENBYTE_MAX_HEADER_BYTES", default=64 * 1024)
+TOKENBYTE_MAX_HEADERS = env.int("TOKENBYTE_MAX_HEADERS", default=100)
+# Seconds from a request's first byte to the end of its headers, and from there to the end of
+# its body (a total, so a byte a second cannot stretch it): past either, 408.
+TOKENBYTE_HEADER_TIMEOUT = env.float("TOKENBYTE_HEADER_TIMEOUT", default=10.0)
+TOKENBYTE_BODY_TIMEOUT = env.float("TOKENBYTE_BODY_TIMEOUT", default=60.0)
+# Seconds a connection may sit with no request begun (a new one, or after a response).
+TOKENBYTE_KEEP_ALIVE_TIMEOUT = env.float("TOKENBYTE_KEEP_ALIVE_TIMEOUT", default=5.0)
+# Requests in flight per process (API and console, streams included): past it, 503 with
+# Retry-After. Above the 1,000 concurrent slow requests bench/run.sh drives.
+TOKENBYTE_MAX_CONCURRENCY = env.int("TOKENBYTE_MAX_CONCURRENCY", default=2048)
+# Addresses (or networks) of the reverse proxies whose X-Forwarded-For / -Proto are believed;
+# empty: none, not even loopback, so a local forwarder cannot choose a client's address.
+FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=[])
+# allauth's rate limits count by REMOTE_ADDR, which is the trusted forwarder's X-Forwarded-For
+# or the peer: never read X-Forwarded-For itself, from whoever sent it.
+ALLAUTH_TRUSTED_PROXY_COUNT = 0
+
 # How often each gateway process looks for catalog changes made elsewhere (seconds).
 TOKENBYTE_CATALOG_REFRESH_SECONDS = env.float("TOKENBYTE_CATALOG_REFRESH_SECONDS", default=1.0)
 

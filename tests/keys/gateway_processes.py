@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 
 from tests.conftest import REPO, database_url, free_port, subprocess_env
+from tokenbyte.front_door import uvicorn_arguments
 
 
 @contextlib.contextmanager
@@ -24,7 +25,7 @@ def gateway_process(**env: str | None) -> Iterator[str]:
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "uvicorn", "tokenbyte.asgi:application"),
-            *("--host", "127.0.0.1", "--port", str(port), "--lifespan", "on"),
+            *("--host", "127.0.0.1", "--port", str(port), *uvicorn_arguments()),
             *("--log-level", "warning"),
         ],
         cwd=REPO,

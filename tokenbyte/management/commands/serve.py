@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandParser
 
+from tokenbyte import front_door
 from tokenbyte.cli import OperatorCommand
 
 GRACE_SECONDS = 7.0
@@ -25,18 +26,18 @@ POLL_SECONDS = 0.2
 
 
 def server_command(server: str, host: str, port: int, workers: int) -> list[str]:
+    """The server's argv; its protocol and bounds come from tokenbyte.front_door."""
     app = "tokenbyte.asgi:application"
     if server == "uvicorn":
         return [
             *(sys.executable, "-m", "uvicorn", app, "--host", host, "--port", str(port)),
-            *("--workers", str(workers), "--loop", "uvloop", "--http", "httptools"),
-            *("--no-access-log", "--lifespan", "on", "--timeout-graceful-shutdown", "5"),
-            *("--backlog", "4096"),
+            *("--workers", str(workers), *front_door.uvicorn_arguments()),
+            *("--no-access-log", "--timeout-graceful-shutdown", "5", "--backlog", "4096"),
         ]
     return [
         *(sys.executable, "-m", "granian", "--interface", "asgi", app),
         *("--host", host, "--port", str(port), "--workers", str(workers)),
-        *("--loop", "uvloop", "--no-ws", "--backlog", "4096", "--backpressure", "4096"),
+        *("--loop", "uvloop", "--no-ws", "--backlog", "4096", *front_door.granian_arguments()),
         *("--workers-kill-timeout", "5", "--log-level", "warning"),
     ]
 
