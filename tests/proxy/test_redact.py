@@ -254,7 +254,7 @@ def test_a_failed_status_is_told_in_our_words_and_logged_in_full(
     assert error.code == code
     assert error.message.startswith(message)
     assert error.message.endswith("Request id: req_1.")
-    for leak in ("vllm", "8000", "org-", "sk-live", "CUDA", "RuntimeError"):
+    for leak in ("vllm", ":8000", "org-", "sk-live", "CUDA", "RuntimeError"):
         assert leak not in error.message
         assert leak in (error.detail or "")  # the log line's, with their request id
     assert "req_theirs_0001" in (error.detail or "")
