@@ -88,11 +88,12 @@ def failure_for_status(provider: str, status: int, body: bytes, headers: httpx.H
 
 
 def transport_failure(provider: str, exc: httpx.RequestError, connect_timeout: float) -> Failure:
-    """A connection that failed or broke: what happened in our words; the exception, logged."""
+    """A connection that failed or broke: what happened in our words; the exception, logged.
+
+    No connection: 503 (no upstream available). An answer the gateway cannot read (malformed,
+    cut short, an encoding it did not ask for): 502. No answer in time: 504.
+    """
     detail = exception_detail(exc)
-    if not isinstance(exc, httpx.TransportError):  # e.g. a body it could not decode
-        what = "sent a response the gateway could not read"
-        return Failure(UpstreamError(failed(provider, what), detail=detail), cooldown=5.0)
     if isinstance(exc, httpx.TimeoutException):
         what = {
             httpx.ConnectTimeout: f"did not accept a connection within {connect_timeout:g} s",
@@ -100,10 +101,14 @@ def transport_failure(provider: str, exc: httpx.RequestError, connect_timeout: f
             httpx.WriteTimeout: "did not take the request in time",
         }.get(type(exc), "stopped answering")
         return Failure(UpstreamTimeout(failed(provider, what), detail=detail), 5.0)
+    if isinstance(exc, httpx.LocalProtocolError):  # ours to fix, not the credential's
+        what = "could not be sent this request"
+        return Failure(UpstreamError(failed(provider, what), detail=detail), cooldown=0.0)
+    if isinstance(exc, httpx.RemoteProtocolError) or not isinstance(exc, httpx.TransportError):
+        what = "sent a response the gateway could not read"
+        return Failure(UpstreamError(failed(provider, what), detail=detail), cooldown=5.0)
     what = (
-        "sent a malformed response"
-        if isinstance(exc, httpx.ProtocolError)
-        else "could not be reached through the configured proxy"
+        "could not be reached through the configured proxy"
         if isinstance(exc, httpx.ProxyError)
         else "is unreachable"
     )

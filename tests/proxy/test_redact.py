@@ -266,7 +266,7 @@ def test_connection_failures_say_what_happened_never_the_exception() -> None:
     timeout = httpx.ConnectTimeout("timed out connecting to vllm.internal:8000")
     for exc, status, words in (
         (refused, HTTPStatus.SERVICE_UNAVAILABLE, "is unreachable."),
-        (broken, HTTPStatus.SERVICE_UNAVAILABLE, "sent a malformed response."),
+        (broken, HTTPStatus.BAD_GATEWAY, "sent a response the gateway could not read."),
         (timeout, HTTPStatus.GATEWAY_TIMEOUT, "did not accept a connection within 10 s."),
     ):
         error = transport_failure("openai", exc, 10.0).error
