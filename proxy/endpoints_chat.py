@@ -21,6 +21,13 @@ from proxy.routing import Card
 from proxy.runtime import Runtime
 from proxy.sse import DONE, Event, SSEParser, frame
 from proxy.upstream import Opened, timeouts_for
+from proxy.upstream_errors import (
+    cite_request,
+    exception_detail,
+    failed,
+    log_failed_answer,
+    log_refusal,
+)
 from proxy.upstream_http import UpstreamRequest
 from proxy.usage import Usage
 from proxy.validation import validate_chat
@@ -96,7 +103,10 @@ async def open_upstream(
         raise
     record.upstream_request_id = opened.upstream_request_id()
     if opened.response.status_code >= 400:
-        refusal = adapter.client_error(opened.response.status_code, opened.body, card)
+        log_refusal(record, opened.upstream, opened.response.status_code, opened.body)
+        refusal = cite_request(
+            adapter.client_error(opened.response.status_code, opened.body, card), record.request_id
+        )
         runtime.metering.emit(
             record.event(status=refusal.status, usage=ZERO_USAGE, error_code=refusal.code)
         )
@@ -151,6 +161,7 @@ def complete(
         runtime.metering.emit(
             record.event(status=error.status, usage=ZERO_USAGE, error_code=error.code)
         )
+        log_failed_answer(record, cite_request(error, record.request_id))
         raise
     record.mark_first_byte()
     event = record.event(status=200, usage=usage)
@@ -289,21 +300,28 @@ async def relay_stream(
             await _pump(send, opened, parser, output, record, watch)
         except GatewayError as error:
             failure = error
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
+            idle = settings.TOKENBYTE_STREAM_IDLE_TIMEOUT
             failure = UpstreamTimeout(
-                f"{card.provider} stopped sending for {settings.TOKENBYTE_STREAM_IDLE_TIMEOUT:g} s."
+                failed(card.provider, f"stopped sending for {idle:g} s"),
+                detail=exception_detail(exc),
             )
         except httpx.TransportError as exc:
             failure = UpstreamError(
-                f"{card.provider} broke the stream off: {exc or type(exc).__name__}."
+                failed(card.provider, "broke the stream off"), detail=exception_detail(exc)
             )
         except Exception:
             # A translation bug must still end the stream cleanly and meter what was served.
-            logger.exception("stream translation failed for %s", card.title)
+            logger.exception(
+                "request %s: stream translation failed for %s", record.request_id, card.title
+            )
             failure = UpstreamError(f"The gateway could not translate {card.provider}'s stream.")
         usage = output.final_usage()
         if failure is None and not output.done:
-            failure = UpstreamError(f"{card.provider} ended the stream before it was complete.")
+            cut_short = failed(card.provider, "ended the stream before it was complete")
+            failure = UpstreamError(cut_short)
+        if failure is not None:
+            log_failed_answer(record, cite_request(failure, record.request_id))
         event = record.event(
             status=200, usage=usage, error_code=failure.code if failure is not None else None
         )
@@ -355,7 +373,7 @@ async def _pump(
         if not chunk:
             break
         if loop.time() > opened.deadline:
-            raise UpstreamTimeout(f"{record.card.provider} exceeded the total time allowed.")
+            raise UpstreamTimeout(failed(record.card.provider, "exceeded the total time allowed"))
         chunk = await anext(chunks, b"")
     tail = output.tail()
     if tail:

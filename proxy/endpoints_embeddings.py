@@ -12,6 +12,7 @@ from proxy.endpoints_chat import ZERO_USAGE, open_upstream, resolve_card, start_
 from proxy.errors import GatewayError
 from proxy.http import JSON_CONTENT_TYPE, Request, Response
 from proxy.runtime import Runtime
+from proxy.upstream_errors import cite_request, log_failed_answer
 from proxy.upstream_http import UpstreamRequest
 from proxy.validation import validate_embeddings
 
@@ -34,6 +35,7 @@ async def embeddings(request: Request, runtime: Runtime) -> Response:
         runtime.metering.emit(
             record.event(status=error.status, usage=ZERO_USAGE, error_code=error.code)
         )
+        log_failed_answer(record, cite_request(error, record.request_id))
         raise
     record.mark_first_byte()
     event = record.event(status=200, usage=usage)

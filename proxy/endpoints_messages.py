@@ -36,6 +36,7 @@ from proxy.pricing import cost_text, usage_cost
 from proxy.routing import Card
 from proxy.runtime import Runtime
 from proxy.sse import Event, named_frame
+from proxy.upstream_errors import cite_request, log_failed_answer
 from proxy.upstream_http import UpstreamRequest
 from proxy.usage import Usage
 
@@ -112,6 +113,7 @@ async def count_tokens(request: Request, runtime: Runtime) -> Response:
         runtime.metering.emit(
             record.event(status=error.status, usage=ZERO_USAGE, error_code=error.code)
         )
+        log_failed_answer(record, cite_request(error, record.request_id))
         raise
     runtime.metering.emit(record.event(status=200, usage=ZERO_USAGE))  # counting is free
     return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE])

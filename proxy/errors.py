@@ -22,6 +22,7 @@ class GatewayError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: list[tuple[bytes, bytes]] | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -29,6 +30,8 @@ class GatewayError(Exception):
         if code is not None:
             self.code = code
         self.headers = headers or []
+        # For the operator's log line only, never rendered: what the upstream said or raised.
+        self.detail = detail
 
     def openai_body(self) -> bytes:
         return orjson.dumps(

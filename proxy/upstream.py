@@ -25,8 +25,12 @@ from proxy.routing import Card, Upstream
 from proxy.upstream_errors import (
     MAX_COOLDOWN_SECONDS,
     Failure,
+    cite_request,
+    failed,
     failure_for_status,
     is_client_error,
+    log_failed_attempt,
+    transport_failure,
 )
 from proxy.upstream_http import TransportOptions, UpstreamRequest, UpstreamTransport
 from tokenbyte.redis import GatewayRedis, subscribe_forever
@@ -254,7 +258,8 @@ class UpstreamPool:
             if attempt:
                 await asyncio.sleep(_backoff(attempt))
             if loop.time() >= deadline:
-                raise UpstreamTimeout(f"{provider} did not answer within {timeouts.total:g} s.")
+                what = f"did not answer within {timeouts.total:g} s"
+                raise cite_request(UpstreamTimeout(failed(provider, what)), record.request_id)
             record.attempts += 1
             record.upstream = upstream
             try:
@@ -262,13 +267,18 @@ class UpstreamPool:
                     upstream, build(upstream), timeouts, deadline, stream, rejects_credential
                 )
             except Failure as failure:
+                log_failed_attempt(record, upstream, failure.error)
+                if failure.final:
+                    raise cite_request(failure.error, record.request_id) from None
                 self.failed(upstream, failure.cooldown)
                 last = failure.error
                 continue
             if opened.response.status_code < 400:
                 self.succeeded(upstream)
             return opened
-        raise last or ServiceUnavailable(f"No {provider} upstream answered.")
+        raise cite_request(
+            last or ServiceUnavailable(failed(provider, "did not answer")), record.request_id
+        )
 
     async def _attempt(
         self,
@@ -285,7 +295,7 @@ class UpstreamPool:
             "write": timeouts.connect,
             "pool": timeouts.connect,
         }
-        name = f"{upstream.provider} ({upstream.name})"
+        provider = upstream.provider  # never the credential's name: clients see these messages
         response: httpx.Response | None = None
         first_byte_by = asyncio.get_running_loop().time() + timeouts.first_byte
         try:
@@ -305,27 +315,15 @@ class UpstreamPool:
         except TimeoutError:
             await _close(response)
             if first_byte_by > deadline:
-                raise UpstreamTimeout(
-                    f"{name} did not answer within {timeouts.total:g} s."
-                ) from None
-            raise Failure(
-                UpstreamTimeout(f"{name} sent nothing within {timeouts.first_byte:g} s."),
-                cooldown=5.0,
-            ) from None
-        except httpx.TimeoutException as exc:
+                what = f"did not answer within {timeouts.total:g} s"
+                raise Failure(UpstreamTimeout(failed(provider, what)), 0.0, final=True) from None
+            what = f"sent nothing within {timeouts.first_byte:g} s"
+            raise Failure(UpstreamTimeout(failed(provider, what)), cooldown=5.0) from None
+        except httpx.RequestError as exc:
             await _close(response)
-            raise Failure(UpstreamTimeout(f"{name} timed out: {type(exc).__name__}."), 5.0) from exc
-        except httpx.TransportError as exc:
-            await _close(response)
-            raise Failure(
-                ServiceUnavailable(
-                    f"{name} is unreachable: {exc or type(exc).__name__}.",
-                    code="upstream_unreachable",
-                ),
-                cooldown=5.0,
-            ) from exc
+            raise transport_failure(provider, exc, timeouts.connect) from exc
         await _close(response)
-        raise failure_for_status(name, status, body, response.headers)
+        raise failure_for_status(provider, status, body, response.headers)
 
 
 def _backoff(attempt: int) -> float:

@@ -13,6 +13,7 @@ from proxy.calls import estimate_tokens, prompt_chars
 from proxy.errors import UpstreamError
 from proxy.routing import Card
 from proxy.sse import Event
+from proxy.upstream_errors import stream_failure
 from proxy.usage import Usage
 
 _JSON_BLOCK = -1  # the block index map's marker for the JSON-mode tool
@@ -35,9 +36,7 @@ def merged_usage(start: dict[str, Any], delta: Any) -> dict[str, Any]:
 
 
 def stream_error(data: dict[str, Any], provider: str) -> UpstreamError:
-    error: dict[str, Any] = data["error"] if isinstance(data.get("error"), dict) else {}
-    kind = error.get("type", "error")
-    return UpstreamError(f"{provider} failed mid-stream ({kind}): {error.get('message', '')}")
+    return stream_failure(provider, data.get("error"))
 
 
 def usage_from_anthropic(raw: Any) -> Usage | None:

@@ -23,6 +23,7 @@ from proxy.calls import estimate_tokens
 from proxy.errors import InvalidRequest, UpstreamError
 from proxy.routing import Card, Upstream
 from proxy.sse import Event
+from proxy.upstream_errors import stream_failure
 from proxy.upstream_http import UpstreamRequest
 from proxy.usage import Usage
 
@@ -122,9 +123,7 @@ class GeminiStream(StreamTranslator):
         if not isinstance(data, dict):
             return []
         if isinstance(data.get("error"), dict):
-            raise UpstreamError(
-                f"{self.card.provider} failed mid-stream: {data['error'].get('message', '')}"
-            )
+            raise stream_failure(self.card.provider, data["error"])
         usage = usage_from_gemini(data.get("usageMetadata"))
         if usage is not None:
             self.usage = usage  # each chunk's usageMetadata is the running total

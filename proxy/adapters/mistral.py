@@ -116,7 +116,7 @@ class MistralAdapter(OpenAIAdapter):
         if isinstance(error, InvalidRequest) and error.param is None:
             # Mistral's validation errors (422) locate the field as ["body", "field", …].
             match = re.search(
-                r'"loc":\s*\[\s*"body",\s*"([^"]+)"', payload.decode(errors="replace")
+                r'"loc":\s*\[\s*"body",\s*"([A-Za-z_]\w{0,63})"', payload.decode(errors="replace")
             )
             if match:
                 error.param = CLIENT_NAMES.get(match.group(1), match.group(1))

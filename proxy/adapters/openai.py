@@ -1,5 +1,6 @@
 """OpenAI and OpenAI-compatible servers: the gateway's own wire format, passed through."""
 
+import re
 from typing import Any
 
 import orjson
@@ -8,8 +9,17 @@ from proxy.adapters.base import ProviderAdapter, StreamTranslator, json_headers,
 from proxy.errors import GatewayError, InvalidRequest, UpstreamError
 from proxy.routing import Card, Upstream
 from proxy.sse import Event
+from proxy.upstream_errors import stream_failure
 from proxy.upstream_http import UpstreamRequest
 from proxy.usage import Usage, usage_from_openai
+
+# A field's name or an error's code as OpenAI writes them (messages[0].content, invalid_value);
+# anything else an upstream puts there is not passed on.
+_IDENTIFIER = re.compile(r"[A-Za-z_][\w.\[\]-]{0,99}")
+
+
+def _identifier(value: Any) -> str | None:
+    return value if isinstance(value, str) and _IDENTIFIER.fullmatch(value) else None
 
 
 def parse_json_object(payload: bytes, provider: str) -> dict[str, Any]:
@@ -35,7 +45,7 @@ class OpenAIStream(StreamTranslator):
         if not isinstance(chunk, dict):
             return []
         if "error" in chunk and "choices" not in chunk:
-            raise UpstreamError(f"{self.card.provider} failed mid-stream: {_message(chunk)}")
+            raise stream_failure(self.card.provider, chunk["error"])
         usage = chunk.pop("usage", None)
         if usage:
             self.usage = usage_from_openai(usage)
@@ -53,13 +63,6 @@ class OpenAIStream(StreamTranslator):
                     self.finish_reason = choice["finish_reason"]
         chunk["model"] = self.card.title
         return [chunk]
-
-
-def _message(data: dict[str, Any]) -> str:
-    error = data.get("error")
-    if isinstance(error, dict):
-        return str(error.get("message", error))
-    return str(error)
 
 
 class OpenAIAdapter(ProviderAdapter):
@@ -147,9 +150,8 @@ class OpenAIAdapter(ProviderAdapter):
             except (orjson.JSONDecodeError, AttributeError):
                 detail = {}
             if isinstance(detail, dict):
-                error.param = detail.get("param") if isinstance(detail.get("param"), str) else None
-                if isinstance(detail.get("code"), str):
-                    error.code = detail["code"]
+                error.param = _identifier(detail.get("param"))
+                error.code = _identifier(detail.get("code")) or error.code
         return error
 
 

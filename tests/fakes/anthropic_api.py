@@ -8,7 +8,7 @@ are checked: a thinking block sent back must carry the signature this fake issue
 Answers are deterministic (one token per word) so tests can compute exact costs.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -26,6 +26,15 @@ from tests.fakes.server import FakeAPI, Scripted
 
 
 class FakeAnthropic(AnthropicRequestRules, FakeAPI):
+    # What api.anthropic.com sends with every answer: the account's organisation, its limits.
+    response_headers: ClassVar[dict[str, str]] = {
+        "anthropic-organization-id": "5f0c7a8e-61d4-4b2e-9a1f-3c2d4e5f6a7b",
+        "anthropic-ratelimit-requests-limit": "4000",
+        "anthropic-ratelimit-requests-remaining": "3999",
+        "server": "cloudflare",
+        "cf-ray": "8f1e2d3c4b5a6979-FRA",
+    }
+
     def __init__(self, api_key: str = "sk-ant-fake") -> None:
         super().__init__()
         self.api_key = api_key

@@ -85,7 +85,7 @@ class AnthropicError(Exception):
         return {
             "type": "error",
             "error": {"type": self.kind, "message": str(self)},
-            "request_id": "req_fake_error",
+            "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy",
         }
 
 

@@ -9,7 +9,7 @@ models check thought signatures on the current turn's function calls. Streams us
 Google's do. Answers are deterministic (one token per word).
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -27,6 +27,12 @@ from tests.fakes.server import FakeAPI, Scripted
 
 
 class FakeGemini(GeminiRequestRules, FakeAPI):
+    response_headers: ClassVar[dict[str, str]] = {
+        "server": "scaffolding on HTTPServer2",
+        "server-timing": "gfet4t7; dur=412",
+        "x-xss-protection": "0",
+    }
+
     def __init__(self, api_key: str = "fake-gemini-key") -> None:
         super().__init__()
         self.api_key = api_key

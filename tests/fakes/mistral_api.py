@@ -6,7 +6,7 @@ of [a-zA-Z0-9]; usage arrives on the last chunk of a stream, with no stream_opti
 """
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.openai_rules import OpenAIError, count_tokens, text_of
@@ -71,6 +71,10 @@ class MistralValidation(OpenAIError):
 
 class FakeMistral(FakeOpenAI):
     provider_name = "Mistral"
+    response_headers: ClassVar[dict[str, str]] = {
+        "x-kong-request-id": "3c8b6a0e5d4f2a1b9c7e6d5f4a3b2c1d",
+        "x-kong-upstream-latency": "187",
+    }
 
     def __init__(self, api_key: str = "fake-mistral-key") -> None:
         super().__init__(api_key)
@@ -78,7 +82,16 @@ class FakeMistral(FakeOpenAI):
 
     def error_body(self, error: OpenAIError) -> dict[str, Any]:
         if isinstance(error, MistralValidation):
-            detail = [{"type": error.kind, "loc": error.loc, "msg": str(error), "input": None}]
+            # Pydantic's own error dicts, its documentation URL included.
+            detail = [
+                {
+                    "type": error.kind,
+                    "loc": error.loc,
+                    "msg": str(error),
+                    "input": None,
+                    "url": f"https://errors.pydantic.dev/2.10/v/{error.kind}",
+                }
+            ]
             return {
                 "object": "error",
                 "message": {"detail": detail},
@@ -87,7 +100,7 @@ class FakeMistral(FakeOpenAI):
                 "code": None,
             }
         if error.status == 401:
-            return {"message": "Unauthorized", "request_id": "fake"}
+            return {"message": "Unauthorized", "request_id": "9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a"}
         return {
             "object": "error",
             "message": str(error),

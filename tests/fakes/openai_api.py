@@ -8,7 +8,7 @@ argument supplied: <name>". Answers are deterministic so tests can compute exact
 import base64
 import struct
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from tests.fakes.openai_rules import (
     EMBEDDING_FIELDS,
@@ -23,6 +23,21 @@ from tests.fakes.server import FakeAPI, Scripted, sse
 
 class FakeOpenAI(OpenAIRequestRules, FakeAPI):
     provider_name = "OpenAI"
+    # What api.openai.com sends with every answer: the account's organisation and project,
+    # its own rate limits, request id and Cloudflare's cookie.
+    response_headers: ClassVar[dict[str, str]] = {
+        "openai-organization": "user-fakeorg4uQ9cX2nLp7Ws3Kd",
+        "openai-project": "proj_FakeProj9KoeXdtHe0YQJbs",
+        "openai-processing-ms": "211",
+        "openai-version": "2020-10-01",
+        "x-request-id": "req_5f1c0ffee0ddba11fa11bac4d00dfeed",
+        "x-ratelimit-limit-requests": "10000",
+        "x-ratelimit-remaining-requests": "9999",
+        "set-cookie": "__cf_bm=fakecookie.abc-1700000000-1.0.1.1-xyz; path=/; "
+        "domain=.api.openai.com; HttpOnly; Secure; SameSite=None",
+        "server": "cloudflare",
+        "cf-ray": "8f1e2d3c4b5a6978-AMS",
+    }
     chat_path = "/v1/chat/completions"
     embeddings_path = "/v1/embeddings"
 
@@ -32,6 +47,14 @@ class FakeOpenAI(OpenAIRequestRules, FakeAPI):
         self.cached_tokens = 0  # reported as prompt_tokens_details.cached_tokens
         self.reasoning_tokens = 0  # added to completion_tokens for reasoning models
         self.reply = "Hello from the fake model, happy to help."
+        # Send OpenAI's mid-stream error event (data: {"error": {…}}) after N events.
+        self.stream_error_after: int | None = None
+        self.stream_error: dict[str, Any] = {
+            "message": "The server had an error while processing your request. Sorry about that!",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
 
     # --- answering ----------------------------------------------------------------------
     async def handle(
@@ -142,11 +165,10 @@ class FakeOpenAI(OpenAIRequestRules, FakeAPI):
             )
             return
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        await self.send_events(
-            send,
-            self.stream_events(head, text, calls, choices, finish, usage, include_usage),
-            scripted,
-        )
+        events = self.stream_events(head, text, calls, choices, finish, usage, include_usage)
+        if self.stream_error_after is not None:
+            events = [*events[: self.stream_error_after], sse({"error": self.stream_error})]
+        await self.send_events(send, events, scripted)
 
     def stream_events(
         self,

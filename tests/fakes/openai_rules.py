@@ -80,6 +80,11 @@ class OpenAIError(Exception):
         }
 
 
+def masked(key: str) -> str:
+    """A key as OpenAI's 401 quotes it: sk-PMafP****…****E873."""
+    return key[:8] + "*" * max(len(key) - 12, 3) + key[-4:] if len(key) > 12 else key
+
+
 def text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -99,8 +104,15 @@ class OpenAIRequestRules:
     api_key: str  # the one key the fake accepts
 
     def check_auth(self, headers: dict[str, str]) -> None:
-        if headers.get("authorization") != f"Bearer {self.api_key}":
-            raise OpenAIError("Incorrect API key provided.", status=401, code="invalid_api_key")
+        presented = headers.get("authorization", "").removeprefix("Bearer ")
+        if presented != self.api_key:
+            # OpenAI's own words: the key presented, masked, and where to find a good one.
+            raise OpenAIError(
+                f"Incorrect API key provided: {masked(presented)}. You can find your API key "
+                "at https://platform.openai.com/account/api-keys.",
+                status=401,
+                code="invalid_api_key",
+            )
 
     def check_chat(self, body: Any) -> None:
         if not isinstance(body, dict):

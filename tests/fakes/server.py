@@ -5,7 +5,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import uvicorn
@@ -35,6 +35,10 @@ class Scripted:
 
 class FakeAPI:
     """Base of the provider fakes: records requests, plays scripted behaviour, then answers."""
+
+    # Sent with every answer, as the real API does: its organisation, project and request ids,
+    # cookies and server names. None of it may reach the gateway's clients.
+    response_headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self) -> None:
         self.received: list[Received] = []
@@ -76,12 +80,14 @@ class FakeAPI:
     ) -> None:
         raise NotImplementedError
 
-    @staticmethod
     async def send_json(
-        send: Any, status: int, data: Any, headers: dict[str, str] | None = None
+        self, send: Any, status: int, data: Any, headers: dict[str, str] | None = None
     ) -> None:
         payload = data if isinstance(data, bytes) else orjson.dumps(data)
-        extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+        extra = [
+            (k.encode(), v.encode())
+            for k, v in {**self.response_headers, **(headers or {})}.items()
+        ]
         await send(
             {
                 "type": "http.response.start",
@@ -106,6 +112,7 @@ class FakeAPI:
                 "headers": [
                     (b"content-type", b"text/event-stream"),
                     (b"cache-control", b"no-cache"),
+                    *[(k.encode(), v.encode()) for k, v in self.response_headers.items()],
                 ],
             }
         )

@@ -443,7 +443,11 @@ def test_errors_map_to_openai_shapes(
     fake_anthropic.app.script.extend([Scripted(status=529, body=overloaded)] * 2)
     busy = post(translating_gateway, api_key, {"model": "Claude Sonnet 4.5", "messages": HELLO})
     assert busy.status_code == 502
-    assert "Overloaded" in busy.json()["error"]["message"]
+    # Our words for a 5xx, never its body: what happened and the request id to quote.
+    assert busy.json()["error"]["message"] == (
+        "The upstream (anthropic) is overloaded (HTTP 529). "
+        f"Request id: {busy.headers['x-request-id']}."
+    )
     # Our credential refused: never the caller's fault, never our key in the message.
     fake_anthropic.app.api_key = "sk-ant-rotated"
     refused = post(translating_gateway, api_key, {"model": "Claude Sonnet 4.5", "messages": HELLO})

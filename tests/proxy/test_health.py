@@ -51,7 +51,9 @@ def test_readyz_is_503_when_the_database_is_unreachable() -> None:
         assert ready.status_code == 503
         body = ready.json()
         assert body["status"] == "unavailable"
-        assert body["checks"]["database"].startswith("unreachable")
+        # Which check failed, never the exception's text (its host, port or user).
+        assert body["checks"]["database"] == "unreachable"
+        assert str(dead_port) not in ready.text
         models = httpx.get(f"http://127.0.0.1:{port}/v1/models")
         assert models.status_code == 503
         assert models.json()["error"]["code"] == "service_unavailable"
