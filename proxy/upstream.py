@@ -156,6 +156,7 @@ class UpstreamPool:
         self._cooling_until: dict[int, float] = {}  # upstream id -> epoch seconds
         self._strikes: dict[int, int] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._sharing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         if self._redis is not None:
@@ -199,17 +200,22 @@ class UpstreamPool:
             self._cooling_until.pop(upstream.id, None)
 
     def failed(self, upstream: Upstream, cooldown: float) -> None:
+        if cooldown <= 0:  # our side's trouble (a request we refused to send, a busy pool)
+            return
         strikes = self._strikes.get(upstream.id, 0) + 1
         self._strikes[upstream.id] = strikes
         # Doubling per strike, capped: a burst of concurrent failures must not overflow.
         seconds = min(cooldown * 2 ** min(strikes - 1, 8), MAX_COOLDOWN_SECONDS)
         until = time.time() + seconds
         self._cooling_until[upstream.id] = until
-        logger.warning(
+        # INFO: the failed attempt itself was logged as a WARNING with its detail.
+        logger.info(
             "upstream %s/%s cooling down for %.1f s", upstream.provider, upstream.name, seconds
         )
         if self._redis is not None:
-            asyncio.get_running_loop().create_task(self._share_cooldown(upstream.id, until))
+            task = asyncio.get_running_loop().create_task(self._share_cooldown(upstream.id, until))
+            self._sharing.add(task)  # referenced until done, or the loop may drop it
+            task.add_done_callback(self._sharing.discard)
 
     async def _share_cooldown(self, upstream_id: int, until: float) -> None:
         if self._redis is None:

@@ -94,10 +94,22 @@ def transport_failure(provider: str, exc: httpx.RequestError, connect_timeout: f
     cut short, an encoding it did not ask for): 502. No answer in time: 504.
     """
     detail = exception_detail(exc)
+    if isinstance(exc, httpx.PoolTimeout):
+        # Our own saturation (every connection to that origin busy), not the upstream's fault:
+        # no cooldown, and the client may come back in a moment.
+        what = f"is busy: every gateway connection to it stayed in use {connect_timeout:g} s"
+        return Failure(
+            ServiceUnavailable(
+                failed(provider, what),
+                code="upstream_busy",
+                headers=[(b"retry-after", b"1")],
+                detail=detail,
+            ),
+            cooldown=0.0,
+        )
     if isinstance(exc, httpx.TimeoutException):
         what = {
             httpx.ConnectTimeout: f"did not accept a connection within {connect_timeout:g} s",
-            httpx.PoolTimeout: f"had no free connection within {connect_timeout:g} s",
             httpx.WriteTimeout: "did not take the request in time",
         }.get(type(exc), "stopped answering")
         return Failure(UpstreamTimeout(failed(provider, what), detail=detail), 5.0)

@@ -1,5 +1,7 @@
 """Retries, failover, cooldowns and upstream error mapping; mid-stream failures and disconnects."""
 
+import concurrent.futures
+import dataclasses
 import json
 import time
 from decimal import Decimal
@@ -10,6 +12,7 @@ import pytest
 
 from proxy.models import UpstreamCredential
 from proxy.services import credential_upsert
+from proxy.upstream_http import UpstreamTransport
 from tests.conftest import LiveServer, free_port
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.server import FakeServer, Scripted
@@ -200,3 +203,33 @@ def test_openai_sdk_raises_on_an_error_event(
     fake_openai.app.script.append(Scripted(cut_after_chunks=2))
     with pytest.raises(openai.APIError):
         list(openai_client.chat.completions.create(model="GPT-4o", messages=HELLO, stream=True))
+
+
+def test_a_busy_connection_pool_is_503_with_retry_after_and_cools_nothing_down(
+    gateway: LiveServer, api_key: str, fake_openai: FakeServer, settings: object
+) -> None:
+    runtime = gateway.runtime
+    assert runtime is not None
+    transport = runtime.upstreams.transport
+    assert isinstance(transport, UpstreamTransport)
+    transport.options = dataclasses.replace(transport.options, max_connections_per_origin=1)
+    settings.TOKENBYTE_CONNECT_TIMEOUT = 0.3  # also the longest wait for a pooled connection
+    fake_openai.app.script.append(Scripted(delay=2.0))  # holds the one connection
+
+    def ask() -> httpx.Response:
+        return httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            json={"model": "GPT-4o", "messages": HELLO},
+            headers={"authorization": f"Bearer {api_key}"},
+            timeout=30,
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(ask)
+        time.sleep(0.5)  # the slow one holds the connection
+        busy = ask()
+        assert slow.result().status_code == 200
+    assert busy.status_code == 503
+    assert busy.headers["retry-after"] == "1"
+    assert busy.json()["error"]["code"] == "upstream_busy"
+    assert ask().status_code == 200, "the credential was not cooled down for our own saturation"
