@@ -45,7 +45,9 @@ async def readyz(request: Request, runtime: Runtime) -> Response:
         f"ok ({len(routing.cards)} models)" if routing is not None else "not loaded yet"
     )
     ready = all(value.startswith("ok") for value in checks.values())
-    return Response.json(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
-        status=200 if ready else 503,
-    )
+    body: dict[str, object] = {"status": "ready" if ready else "unavailable", "checks": checks}
+    if runtime.redis is not None:
+        # Whether requests call Redis now or take their fallbacks (not a readiness condition:
+        # the gateway serves either way).
+        body["redis_breaker"] = runtime.redis.breaker.state.name.lower().replace("_", "-")
+    return Response.json(body, status=200 if ready else 503)

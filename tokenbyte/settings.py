@@ -8,6 +8,8 @@ from pathlib import Path
 import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 # Lets generic classes such as admin.ModelAdmin[Model] be subscripted at run time, as typed.
 django_stubs_ext.monkeypatch()
@@ -122,6 +124,13 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "tb",
+            # The console's rate limits and the routing version read it: a stalled Redis costs
+            # them a second, not redis-py's default 5 s times its retries.
+            "OPTIONS": {
+                "socket_connect_timeout": 1.0,
+                "socket_timeout": 1.0,
+                "retry": Retry(NoBackoff(), 0),
+            },
         }
     }
 else:

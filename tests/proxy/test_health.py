@@ -20,7 +20,9 @@ def test_healthz_and_readyz_answer_when_all_is_up(api: httpx.Client) -> None:
 
 @pytest.mark.redis
 def test_readyz_checks_redis_when_configured(api: httpx.Client) -> None:
-    assert api.get("/readyz").json()["checks"]["redis"] == "ok"
+    ready = api.get("/readyz").json()
+    assert ready["checks"]["redis"] == "ok"
+    assert ready["redis_breaker"] == "closed"
 
 
 def test_readyz_is_503_when_the_database_is_unreachable() -> None:

@@ -210,6 +210,8 @@ def test_on_a_stalled_redis_requests_are_served_on_the_fallbacks_and_redis_is_sk
             assert stalled.bytes_from(HOT) == contacts
             assert fallbacks("rate_limit") >= before["rate_limit"] + 7
             assert fallbacks("key_lookup") >= before["key_lookup"] + 3
+            ready = httpx.get(f"{server.url}/readyz", timeout=10).json()
+            assert ready["redis_breaker"] == "open"
 
     # One warning for the whole outage, none per request.
     assert [line for line in breaker_log if "calls in a row" in line] == breaker_log
