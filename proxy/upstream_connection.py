@@ -45,30 +45,35 @@ class Http1Connection(asyncio.Protocol):
         self.closed = False  # lost, closing or seen closed: never written to again
         self.idle = False  # in the pool: no answer is owed, any byte closes the connection
         self.reused = False
-        self.idle_since = 0.0
-        self.reuse_until = math.inf  # from the upstream's `Keep-Alive: timeout=N`
+        self.reuse_until = math.inf  # set by the pool when it takes the connection back
+        self.upstream_keeps_until = math.inf  # from the upstream's `Keep-Alive: timeout=N`
         self.unsent = False  # request bytes still in our write buffer
         self.origin: tuple[bytes, str, int] | None = None  # the pool it belongs to
         self.on_lost: Callable[[Http1Connection], None] | None = None  # the pool's bookkeeping
-        self.begin()
-
-    def begin(self) -> None:
-        """Fresh state for the next exchange."""
+        # One parser for the connection's life: llhttp starts on the next message by itself
+        # once one is complete (a connection is reused only after a complete, clean answer).
         self.parser = httptools.HttpResponseParser(self)
-        self.status = 0
-        self.headers: Headers = []
-        self.headers_done = False
         self.interim = False  # parsing a 1xx, whose end is not the end of the exchange
-        self.complete = False
-        self.received_any = False
-        self.until_close = False  # no length and not chunked: the body ends with the connection
-        self.keep_alive = False
         self.error: Exception | None = None
-        self.decoder: zlib._Decompress | None = None
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.paused = False
         self.waiter: asyncio.Future[None] | None = None
+        self.begin()
+
+    def begin(self) -> None:
+        """Fresh state for the next exchange (a complete, clean exchange left no error and no
+        waiter behind; what its reader did not take is dropped: it was that exchange's)."""
+        if self.buffered:
+            self.take()
+        self.status = 0
+        self.headers: Headers = []
+        self.headers_done = False
+        self.complete = False
+        self.received_any = False
+        self.until_close = False  # no length and not chunked: the body ends with the connection
+        self.keep_alive = False
+        self.decoder: zlib._Decompress | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -208,7 +213,7 @@ class Http1Connection(asyncio.Protocol):
         for part in value.split(b","):
             key, _, number = part.strip().partition(b"=")
             if key.strip().lower() == b"timeout" and number.strip().isdigit():
-                self.reuse_until = time.monotonic() + int(number) - KEEPALIVE_MARGIN
+                self.upstream_keeps_until = time.monotonic() + int(number) - KEEPALIVE_MARGIN
 
     def _wake(self) -> None:
         waiter = self.waiter
@@ -251,7 +256,7 @@ class Http1Connection(asyncio.Protocol):
             and self.keep_alive
             and self.error is None
             and not self.closed
-            and now < self.reuse_until
+            and now < self.upstream_keeps_until
         )
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohappyeyeballs
+import httptools
 import httpx
 
 from proxy.upstream_connection import Http1Connection
@@ -140,6 +141,7 @@ class Dialer:
         except BaseException:
             conn.close()
             raise
+        conn.parser = httptools.HttpResponseParser(conn)  # the proxy's answer is behind us
         conn.begin()
 
     async def _connect(self, host: str, port: int) -> socket.socket:

@@ -152,7 +152,13 @@ class UpstreamTransport:
             now = time.monotonic()
             while pool.idle:
                 conn = pool.idle.pop()
-                if self._fresh(conn, now):
+                transport = conn.transport
+                if (
+                    now < conn.reuse_until
+                    and not conn.closed
+                    and transport is not None
+                    and not transport.is_closing()
+                ):
                     conn.idle = False
                     conn.reused = True
                     conn.begin()
@@ -161,16 +167,6 @@ class UpstreamTransport:
             if pool.open < self.options.max_connections_per_origin:
                 return await self._open(origin, pool, limits.get("connect"))
             await self._wait_for_room(origin, pool, limits.get("pool"))
-
-    def _fresh(self, conn: Http1Connection, now: float) -> bool:
-        transport = conn.transport
-        return (
-            not conn.closed
-            and transport is not None
-            and not transport.is_closing()
-            and now - conn.idle_since < self.options.keepalive_seconds
-            and now < conn.reuse_until
-        )
 
     async def _open(
         self, origin: Origin, pool: _OriginPool, connect_timeout: float | None
@@ -228,23 +224,20 @@ class UpstreamTransport:
     def release(self, conn: Http1Connection) -> None:
         """The body is done with: to the pool if the exchange ended well, else closed."""
         now = time.monotonic()
-        pool = self._pool_of(conn)
+        # Not lost yet (still counted by its pool), and the exchange ended well.
+        pool = self._pools.get(conn.origin) if conn.on_lost is not None and conn.origin else None
         if self._closing or pool is None or not conn.reusable(now):
             conn.close()
             return
         conn.idle = True
-        conn.idle_since = now
+        conn.reuse_until = min(now + self.options.keepalive_seconds, conn.upstream_keeps_until)
         pool.idle.append(conn)
-        pool.wake_one()
+        if pool.waiters:
+            pool.wake_one()
         if self._reaper is None:
             self._reaper = asyncio.get_running_loop().call_later(
                 self.options.keepalive_seconds, self._reap
             )
-
-    def _pool_of(self, conn: Http1Connection) -> _OriginPool | None:
-        if conn.on_lost is None or conn.origin is None:  # lost already: nothing to return
-            return None
-        return self._pools.get(conn.origin)
 
     def _reap(self) -> None:
         """Close idle connections past their keep-alive; again later while any stay idle."""
@@ -253,7 +246,7 @@ class UpstreamTransport:
         idle_left = False
         for pool in self._pools.values():
             for conn in list(pool.idle):
-                if not self._fresh(conn, now):
+                if now >= conn.reuse_until or conn.closed:
                     pool.idle.remove(conn)
                     conn.close()
             idle_left = idle_left or bool(pool.idle)
@@ -292,7 +285,8 @@ def _head(request: UpstreamRequest, route: Route) -> bytes:
     for name, value in request.headers:
         if b"\r" in value or b"\n" in value:
             raise httpx.LocalProtocolError(f"Header {name!r} holds a line break.")
-        encoding_asked = encoding_asked or name.lower() == b"accept-encoding"
+        # Adapters write header names in lower case.
+        encoding_asked = encoding_asked or name == b"accept-encoding"
         lines.append(b"%s: %s\r\n" % (name, value))
     if not encoding_asked:
         lines.append(b"accept-encoding: identity\r\n")

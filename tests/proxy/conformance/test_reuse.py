@@ -215,3 +215,17 @@ def test_idle_connections_are_reaped(client: Factory) -> None:
             await transport.aclose()
 
     run(main())
+
+
+def test_an_answer_closed_unread_leaves_nothing_for_the_next_request(client: Factory) -> None:
+    async def main() -> None:
+        async with RawServer(keep_answering) as server:
+            transport = client()
+            unread = await transport.send(request(server.url(), tenant=b"A"))
+            await asyncio.sleep(0.1)  # A's whole body has arrived; nobody reads it
+            await unread.aclose()
+            second = await call(transport, request(server.url(), tenant=b"D"))
+            await transport.aclose()
+        assert second.body == b'{"reply_to":"D"}', "none of A's bytes in D's answer"
+
+    run(main())
