@@ -27,7 +27,8 @@ def home(request: HttpRequest) -> HttpResponse:
         context["catalog"] = selectors.catalog_summary()
         return render(request, "console/landing.html", context)
     assert isinstance(request.user, User)  # noqa: S101 -- narrows the type; authenticated above
-    context["methods"] = selectors.user_sign_in_methods(user=request.user)
+    methods = selectors.user_sign_in_methods(user=request.user)
+    context["getting_started"] = selectors.user_getting_started(user=request.user, methods=methods)
     return render(request, "console/dashboard.html", context)
 
 

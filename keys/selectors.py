@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, Max, Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import User
 from keys.models import ApiKey, BudgetPeriod
@@ -16,6 +17,29 @@ def keys_of(owner: User) -> QuerySet[ApiKey]:
     """The owner's keys: usable ones first, newest first."""
     return ApiKey.objects.filter(owner=owner).order_by(
         F("revoked_at").desc(nulls_first=True), "-created_at", "-pk"
+    )
+
+
+@dataclass(frozen=True)
+class KeysUsage:
+    """How far an owner has got with their keys: what the dashboard's checklist needs."""
+
+    total: int  # every key ever minted, revoked and expired ones included
+    active: int  # neither revoked nor expired: usable right now
+    last_used_at: datetime | None  # the latest request any of them authenticated
+
+
+def keys_usage(*, owner: User, now: datetime | None = None) -> KeysUsage:
+    """One aggregate read. `last_used_at` is the gateway's record (batched: it shows a request
+    within about a minute, keys/services.py key_last_used_record); it is the one per-key trace
+    of use until usage records arrive with billing."""
+    now = now or timezone.now()
+    usable = Q(revoked_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    stats = ApiKey.objects.filter(owner=owner).aggregate(
+        total=Count("pk"), active=Count("pk", filter=usable), last_used_at=Max("last_used_at")
+    )
+    return KeysUsage(
+        total=stats["total"], active=stats["active"], last_used_at=stats["last_used_at"]
     )
 
 
