@@ -26,7 +26,9 @@ TB_ENV=(
 )
 manage() { (cd "$SRC" && env "${TB_ENV[@]}" "$PY" manage.py "$@"); }
 manage migrate --verbosity 0
-manage upstream add openai-compatible --name mock --api-key sk-mock-upstream \
+# The mock starts below: skip the key check where SRC's CLI has one (older checkouts do not).
+no_verify=$(manage upstream add --help 2>/dev/null | grep -o -- --no-verify | head -1 || true)
+manage upstream add openai-compatible --name mock --api-key sk-mock-upstream $no_verify \
     --base-url "http://127.0.0.1:$MOCK_PORT/v1" >/dev/null
 manage catalog add mock-gpt --upstream mock --provider openai-compatible --upstream-id mock-gpt \
     --context-length 8192 --max-output-tokens 1024 --input-price 0.15 --output-price 0.60 >/dev/null

@@ -30,9 +30,9 @@ TB_ENV=(
 )
 manage() { env "${TB_ENV[@]}" .venv/bin/python manage.py "$@"; }
 manage migrate --verbosity 0
-manage upstream add openai-compatible --name mock --api-key sk-mock-upstream \
+manage upstream add openai-compatible --name mock --api-key sk-mock-upstream --no-verify \
     --base-url "http://127.0.0.1:$MOCK_PORT/v1" >/dev/null
-manage upstream add openai-compatible --name ttfb-mock --api-key sk-ttfb \
+manage upstream add openai-compatible --name ttfb-mock --api-key sk-ttfb --no-verify \
     --base-url "http://127.0.0.1:$TTFB_PORT/v1" >/dev/null
 for card in mock-gpt:mock ttfb-gpt:ttfb-mock; do
     manage catalog add "${card%%:*}" --upstream "${card#*:}" --provider openai-compatible \

@@ -20,7 +20,7 @@ export DEBUG=off LOG_LEVEL=WARNING DATABASE_URL="sqlite:///$work/bench.sqlite3" 
 export SECRET_KEY="bench-only-$(head -c 48 /dev/urandom | base64 | tr -d '/+=')"
 manage() { .venv/bin/python manage.py "$@"; }
 manage migrate -v0 && manage bootstrap >/dev/null
-manage upstream add openai-compatible --name mock --api-key sk-mock \
+manage upstream add openai-compatible --name mock --api-key sk-mock --no-verify \
     --base-url "http://127.0.0.1:$MOCK_PORT/v1" >/dev/null
 manage catalog add mock-gpt --upstream mock --provider openai-compatible --upstream-id mock-gpt \
     --context-length 8192 --max-output-tokens 1024 --input-price 0.15 --output-price 0.60 >/dev/null

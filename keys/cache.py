@@ -4,20 +4,27 @@ An entry is a JSON-able dict keyed by the SHA-256 of the secret: either a policy
 the gateway enforces) or a refusal (the 401 message for a revoked, disabled or unknown key).
 Writers (the services, through signals) store the fresh entry in Redis and then announce the
 hashes: on a Redis channel for other processes, and through `key_changed` for a gateway in this
-process (embedded mode, tests). Gateways drop their local copies on the announcement and refill
-from Redis, or from the database on a miss.
+process (embedded mode, tests). Without Redis, other processes (the CLI beside `make run`, a
+second server) learn of them from the KeyChange rows written here, which gateways poll.
+Gateways drop their local copies on the announcement and refill from Redis, or from the
+database on a miss.
 """
 
 import logging
+import uuid
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 import orjson
 import redis
 from django.conf import settings
+from django.db import Error as DatabaseError
+from django.db.models import Max
 from django.dispatch import Signal
+from django.utils import timezone
 
-from keys.models import ApiKey
+from keys.models import ApiKey, KeyChange
 from tokenbyte.redis import sync_client
 
 logger = logging.getLogger(__name__)
@@ -33,6 +40,12 @@ REDIS_NEGATIVE_TTL_SECONDS = 60
 # A writer (console, CLI) waits at most this long for Redis, once: a stalled Redis must not
 # hold a revoke for redis-py's default ten retries.
 ANNOUNCE_TIMEOUT_SECONDS = 2.0
+
+# Without Redis: how long KeyChange rows are kept. A gateway that could not poll for longer
+# drops every cached key instead (proxy/key_cache.py).
+KEY_CHANGE_RETENTION = timedelta(minutes=10)
+# This process, as the origin of the KeyChange rows it writes (fixed for its lifetime).
+PROCESS_ORIGIN = uuid.uuid4().hex
 
 UNKNOWN_KEY_MESSAGE = (
     "Incorrect API key provided. Check that it was copied whole, or create a new key in the "
@@ -117,7 +130,43 @@ def _announce(entries: dict[str, bytes], deleted: list[str]) -> None:
                 REDIS_TTL_SECONDS,
                 exc_info=True,
             )
+    else:
+        try:
+            _record_changes(hashes)
+        except DatabaseError:
+            logger.error(
+                "could not record a change to %d API key(s) for other processes; their "
+                "gateways keep their copy until it expires",
+                len(hashes),
+                exc_info=True,
+            )
     key_changed.send(sender=ApiKey, hashes=hashes)
+
+
+def _record_changes(hashes: list[str]) -> None:
+    now = timezone.now()
+    KeyChange.objects.bulk_create(
+        KeyChange(secret_hash=secret_hash, origin=PROCESS_ORIGIN, created_at=now)
+        for secret_hash in hashes
+    )
+    KeyChange.objects.filter(created_at__lt=now - KEY_CHANGE_RETENTION).delete()
+
+
+def key_changes_latest() -> int:
+    """The newest KeyChange id: where a gateway starts following them."""
+    return KeyChange.objects.aggregate(latest=Max("pk"))["latest"] or 0
+
+
+def key_changes_after(last_id: int) -> tuple[int, list[str]]:
+    """(the newest id, the hashes that other processes changed after `last_id`)."""
+    rows = list(
+        KeyChange.objects.filter(pk__gt=last_id)
+        .order_by("pk")
+        .values_list("pk", "secret_hash", "origin")
+    )
+    if not rows:
+        return last_id, []
+    return rows[-1][0], [secret_hash for _, secret_hash, origin in rows if origin != PROCESS_ORIGIN]
 
 
 def _decimal_text(value: Any) -> str | None:

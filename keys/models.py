@@ -105,3 +105,20 @@ class ApiKey(models.Model):
             count = len(self.allowed_networks)
             parts.append(self.allowed_networks[0] if count == 1 else f"{count} IP ranges")
         return parts
+
+
+class KeyChange(models.Model):
+    """A committed change to a key, for gateway processes that have no Redis to hear it on.
+
+    Without REDIS_URL the writers (keys/cache.py) add one row per changed key and every
+    gateway polls the rows added since its last look (proxy/key_cache.py), so a revoke made in
+    any process reaches all of them within a second. Rows are kept for RETENTION only.
+    """
+
+    secret_hash = models.CharField(max_length=64)
+    # Which process wrote it: that process's own gateway heard the change in-process already.
+    origin = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"key change {self.pk}"

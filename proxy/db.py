@@ -3,15 +3,19 @@
 `run_in_db_thread` is asgiref's one shared thread (routing reloads, last-used flushes, probes).
 Work that requests wait for, key-cache misses, has a `DatabaseLane` of its own instead: it
 never queues behind that other work, and a flood of it fails fast instead of queueing forever.
+A small read repeated every fraction of a second (the routing version, the key changes) has a
+`PollingThread`, which keeps its connection between reads.
 """
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.db import Error as DatabaseError
 from django.db import close_old_connections, connections
 
 P = ParamSpec("P")
@@ -79,3 +83,30 @@ class DatabaseLane:
             wrappers, self._connections = self._connections, []
         for wrapper in wrappers:
             wrapper.close()
+
+
+class PollingThread:
+    """One thread for a small query repeated often: its connection is kept between calls (a
+    broken one is dropped, and the next call connects anew), so a poll costs one round trip."""
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        future = self._executor.submit(lambda: _keeping_connection(fn, *args, **kwargs))
+        return await asyncio.wrap_future(future)
+
+    async def close(self) -> None:
+        closed = asyncio.wrap_future(self._executor.submit(connections.close_all))
+        with contextlib.suppress(TimeoutError):  # behind a poll stuck on a dead database
+            await asyncio.wait_for(closed, 5.0)
+        self._executor.shutdown(wait=False)
+
+
+def _keeping_connection(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    try:
+        return fn(*args, **kwargs)
+    except DatabaseError:
+        with contextlib.suppress(DatabaseError):
+            connections.close_all()
+        raise

@@ -15,11 +15,13 @@ many unknown keys looked up a minute (proxy/limits.py UnknownKeyLimiter): past t
 uncached keys get 429 without touching Redis or the database.
 
 Invalidation: writers announce changed digests on a Redis channel (a listener task here drops
-them from memory) and through an in-process signal (embedded mode). A (re)subscription clears
-memory, since announcements may have been missed while disconnected; a miss that raced an
-announcement is not kept (generation check). The memory TTL bounds what a lost announcement
-can cost. While the database is down, known entries stay usable for up to an hour (a refresh is
-retried every few seconds); an unknown digest gets 503.
+them from memory) and through an in-process signal. Without Redis, a task here reads the
+KeyChange rows that other processes wrote (keys/cache.py) every KEY_CHANGES_POLL_SECONDS on a
+connection of its own. A (re)subscription clears memory, since announcements may have been
+missed while disconnected (as does a poll after a gap longer than the rows are kept); a miss
+that raced an announcement is not kept (generation check). The memory TTL bounds what a lost
+announcement can cost. While the database is down, known entries stay usable for up to an hour
+(a refresh is retried every few seconds); an unknown digest gets 503.
 """
 
 import asyncio
@@ -36,17 +38,20 @@ from django.db import Error as DatabaseError
 from redis.exceptions import RedisError
 
 from keys.cache import (
+    KEY_CHANGE_RETENTION,
     REDIS_NEGATIVE_TTL_SECONDS,
     REDIS_TTL_SECONDS,
     UNKNOWN_KEY_MESSAGE,
     changes_channel,
     key_cache_lookup,
     key_changed,
+    key_changes_after,
+    key_changes_latest,
     policy_redis_key,
 )
 from keys.services import key_last_used_record
 from proxy.auth import KeyPolicy
-from proxy.db import DatabaseLane, LaneFull, run_in_db_thread
+from proxy.db import DatabaseLane, LaneFull, PollingThread, run_in_db_thread
 from proxy.errors import AuthenticationFailed, RateLimited, ServiceUnavailable
 from proxy.limits import ClientAddress, UnknownKeyLimiter
 from tokenbyte.metrics import KEY_LOOKUPS_REFUSED
@@ -63,6 +68,8 @@ OUTAGE_RETRY_SECONDS = 5.0
 MAX_ENTRIES = 100_000
 MAX_UNKNOWN = 10_000
 LAST_USED_FLUSH_SECONDS = 60.0
+# Without Redis: how often other processes' key changes are read from the database.
+KEY_CHANGES_POLL_SECONDS = 0.5
 # During an outage every miss would log; one line per this many seconds is enough.
 OUTAGE_LOG_INTERVAL_SECONDS = 10.0
 DATABASE_DOWN_MESSAGE = (
@@ -95,6 +102,7 @@ class KeyResolver:
         self._tasks: list[asyncio.Task[None]] = []
         self._quiet_until = 0.0  # outage warnings are rate-limited
         self._dispatch_uid = f"key-resolver-{id(self)}"
+        self._changes = PollingThread("key-changes") if redis is None else None
 
     # --- lifecycle (Runtime.start / Runtime.stop) -------------------------------------------
 
@@ -108,6 +116,8 @@ class KeyResolver:
                 name="key invalidations",
             )
             self._tasks.append(asyncio.create_task(listener, name="key-invalidations"))
+        else:
+            self._tasks.append(asyncio.create_task(self._follow_changes(), name="key-changes"))
         self._tasks.append(asyncio.create_task(self._flush_forever(), name="key-last-used"))
 
     async def stop(self) -> None:
@@ -118,6 +128,8 @@ class KeyResolver:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._changes is not None:
+            await self._changes.close()
         await self.settle()
         try:
             await asyncio.wait_for(self.flush_last_used(), 5.0)
@@ -281,6 +293,28 @@ class KeyResolver:
 
     def _on_key_changed(self, sender: Any, hashes: list[str], **kwargs: Any) -> None:
         self.invalidate(hashes)
+
+    async def _follow_changes(self) -> None:
+        """Without Redis: drop the keys other processes changed, read from the database."""
+        assert self._changes is not None  # noqa: S101  # started only without Redis
+        last_id: int | None = None
+        last_read = time.monotonic()
+        while True:
+            try:
+                if last_id is None:
+                    last_id = await self._changes.run(key_changes_latest)
+                else:
+                    last_id, digests = await self._changes.run(key_changes_after, last_id)
+                    if time.monotonic() - last_read > KEY_CHANGE_RETENTION.total_seconds():
+                        self.clear()  # rows we never read may be gone
+                    elif digests:
+                        self.invalidate(digests)
+                last_read = time.monotonic()
+            except DatabaseError:
+                pass  # the database is down: cached keys keep working (see _load)
+            except Exception:  # keep following; the memory TTL bounds what is missed meanwhile
+                logger.exception("could not read the key changes of other processes")
+            await asyncio.sleep(KEY_CHANGES_POLL_SECONDS)
 
     def _on_announcement(self, message: dict[str, Any]) -> None:
         if message["type"] == "message":

@@ -159,3 +159,17 @@ class UpstreamCredential(models.Model):
     def clean(self) -> None:
         if self.provider == Provider.OPENAI_COMPATIBLE and not self.base_url:
             raise ValidationError({"base_url": "An OpenAI-compatible upstream needs a base URL."})
+
+
+class RoutingVersion(models.Model):
+    """One row, bumped with every change to the cards or the credentials (proxy/signals.py).
+
+    Every gateway process polls it (proxy/runtime.py) and reloads its routing table when it
+    moved: in the database, so a change made by any process reaches all of them, embedded mode
+    included, where the cache is each process's own.
+    """
+
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"routing version {self.version}"

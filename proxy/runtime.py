@@ -6,10 +6,9 @@ import gc
 import logging
 import time
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from proxy.db import run_in_db_thread
+from proxy.db import PollingThread, run_in_db_thread
 from proxy.ids import IdSource
 from proxy.key_cache import KeyResolver
 from proxy.limits import RateLimiter
@@ -21,8 +20,8 @@ from tokenbyte.redis import GatewayRedis
 
 logger = logging.getLogger(__name__)
 
-# Reload the routing table at least this often even if no change was announced (a missed
-# notification, a cache flush) so every process converges.
+# Reload the routing table at least this often even if the version did not move, so every
+# process converges whatever happened to it.
 FULL_RELOAD_SECONDS = 60.0
 # A request allocates a few thousand short-lived objects; the default first-generation
 # threshold (700) ran the collector several times per request.
@@ -42,6 +41,7 @@ class Runtime:
         self.limits = RateLimiter(self.redis)
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
+        self._version_reader = PollingThread("routing-version")
 
     async def start(self) -> None:
         await self.keys.start()
@@ -70,9 +70,14 @@ class Runtime:
         await self.upstreams.stop()
         if self.redis is not None:
             await self.redis.aclose()
+        await self._version_reader.close()
+
+    async def routing_version(self) -> int:
+        """One primary-key read, on a thread (and connection) of its own."""
+        return await self._version_reader.run(routing_version_get)
 
     async def reload_routing(self) -> None:
-        version = await sync_to_async(routing_version_get, thread_sensitive=False)()
+        version = await self.routing_version()
         self.routing = await run_in_db_thread(load_routing_table, version)
         self._loaded_at = time.monotonic()
 
@@ -81,7 +86,7 @@ class Runtime:
         while True:
             await asyncio.sleep(interval)
             try:
-                version = await sync_to_async(routing_version_get, thread_sensitive=False)()
+                version = await self.routing_version()
                 stale = time.monotonic() - self._loaded_at > FULL_RELOAD_SECONDS
                 if self.routing is None or version != self.routing.version or stale:
                     await self.reload_routing()

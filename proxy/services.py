@@ -9,6 +9,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 
 from proxy.catalog_specs import CardSpec, CatalogDataError, read_catalog_file
+from proxy.credential_check import credential_verify
 from proxy.crypto import CredentialDecryptionError
 from proxy.litellm_prices import LiteLLMEntry
 from proxy.models import CardSource, ModelCard, UpstreamCredential
@@ -149,6 +150,22 @@ def card_create(*, spec: CardSpec, upstream_names: list[str] | None = None) -> M
     return card
 
 
+def _clean_credential_input(
+    provider: str, api_key: str, base_url: str, name: str | None, weight: int | None
+) -> tuple[str, str]:
+    """(the base URL to store, empty for the default; the name), or ValidationError."""
+    base_url = base_url.strip().rstrip("/")
+    _validate_credential_input(provider, api_key, base_url)
+    if base_url == default_base_url(provider):
+        base_url = ""
+    if weight is not None and weight < 1:
+        raise ValidationError("weight must be 1 or more")
+    name = (name or default_credential_name(provider, api_key)).strip()
+    if not name or len(name) > 100:
+        raise ValidationError("the name must be 1 to 100 characters")
+    return base_url, name
+
+
 def _validate_credential_input(provider: str, api_key: str, base_url: str) -> None:
     if provider not in Provider.values:
         raise ValidationError(
@@ -156,6 +173,13 @@ def _validate_credential_input(provider: str, api_key: str, base_url: str) -> No
         )
     if not api_key or api_key != api_key.strip() or any(ch.isspace() for ch in api_key):
         raise ValidationError("the API key must be non-empty and contain no whitespace")
+    if not (api_key.isascii() and api_key.isprintable()):
+        # Providers issue ASCII keys, and headers carry nothing else; "sk-ant-…" is a
+        # placeholder from a document.
+        raise ValidationError(
+            "the API key must be printable ASCII characters, as providers issue them "
+            "(a placeholder such as sk-ant-… is not a key)"
+        )
     if base_url:
         try:
             URLValidator(schemes=["http", "https"])(base_url)
@@ -188,15 +212,7 @@ def credential_upsert(
     weight: int | None = None,
 ) -> tuple[UpstreamCredential, bool]:
     """Create or update the credential named `name` of `provider`; returns (row, created)."""
-    base_url = base_url.strip().rstrip("/")
-    _validate_credential_input(provider, api_key, base_url)
-    if base_url == default_base_url(provider):
-        base_url = ""
-    if weight is not None and weight < 1:
-        raise ValidationError("weight must be 1 or more")
-    name = (name or default_credential_name(provider, api_key)).strip()
-    if not name or len(name) > 100:
-        raise ValidationError("the name must be 1 to 100 characters")
+    base_url, name = _clean_credential_input(provider, api_key, base_url, name, weight)
     credential = (
         UpstreamCredential.objects.select_for_update().filter(provider=provider, name=name).first()
     )
@@ -212,6 +228,35 @@ def credential_upsert(
         credential.weight = weight
     credential.save()
     return credential, created
+
+
+def credential_add(
+    *,
+    provider: str,
+    api_key: str,
+    verify: bool,
+    name: str | None = None,
+    base_url: str = "",
+    priority: int | None = None,
+    weight: int | None = None,
+) -> tuple[UpstreamCredential, bool]:
+    """`credential_upsert`, after (with `verify`) one call to the provider that accepts the key.
+
+    Raises ValidationError for bad input and CredentialCheckFailed when the key was not
+    confirmed; either way nothing is stored. The call is made outside any transaction.
+    """
+    stored_url, clean_name = _clean_credential_input(provider, api_key, base_url, name, weight)
+    if verify:
+        effective_url = (stored_url or default_base_url(provider)).rstrip("/")
+        credential_verify(provider=provider, api_key=api_key, base_url=effective_url)
+    return credential_upsert(
+        provider=provider,
+        api_key=api_key,
+        name=clean_name,
+        base_url=stored_url,
+        priority=priority,
+        weight=weight,
+    )
 
 
 @dataclass

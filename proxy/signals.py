@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
@@ -16,4 +15,5 @@ from proxy.routing_version import routing_version_bump
 @receiver(post_delete, sender=UpstreamCredential)
 @receiver(m2m_changed, sender=ModelCard.credentials.through)
 def _routing_changed(**kwargs: Any) -> None:
-    transaction.on_commit(routing_version_bump)
+    # In the writer's transaction: the version moves exactly when the change commits.
+    routing_version_bump()

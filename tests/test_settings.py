@@ -3,9 +3,11 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from tests.checkout import fresh_checkout
 from tests.conftest import REPO, manage, subprocess_env
 
 PROBE = """
@@ -95,10 +97,45 @@ def test_debug_off_turns_on_production_security() -> None:
     assert config["errors"] == []
 
 
-def test_debug_off_without_secret_key_refuses_to_start() -> None:
-    result = manage("check", env=subprocess_env(**BASE))
+def test_debug_off_without_secret_key_refuses_to_start(tmp_path: Path) -> None:
+    # A checkout where `make run` never ran: no .secret_key to fall back on.
+    checkout = fresh_checkout(tmp_path / "checkout")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=checkout,
+        env=subprocess_env(**BASE),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "SECRET_KEY is required when DEBUG is off" in result.stderr
+    assert "make run" in result.stderr
+
+
+def test_without_secret_key_manage_py_takes_make_runs_secret_and_debug(tmp_path: Path) -> None:
+    checkout = fresh_checkout(tmp_path / "checkout")
+    (checkout / ".secret_key").write_text(GOOD_SECRET + "\n")  # as the Makefile writes it
+    probe_script = "import django; django.setup(); from django.conf import settings; " + (
+        f"print(settings.DEBUG, settings.SECRET_KEY == {GOOD_SECRET!r})"
+    )
+
+    def settings_in_checkout(**env: str | None) -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", probe_script],
+            cwd=checkout,
+            env=subprocess_env(**{**BASE, **env}),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert settings_in_checkout() == "True True"  # make run's defaults: its secret, DEBUG on
+    assert settings_in_checkout(DEBUG="off") == "False True"
+    # A deployment's own secret keeps DEBUG off by default, and the file is not read.
+    assert settings_in_checkout(SECRET_KEY="s3cr3t-" + "z" * 60) == "False False"
 
 
 @pytest.mark.parametrize(

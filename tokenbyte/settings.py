@@ -21,12 +21,22 @@ env = environ.Env()
 # A fixed key for local development only; the `tokenbyte.E001` check refuses it when DEBUG is off.
 INSECURE_DEV_SECRET_KEY = "django-insecure-tokenbyte-development-only-never-use-in-production"  # noqa: S105
 
-DEBUG = env.bool("DEBUG", default=False)
+# `make run` generates this file once and serves with its secret and DEBUG on (unless set).
+# With no SECRET_KEY in the environment, every manage.py command in the checkout takes the
+# same two defaults, so one run in a second terminal shares make run's sessions, encrypted
+# credentials and links; a deployment sets SECRET_KEY and keeps DEBUG off by default.
+LOCAL_SECRET_KEY_FILE = BASE_DIR / ".secret_key"
 SECRET_KEY = env.str("SECRET_KEY", default="")
+_local_secret = False
+if not SECRET_KEY and LOCAL_SECRET_KEY_FILE.is_file():
+    SECRET_KEY = LOCAL_SECRET_KEY_FILE.read_text().strip()
+    _local_secret = bool(SECRET_KEY)
+DEBUG = env.bool("DEBUG", default=_local_secret)
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY is required when DEBUG is off (`make run` generates one into .secret_key)."
+            "SECRET_KEY is required when DEBUG is off: set it, or run `make run` once in this "
+            "checkout (it generates .secret_key, which manage.py commands then use)."
         )
     SECRET_KEY = INSECURE_DEV_SECRET_KEY
 
@@ -307,8 +317,9 @@ FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=[])
 # or the peer: never read X-Forwarded-For itself, from whoever sent it.
 ALLAUTH_TRUSTED_PROXY_COUNT = 0
 
-# How often each gateway process looks for catalog changes made elsewhere (seconds).
-TOKENBYTE_CATALOG_REFRESH_SECONDS = env.float("TOKENBYTE_CATALOG_REFRESH_SECONDS", default=1.0)
+# How often each gateway process reads the routing version (one primary-key read in the
+# database) to pick up catalog and credential changes made by any process (seconds).
+TOKENBYTE_CATALOG_REFRESH_SECONDS = env.float("TOKENBYTE_CATALOG_REFRESH_SECONDS", default=0.5)
 
 # Upstream timeouts (seconds). First byte: until the upstream starts answering (for a
 # non-streaming call, the whole generation); a card may set its own. Idle: between two chunks

@@ -10,7 +10,13 @@ import orjson
 
 from proxy.adapters.anthropic_request import JSON_TOOL, anthropic_body, uses_json_tool
 from proxy.adapters.anthropic_stream import FINISH_REASONS, AnthropicStream, usage_from_anthropic
-from proxy.adapters.base import ProviderAdapter, StreamTranslator, json_headers, upstream_url
+from proxy.adapters.base import (
+    ProviderAdapter,
+    StreamTranslator,
+    get_headers,
+    json_headers,
+    upstream_url,
+)
 from proxy.adapters.openai import parse_json_object
 from proxy.errors import UpstreamError
 from proxy.routing import Card, Upstream
@@ -19,6 +25,7 @@ from proxy.usage import Usage
 
 ANTHROPIC_VERSION = b"2023-06-01"
 MESSAGES_PATH = "/v1/messages"
+MODELS_PATH = "/v1/models"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 
 
@@ -84,6 +91,15 @@ def completion_from_message(data: dict[str, Any], card: Card, *, json_tool: bool
 
 class AnthropicAdapter(ProviderAdapter):
     provider = "anthropic"
+
+    def models_request(self, upstream: Upstream) -> UpstreamRequest:
+        auth = (b"x-api-key", upstream.api_key.encode())
+        return UpstreamRequest(
+            "GET",
+            upstream_url(upstream.base_url, MODELS_PATH),
+            get_headers(auth, (b"anthropic-version", ANTHROPIC_VERSION)),
+            b"",
+        )
 
     # --- /v1/chat/completions -----------------------------------------------------------
     def chat_request(

@@ -43,6 +43,11 @@ def json_headers(*auth: tuple[bytes, bytes], stream: bool) -> list[tuple[bytes, 
     return [*auth, *(_STREAM_HEADERS if stream else _JSON_HEADERS)]
 
 
+def get_headers(*auth: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """For a GET: no body, so no content-type."""
+    return [*auth, *(header for header in _JSON_HEADERS if header[0] != b"content-type")]
+
+
 class StreamTranslator:
     """Turns one upstream stream into OpenAI chat.completion.chunk dicts, event by event."""
 
@@ -120,6 +125,10 @@ class ProviderAdapter:
     def embeddings_response(
         self, payload: bytes, card: Card, body: dict[str, Any]
     ) -> tuple[dict[str, Any], Usage]:
+        raise NotImplementedError
+
+    def models_request(self, upstream: Upstream) -> UpstreamRequest:
+        """The provider's model list: the cheapest call that proves a credential works."""
         raise NotImplementedError
 
     def rejects_credential(self, status: int, payload: bytes) -> bool:

@@ -15,7 +15,13 @@ from typing import Any
 
 import orjson
 
-from proxy.adapters.base import ProviderAdapter, StreamTranslator, json_headers, upstream_url
+from proxy.adapters.base import (
+    ProviderAdapter,
+    StreamTranslator,
+    get_headers,
+    json_headers,
+    upstream_url,
+)
 from proxy.adapters.gemini_request import gemini_body
 from proxy.adapters.openai import parse_json_object
 from proxy.adapters.translate import token_count
@@ -186,6 +192,14 @@ class GeminiAdapter(ProviderAdapter):
 
     def _headers(self, upstream: Upstream, *, stream: bool) -> list[tuple[bytes, bytes]]:
         return json_headers((b"x-goog-api-key", upstream.api_key.encode()), stream=stream)
+
+    def models_request(self, upstream: Upstream) -> UpstreamRequest:
+        return UpstreamRequest(
+            "GET",
+            upstream_url(upstream.base_url, "/v1beta/models"),
+            get_headers((b"x-goog-api-key", upstream.api_key.encode())),
+            b"",
+        )
 
     def chat_request(
         self, body: dict[str, Any], card: Card, upstream: Upstream, *, stream: bool

@@ -71,6 +71,7 @@ class MistralAdapter(OpenAIAdapter):
     provider = "mistral"
     chat_path = "/v1/chat/completions"
     embeddings_path = "/v1/embeddings"
+    models_path = "/v1/models"
 
     def translate_chat_body(
         self, body: dict[str, Any], card: Card, *, stream: bool

@@ -5,7 +5,13 @@ from typing import Any
 
 import orjson
 
-from proxy.adapters.base import ProviderAdapter, StreamTranslator, json_headers, upstream_url
+from proxy.adapters.base import (
+    ProviderAdapter,
+    StreamTranslator,
+    get_headers,
+    json_headers,
+    upstream_url,
+)
 from proxy.errors import GatewayError, InvalidRequest, UpstreamError
 from proxy.routing import Card, Upstream
 from proxy.sse import Event
@@ -70,10 +76,19 @@ class OpenAIAdapter(ProviderAdapter):
     # The path under the credential's base URL (which for OpenAI includes /v1).
     chat_path = "/chat/completions"
     embeddings_path = "/embeddings"
+    models_path = "/models"
     supports_developer_role = True
 
     def auth_header(self, upstream: Upstream) -> tuple[bytes, bytes]:
         return (b"authorization", b"Bearer " + upstream.api_key.encode())
+
+    def models_request(self, upstream: Upstream) -> UpstreamRequest:
+        return UpstreamRequest(
+            "GET",
+            upstream_url(upstream.base_url, self.models_path),
+            get_headers(self.auth_header(upstream)),
+            b"",
+        )
 
     def translate_chat_body(
         self, body: dict[str, Any], card: Card, *, stream: bool

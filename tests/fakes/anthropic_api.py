@@ -1,4 +1,5 @@
-"""A strict fake of Anthropic's Messages API (POST /v1/messages, /v1/messages/count_tokens).
+"""A strict fake of Anthropic's Messages and Models APIs (POST /v1/messages,
+/v1/messages/count_tokens, GET /v1/models).
 
 Fields are the anthropic SDK's MessageCreateParams plus the sampling parameters the API still
 takes (temperature, top_p, top_k); anything else is refused as Anthropic refuses it: HTTP 400,
@@ -23,6 +24,27 @@ from tests.fakes.anthropic_rules import (
     words,
 )
 from tests.fakes.server import FakeAPI, Scripted
+
+# GET /v1/models: newest first, one page (the API pages by 20 with first_id / last_id).
+MODEL_LIST = {
+    "data": [
+        {
+            "type": "model",
+            "id": "claude-sonnet-4-5-20250929",
+            "display_name": "Claude Sonnet 4.5",
+            "created_at": "2025-09-29T00:00:00Z",
+        },
+        {
+            "type": "model",
+            "id": "claude-3-5-haiku-20241022",
+            "display_name": "Claude Haiku 3.5",
+            "created_at": "2024-10-22T00:00:00Z",
+        },
+    ],
+    "has_more": False,
+    "first_id": "claude-sonnet-4-5-20250929",
+    "last_id": "claude-3-5-haiku-20241022",
+}
 
 
 class FakeAnthropic(AnthropicRequestRules, FakeAPI):
@@ -55,8 +77,10 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
         scripted: Scripted | None,
     ) -> None:
         try:
-            self.check_headers(headers)
-            if method == "POST" and path == "/v1/messages":
+            self.check_headers(headers, has_body=method != "GET")
+            if method == "GET" and path == "/v1/models":
+                await self.send_json(send, 200, MODEL_LIST, self.id_header())
+            elif method == "POST" and path == "/v1/messages":
                 self.check_request(body, CREATE_FIELDS, count_only=False)
                 await self.create(body, send, scripted)
             elif method == "POST" and path == "/v1/messages/count_tokens":

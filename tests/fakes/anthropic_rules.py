@@ -116,7 +116,7 @@ class AnthropicRequestRules:
 
     api_key: str  # the one key the fake accepts
 
-    def check_headers(self, headers: dict[str, str]) -> None:
+    def check_headers(self, headers: dict[str, str], *, has_body: bool = True) -> None:
         key = headers.get("x-api-key")
         if key is None:
             raise AnthropicError("x-api-key header is required", 401, "authentication_error")
@@ -124,7 +124,7 @@ class AnthropicRequestRules:
             raise AnthropicError("invalid x-api-key", 401, "authentication_error")
         if not headers.get("anthropic-version"):
             raise AnthropicError("anthropic-version: header is required")
-        if not headers.get("content-type", "").startswith("application/json"):
+        if has_body and not headers.get("content-type", "").startswith("application/json"):
             raise AnthropicError("Content-Type must be application/json")
 
     def check_request(self, body: Any, fields: frozenset[str], *, count_only: bool) -> None:

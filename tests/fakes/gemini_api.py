@@ -1,5 +1,5 @@
 """A strict fake of the Gemini API (generativelanguage v1beta): generateContent,
-streamGenerateContent?alt=sse, embedContent and batchEmbedContents.
+streamGenerateContent?alt=sse, embedContent, batchEmbedContents and models.list (GET).
 
 Field names are the REST reference's (and google-genai's to_mldev converters'); anything else is
 refused as Google's API refuses it: HTTP 400 INVALID_ARGUMENT, 'Invalid JSON payload received.
@@ -54,6 +54,9 @@ class FakeGemini(GeminiRequestRules, FakeAPI):
     ) -> None:
         try:
             self.check_key(headers)
+            if method == "GET" and path == "/v1beta/models":
+                await self.send_json(send, 200, self.models_list())
+                return
             match = PATH.fullmatch(path)
             if method != "POST" or match is None:
                 raise GeminiError(f"The requested URL {path} was not found.", 404, "NOT_FOUND")
@@ -93,6 +96,27 @@ class FakeGemini(GeminiRequestRules, FakeAPI):
                 raise GeminiError(f"Unknown method {verb}.", 404, "NOT_FOUND")
         except GeminiError as error:
             await self.send_json(send, error.status, error.body())
+
+    @staticmethod
+    def models_list() -> dict[str, Any]:
+        """GET /v1beta/models: Model resources (one page; the API pages by 50)."""
+        return {
+            "models": [
+                {
+                    "name": f"models/{model}",
+                    "version": "001",
+                    "displayName": model,
+                    "inputTokenLimit": 1_048_576 if kind != "embedding" else 2048,
+                    "outputTokenLimit": 65_536 if kind != "embedding" else 1,
+                    "supportedGenerationMethods": (
+                        ["embedContent"]
+                        if kind == "embedding"
+                        else ["generateContent", "countTokens"]
+                    ),
+                }
+                for model, kind in MODELS.items()
+            ]
+        }
 
     def prompt_tokens(self, body: dict[str, Any]) -> int:
         total = 0

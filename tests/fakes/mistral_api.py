@@ -71,6 +71,8 @@ class MistralValidation(OpenAIError):
 
 class FakeMistral(FakeOpenAI):
     provider_name = "Mistral"
+    models_owner = "mistralai"
+    listed_models = ("mistral-large-latest", "mistral-small-latest", "mistral-embed")
     response_headers: ClassVar[dict[str, str]] = {
         "x-kong-request-id": "3c8b6a0e5d4f2a1b9c7e6d5f4a3b2c1d",
         "x-kong-upstream-latency": "187",

@@ -1,4 +1,4 @@
-"""A strict fake of OpenAI's Chat Completions and Embeddings APIs.
+"""A strict fake of OpenAI's Chat Completions, Embeddings and Models (GET /v1/models) APIs.
 
 Request fields are the openai SDK's own definitions (what the real API accepts); anything else
 is refused the way OpenAI refuses it: HTTP 400, {"error": {...}}, "Unrecognized request
@@ -40,6 +40,10 @@ class FakeOpenAI(OpenAIRequestRules, FakeAPI):
     }
     chat_path = "/v1/chat/completions"
     embeddings_path = "/v1/embeddings"
+    models_path = "/v1/models"
+    # GET /v1/models: the models this account may use (id, created, owned_by).
+    models_owner = "system"
+    listed_models: ClassVar[tuple[str, ...]] = ("gpt-4o", "gpt-4o-mini", "text-embedding-3-small")
 
     def __init__(self, api_key: str = "sk-fake-openai") -> None:
         super().__init__()
@@ -74,6 +78,8 @@ class FakeOpenAI(OpenAIRequestRules, FakeAPI):
             elif method == "POST" and path == self.embeddings_path:
                 self.check_embeddings(body)
                 await self.send_json(send, 200, self.embed(body))
+            elif method == "GET" and path == self.models_path:
+                await self.send_json(send, 200, self.models_list())
             else:
                 raise OpenAIError(f"Invalid URL ({method} {path})", status=404)
         except OpenAIError as error:
@@ -81,6 +87,20 @@ class FakeOpenAI(OpenAIRequestRules, FakeAPI):
 
     def error_body(self, error: OpenAIError) -> dict[str, Any]:
         return error.body()
+
+    def models_list(self) -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": model,
+                    "object": "model",
+                    "created": 1715367049,
+                    "owned_by": self.models_owner,
+                }
+                for model in self.listed_models
+            ],
+        }
 
     def plan(self, body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]]]:
         """The answer: text, or tool calls when tools are offered and no tool result came yet."""

@@ -1,10 +1,13 @@
 """`manage.py mintkey` as an operator runs it (CONTRACT.md §3), in a subprocess."""
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from allauth.account.forms import default_token_generator
+from allauth.account.utils import user_pk_to_url_str
 
 from accounts.models import User
 from keys.models import ApiKey
@@ -14,7 +17,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def mintkey(*args: str) -> tuple[int, str, str]:
-    result = manage("mintkey", *args, env=manage_env())
+    # HOST, PORT and CSRF_TRUSTED_ORIGINS unset: links point where `make run` serves.
+    env = manage_env(HOST=None, PORT=None, CSRF_TRUSTED_ORIGINS=None)
+    result = manage("mintkey", *args, env=env)
     return result.returncode, result.stdout, result.stderr
 
 
@@ -39,7 +44,7 @@ def test_mintkey_creates_the_user_and_prints_only_the_secret(catalog: None) -> N
         "2031-06-01",
     )
     assert code == 0, err
-    assert err == ""
+    assert "has no password yet" in err  # how they sign in: see the tests below
     lines = out.splitlines()
     assert len(lines) == 1
     secret = lines[0]
@@ -65,6 +70,7 @@ def test_mintkey_reuses_an_existing_user_and_accepts_zoned_and_past_expiry(catal
     owner = User.objects.create_user("dev@example.com", "correct-horse-battery")
     code, _, err = mintkey("DEV@example.com", "--expires", "2030-01-01T12:00:00+02:00")
     assert code == 0, err
+    assert err == ""  # they sign in with their password as before
     code, _, err = mintkey("dev@example.com", "--expires", "2001-02-03T04:05")
     assert code == 0, err
     assert User.objects.count() == 1
@@ -92,6 +98,7 @@ def test_mintkey_reuses_an_existing_user_and_accepts_zoned_and_past_expiry(catal
         (["--expires", "2030-02-30"], "'2030-02-30' is not an ISO 8601 date"),
         (["--name", ""], "--name: A key needs a name"),
         (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--link", "--site-url", "tokenbyte.example.com"], "is not an http(s):// address"),
     ],
 )
 def test_bad_arguments_give_one_stderr_line_and_create_nothing(
@@ -112,3 +119,41 @@ def test_a_bad_email_is_refused(catalog: None) -> None:
     assert "'not-an-email' is not an email address" in err
     assert len(err.strip().splitlines()) == 1
     assert not User.objects.exists()
+
+
+def test_a_new_user_is_told_on_stderr_how_to_sign_in(catalog: None) -> None:
+    code, out, err = mintkey("newcomer@example.com")
+    assert code == 0, err
+    assert out.strip().startswith("tb-")
+    assert len(out.splitlines()) == 1  # the secret alone on stdout
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("newcomer@example.com has no password yet.")
+    # allauth's "Forgot your password?" page where `make run` serves, and the --link option.
+    assert "http://127.0.0.1:8000/accounts/password/reset/ (a link is mailed to them)" in lines[0]
+    assert "mintkey --link" in lines[0]
+    assert out.strip() not in err
+
+
+def test_link_prints_a_one_time_password_link_on_stderr(catalog: None) -> None:
+    code, out, err = mintkey(
+        "linked@example.com", "--link", "--site-url", "https://tokenbyte.example.com/"
+    )
+    assert code == 0, err
+    assert len(out.splitlines()) == 1
+    assert out.strip() not in err
+    match = re.fullmatch(
+        r"One-time sign-in link for linked@example\.com \(choose a password there; it works "
+        r"once, for 3 days; the first sign-in mails a code that confirms their address\): "
+        r"https://tokenbyte\.example\.com/accounts/password/reset/key/"
+        r"(?P<uid>[0-9a-z]+)-(?P<token>\S+)/",
+        err.strip(),
+    )
+    assert match, err
+    user = User.objects.get(email="linked@example.com")
+    assert match["uid"] == user_pk_to_url_str(user)
+    # allauth's own token: good now, dead once a password is set.
+    assert default_token_generator.check_token(user, match["token"])
+    user.set_password("correct-horse-battery-staple-42")
+    user.save()
+    assert not default_token_generator.check_token(user, match["token"])

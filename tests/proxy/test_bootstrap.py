@@ -168,6 +168,7 @@ def test_upstream_add_prints_the_id_and_is_idempotent(transactional_db: None) ->
         "http://127.0.0.1:9/v1",
         "--priority",
         "3",
+        "--no-verify",  # nothing listens there (tests/proxy/test_upstream_verify.py checks keys)
     ]
     first = manage(*args, env=env)
     second = manage(*args, env=env)
@@ -197,6 +198,7 @@ def test_catalog_add_can_bind_a_card_to_named_upstreams(transactional_db: None) 
         "k1",
         "--base-url",
         "http://127.0.0.1:9/v1",
+        "--no-verify",
         env=env,
         check=True,
     )

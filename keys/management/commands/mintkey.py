@@ -3,12 +3,14 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandParser
-from django.core.validators import validate_email
+from django.core.validators import URLValidator, validate_email
 from django.db import transaction
 
 from accounts.models import User
+from accounts.services import password_reset_url, sign_in_link
 from keys.models import BudgetPeriod
 from keys.services import key_mint
 from keys.validation import KeySpec, parse_expiry
@@ -43,6 +45,14 @@ def usd(text: str) -> Decimal:
         raise argparse.ArgumentTypeError(f"{text!r} is not an amount of US dollars") from None
 
 
+def http_address(text: str) -> str:
+    try:
+        URLValidator(schemes=["http", "https"])(text)
+    except ValidationError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s):// address") from None
+    return text
+
+
 def expiry(text: str) -> datetime:
     try:
         return parse_expiry(text)
@@ -53,7 +63,8 @@ def expiry(text: str) -> datetime:
 class Command(OperatorCommand):
     help = (
         "Mint an API key for EMAIL, creating the user (without a usable password) if missing. "
-        "Prints the secret alone; it is not stored and cannot be shown again."
+        "Prints the secret alone; it is not stored and cannot be shown again. How the owner "
+        "signs in to the console goes to stderr."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -76,6 +87,18 @@ class Command(OperatorCommand):
             "already-expired key",
         )
         parser.add_argument("--note", default="")
+        parser.add_argument(
+            "--link",
+            action="store_true",
+            help="print (on stderr) a one-time link where the owner chooses a password",
+        )
+        parser.add_argument(
+            "--site-url",
+            type=http_address,
+            default=None,
+            help="the console's address in that link (default: the first CSRF_TRUSTED_ORIGINS "
+            "entry, else http://HOST:PORT as `make run` serves)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         email = options["email"].strip()
@@ -103,6 +126,24 @@ class Command(OperatorCommand):
         except ValidationError as exc:
             raise fail(_flag_message(exc)) from exc
         self.stdout.write(minted.secret)
+        # Guidance, not an error: stderr keeps stdout the secret alone, unstyled.
+        site_url = options["site_url"] or ""
+        if options["link"]:
+            days = max(1, settings.PASSWORD_RESET_TIMEOUT // 86400)
+            self.stderr.write(
+                f"One-time sign-in link for {owner.email} (choose a password there; it works "
+                f"once, for {days} days; the first sign-in mails a code that confirms their "
+                f"address): {sign_in_link(user=owner, site_url=site_url)}",
+                style_func=str,
+            )
+        elif not owner.has_usable_password():
+            self.stderr.write(
+                f"{owner.email} has no password yet. To see their keys in the console they "
+                f"choose one at {password_reset_url(site_url=site_url)} (a link is mailed to "
+                "them), or you pass on the one-time link `mintkey --link` prints; the first "
+                "sign-in mails a code that confirms their address.",
+                style_func=str,
+            )
 
 
 def _flag_message(exc: ValidationError) -> str:

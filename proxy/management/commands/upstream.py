@@ -3,9 +3,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandParser
 
+from proxy.credential_check import CredentialCheckFailed
 from proxy.models import UpstreamCredential
 from proxy.providers import Provider
-from proxy.services import credential_upsert
+from proxy.services import credential_add
 from tokenbyte.cli import OperatorCommand, fail, validation_message
 
 
@@ -23,6 +24,11 @@ class Command(OperatorCommand):
         add.add_argument("--name", default=None, help="default: derived from the key")
         add.add_argument("--priority", type=int, default=None, help="higher is tried first")
         add.add_argument("--weight", type=int, default=None, help="share among equal priorities")
+        add.add_argument(
+            "--no-verify",
+            action="store_true",
+            help="store the key without first listing the provider's models with it (offline)",
+        )
         actions.add_parser("list", help="one line per credential (keys masked)")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -36,9 +42,10 @@ class Command(OperatorCommand):
                 )
             return
         try:
-            credential, _ = credential_upsert(
+            credential, _ = credential_add(
                 provider=options["provider"],
                 api_key=options["api_key"],
+                verify=not options["no_verify"],
                 base_url=options["base_url"],
                 name=options["name"],
                 priority=options["priority"],
@@ -46,4 +53,6 @@ class Command(OperatorCommand):
             )
         except ValidationError as exc:
             raise fail(validation_message(exc)) from exc
+        except CredentialCheckFailed as exc:
+            raise fail(str(exc)) from None
         self.stdout.write(str(credential.pk))
