@@ -1,5 +1,5 @@
 """One live gateway per test module, its own cards and credentials in front of every provider's
-strict fake, for the client libraries people point at TokenByte (tests/clients/README.md).
+strict fake, for the client libraries people point at TokenByte (README.md, "Client libraries").
 
 Module scope keeps the matrix cheap: the fakes, the gateway and its data are made once per
 module (database access unblocked for the module's length) and the database is flushed after,
