@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench clean browser-deps nginx-deps htmx
+.PHONY: run test lint format bench clean browser-deps nginx-deps client-deps htmx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,7 +65,25 @@ nginx-deps:
 			echo "note: the nginx tests need Debian's nginx-light (apt-get install nginx-light)" >&2; \
 		fi; }
 
-test: lint browser-deps nginx-deps
+# The client-library tests (tests/clients/) also run the Vercel AI SDK under Node: npm ci installs
+# the pinned tree of tests/clients/package-lock.json (Debian's nodejs and npm, installed the same
+# way when missing). Without them those tests say why they skip, except under .ci/run.
+CLIENTS_NPM := tests/clients/node_modules/.installed
+client-deps: $(CLIENTS_NPM)
+
+$(CLIENTS_NPM): tests/clients/package.json tests/clients/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+		fi; }
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/clients && npm ci --silent --no-audit --no-fund && touch node_modules/.installed; \
+	else \
+		echo "note: the AI SDK tests need Node.js and npm (apt-get install nodejs npm)" >&2; \
+	fi
+
+test: lint browser-deps nginx-deps client-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Vendors htmx from npm into static/vendor (we pin 2.x; 4.x changed its request headers).
@@ -79,4 +97,4 @@ bench: $(VENV)/.installed-test
 	bench/run.sh
 
 clean:
-	rm -rf $(VENV) staticfiles db.test.sqlite3*
+	rm -rf $(VENV) staticfiles db.test.sqlite3* tests/clients/node_modules

@@ -31,6 +31,7 @@ from proxy.endpoints_chat import (
 from proxy.errors import GatewayError, InvalidRequest, UpstreamError
 from proxy.http import JSON_CONTENT_TYPE, Request, Response
 from proxy.messages_api import chat_body, message_from_completion, validate_messages
+from proxy.messages_beta import ga_betas, ga_body
 from proxy.messages_stream import AnthropicEventWriter, frames
 from proxy.pricing import cost_text, usage_cost
 from proxy.routing import Card
@@ -43,14 +44,14 @@ from proxy.usage import Usage
 
 async def messages(request: Request, runtime: Runtime) -> Response | None:
     policy = await authenticate(request, runtime, allow_x_api_key=True)
-    body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
+    body = ga_body(await request.json(settings.TOKENBYTE_MAX_BODY_BYTES))
     call = validate_messages(body)
     card = resolve_card(runtime, call.model, card_type="chat")
     record = await start_call(request, runtime, policy, card, "messages", stream=call.stream)
     adapter = adapter_for(card.provider)
     output: StreamOutput
     if isinstance(adapter, AnthropicAdapter):
-        beta = request.header(b"anthropic-beta")
+        beta = ga_betas(request.header(b"anthropic-beta"))
 
         def build_native(upstream: Any) -> UpstreamRequest:
             return adapter.messages_request(body, card, upstream, stream=call.stream, beta=beta)
@@ -82,7 +83,7 @@ async def messages(request: Request, runtime: Runtime) -> Response | None:
 
 async def count_tokens(request: Request, runtime: Runtime) -> Response:
     policy = await authenticate(request, runtime, allow_x_api_key=True)
-    body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
+    body = ga_body(await request.json(settings.TOKENBYTE_MAX_BODY_BYTES))
     call = validate_messages(body, count_only=True)
     card = resolve_card(runtime, call.model, card_type="chat")
     policy.check_card(card)
@@ -98,7 +99,7 @@ async def count_tokens(request: Request, runtime: Runtime) -> Response:
     record = await start_call(
         request, runtime, policy, card, "messages.count_tokens", stream=False, rate_limited=False
     )
-    beta = request.header(b"anthropic-beta")
+    beta = ga_betas(request.header(b"anthropic-beta"))
 
     def build(upstream: Any) -> UpstreamRequest:
         return adapter.messages_request(

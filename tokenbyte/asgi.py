@@ -1,4 +1,5 @@
-"""ASGI entry point: /v1/* and the health probes go to the gateway, everything else to Django.
+"""ASGI entry point: /v1/* and the health probes go to the gateway, everything else to Django
+(except API paths that lack /v1, which get a JSON 404 naming the right URL: proxy/misrouted.py).
 
 Two front-door rules hold here, under any server: at most TOKENBYTE_MAX_CONCURRENCY requests
 in flight per process (the console's too; past it a 503 with Retry-After), and X-Forwarded-For
@@ -21,6 +22,7 @@ from proxy.app import GatewayApp, serves  # noqa: E402
 from proxy.errors import ServiceUnavailable  # noqa: E402
 from proxy.http import Response, send_response  # noqa: E402
 from proxy.ids import IdSource  # noqa: E402
+from proxy.misrouted import misrouted  # noqa: E402
 
 RETRY_AFTER_SECONDS = 1
 
@@ -63,15 +65,26 @@ class Dispatcher:
             elif serves(scope["path"]):  # _dispatch inline: the hot path has no extra frame
                 await self.gateway(scope, receive, send)
             else:
-                await self.django_app(scope, receive, send)
+                await self._console(scope, receive, send)
         finally:
             self.in_flight -= 1
 
     async def _dispatch(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan" or (scope["type"] == "http" and serves(scope["path"])):
             await self.gateway(scope, receive, send)
+        elif scope["type"] == "http":
+            await self._console(scope, receive, send)
         else:
             await self.django_app(scope, receive, send)
+
+    async def _console(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        accept = next((value for name, value in scope["headers"] if name == b"accept"), b"")
+        body = misrouted(scope["method"], scope["path"], accept)
+        if body is None:
+            await self.django_app(scope, receive, send)
+            return
+        response = Response(404, body, [(b"content-type", b"application/json")])
+        await send_response(send, response, "req_" + self._ids())
 
     async def _overloaded(self, scope: dict[str, Any], send: Any) -> None:
         error = ServiceUnavailable(

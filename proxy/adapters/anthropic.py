@@ -46,6 +46,8 @@ def completion_from_message(data: dict[str, Any], card: Card, *, json_tool: bool
     tool_calls: list[dict[str, Any]] = []
     for block in data.get("content") or ():
         kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text" and json_tool:
+            continue  # JSON mode: the content is the JSON tool's input alone, never prose with it
         if kind == "text":
             texts.append(str(block.get("text", "")))
         elif kind == "thinking":

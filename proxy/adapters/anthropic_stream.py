@@ -131,7 +131,7 @@ class AnthropicStream(StreamTranslator):
             self.thinking[index] = [str(block.get("thinking", ""))]
         elif kind == "redacted_thinking":
             return [self._chunk({"thinking_blocks": [block]})]
-        elif kind == "text" and block.get("text"):
+        elif kind == "text" and block.get("text") and not self.json_tool:
             return [self._chunk({"content": block["text"]})]
         return []
 
@@ -140,6 +140,8 @@ class AnthropicStream(StreamTranslator):
         delta = data.get("delta") or {}
         kind = delta.get("type")
         if kind == "text_delta":
+            if self.json_tool:
+                return []  # JSON mode: the content is the JSON tool's input alone
             return [self._chunk({"content": delta.get("text", "")})]
         if kind == "input_json_delta":
             partial = delta.get("partial_json", "")

@@ -63,8 +63,11 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
         self.cache_read = 0  # reported as cache_read_input_tokens (taken from the prompt)
         self.cache_write = 0  # reported as cache_creation_input_tokens
         self.reply = "Hello from the fake Claude, happy to help."
+        # A sentence Claude writes before its tool calls ("Let me check."), when set.
+        self.tool_preamble: str | None = None
         self.stream_error_after: int | None = None  # send an error event after N events
         self.last_stream: list[bytes] = []  # the frames of the last stream, as sent
+        self.last_content: list[dict[str, Any]] = []  # the content blocks of the last answer
 
     # --- answering ----------------------------------------------------------------------
     async def handle(
@@ -124,6 +127,8 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
         choice = body.get("tool_choice") or {"type": "auto"}
         if tools and choice["type"] != "none" and not answering_tool:
             name = choice.get("name") or tools[0]["name"]
+            if self.tool_preamble:
+                blocks.append({"type": "text", "text": self.tool_preamble})
             tool_input = (
                 {"answer": "hello", "ok": True} if name == "json_response" else {"city": "Paris"}
             )
@@ -181,6 +186,7 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
 
     async def create(self, body: dict[str, Any], send: Any, scripted: Scripted | None) -> None:
         blocks, reason, sequence = self.plan(body)
+        self.last_content = blocks
         usage = self.usage(body, blocks)
         message = {
             "id": "msg_fake0001",
