@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench clean browser-deps nginx-deps client-deps htmx
+.PHONY: run test lint format bench clean browser-deps nginx-deps client-deps agent-deps htmx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -83,7 +83,19 @@ $(CLIENTS_NPM): tests/clients/package.json tests/clients/package-lock.json
 		echo "note: the AI SDK tests need Node.js and npm (apt-get install nodejs npm)" >&2; \
 	fi
 
-test: lint browser-deps nginx-deps client-deps
+# The coding agents the tests run as real commands through the gateway (tests/agents/): Claude
+# Code from npm, pinned in package-lock.json (2.1.197: the newest that runs on Node 20).
+# Without npm the agent tests say why they skip, except under .ci/run, where they fail.
+AGENTS := tests/agents
+agent-deps:
+	@if [ -x $(AGENTS)/node_modules/.bin/claude ] && [ $(AGENTS)/node_modules/.package-lock.json -nt $(AGENTS)/package-lock.json ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+		cd $(AGENTS) && npm ci --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "note: the agent tests need node and npm (apt-get install nodejs npm)" >&2; \
+	fi
+
+test: lint browser-deps nginx-deps client-deps agent-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Vendors htmx from npm into static/vendor (we pin 2.x; 4.x changed its request headers).
@@ -97,4 +109,4 @@ bench: $(VENV)/.installed-test
 	bench/run.sh
 
 clean:
-	rm -rf $(VENV) staticfiles db.test.sqlite3* tests/clients/node_modules
+	rm -rf $(VENV) staticfiles db.test.sqlite3* tests/clients/node_modules tests/agents/node_modules

@@ -170,12 +170,14 @@ async def authenticate(
     return await _authenticate_token(token, request, runtime)
 
 
-async def authenticate_optional(request: Request, runtime: "Runtime") -> KeyPolicy | None:
+async def authenticate_optional(
+    request: Request, runtime: "Runtime", *, allow_x_api_key: bool = False
+) -> KeyPolicy | None:
     """For public endpoints: None without a TokenByte key; a TokenByte key is checked fully.
 
     SDKs always send some key, so a value that is not ours (no 'tb-') counts as no key.
     """
-    token = _presented_key(request, allow_x_api_key=False)
+    token = _presented_key(request, allow_x_api_key)
     if token is None or not token.startswith(KEY_PREFIX):
         return None
     return await _authenticate_token(token, request, runtime)

@@ -14,7 +14,7 @@ from proxy.providers import Provider
 from proxy.routing import Card
 from proxy.usage import Usage
 
-# Fields of Anthropic's request that translate onto the OpenAI-shaped core.
+# Fields of Anthropic's request (betas included) that translate onto the OpenAI-shaped core.
 TRANSLATED = frozenset(
     {
         "model",
@@ -31,17 +31,24 @@ TRANSLATED = frozenset(
         "metadata",
         "thinking",
         "output_config",
-        # Anthropic-side bookkeeping with no effect elsewhere: dropped.
+        "billing_policy",  # only the default, billing this request as usual (checked below)
+    }
+)
+# Settings of Anthropic's own service with no equivalent elsewhere: dropped (README's rule).
+DROPPED = frozenset(
+    {
         "service_tier",
         "cache_control",
         "inference_geo",
         "speed",
+        "context_management",
+        "diagnostics",
+        "fallbacks",
+        "fallback_credit_token",
     }
 )
-# Anthropic's features that only Anthropic's models have.
-ANTHROPIC_ONLY = frozenset(
-    {"container", "mcp_servers", "context_management", "diagnostics", "user_profile_id"}
-)
+# Anthropic's features that only Anthropic's models have: a 400 rather than a different answer.
+ANTHROPIC_ONLY = frozenset({"container", "mcp_servers", "compaction", "thread", "user_profile_id"})
 STOP_REASONS = {
     "stop": "end_turn",
     "length": "max_tokens",
@@ -72,14 +79,8 @@ def validate_messages(body: Any, *, count_only: bool = False) -> MessagesCall:
         raise InvalidRequest(
             "messages: a non-empty array of messages is required.", param="messages"
         )
-    for index, message in enumerate(messages):
-        where = f"messages.{index}"
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise InvalidRequest(f"{where}.role: must be 'user' or 'assistant'.", param=where)
-        if not isinstance(message.get("content"), str | list):
-            raise InvalidRequest(
-                f"{where}.content: must be a string or an array of content blocks.", param=where
-            )
+    # Roles and blocks are the upstream's to judge on Anthropic cards (passed on as they are) and
+    # chat_body's on the others (what it cannot translate is a 400 naming it).
     if not count_only:
         limit = body.get("max_tokens")
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
@@ -98,13 +99,12 @@ def validate_messages(body: Any, *, count_only: bool = False) -> MessagesCall:
 def chat_body(body: dict[str, Any], card: Card, *, stream: bool) -> dict[str, Any]:
     for field in body:
         if field in ANTHROPIC_ONLY:
-            raise InvalidRequest(
-                f"{field}: available on Anthropic models only; {card.title} is a "
-                f"{card.provider} model.",
-                param=field,
-            )
-        if field not in TRANSLATED:
+            raise _anthropic_only(field, card)
+        if field not in TRANSLATED and field not in DROPPED:
             raise InvalidRequest(f"{field}: Extra inputs are not permitted", param=field)
+    billing = body.get("billing_policy")
+    if billing is not None and (not isinstance(billing, dict) or billing.get("bill_to") != "self"):
+        raise _anthropic_only("billing_policy", card)
     if body["max_tokens"] < 1:
         raise InvalidRequest(
             f"max_tokens: must be at least 1 for {card.title} (0 warms Anthropic's prompt cache).",
@@ -112,8 +112,25 @@ def chat_body(body: dict[str, Any], card: Card, *, stream: bool) -> dict[str, An
         )
     out: dict[str, Any] = {"model": card.title, "max_tokens": body["max_tokens"]}
     messages = _system(body.get("system"))
-    for index, message in enumerate(body["messages"]):
-        messages += _message(message, f"messages.{index}")
+    history = body["messages"]
+    for index, message in enumerate(history):
+        where = f"messages.{index}"
+        if not isinstance(message, dict) or message.get("role") not in (
+            "user",
+            "assistant",
+            "system",
+        ):
+            raise InvalidRequest(
+                f"{where}.role: must be 'user', 'assistant' or 'system'.", param=where
+            )
+        if message["role"] == "system":
+            messages += _system_message(message, where, later=history[index + 1 :])
+            continue
+        if not isinstance(message.get("content"), str | list):
+            raise InvalidRequest(
+                f"{where}.content: must be a string or an array of content blocks.", param=where
+            )
+        messages += _message(message, where)
     out["messages"] = messages
     for field in ("temperature", "top_p"):
         if body.get(field) is not None:
@@ -144,6 +161,46 @@ def _system(system: Any) -> list[dict[str, Any]]:
         if len(texts) == len(system) and all(isinstance(text, str) for text in texts):
             return [{"role": "system", "content": "\n\n".join(str(text) for text in texts)}]
     raise InvalidRequest("system: must be a string or an array of text blocks.", param="system")
+
+
+def _anthropic_only(field: str, card: Card) -> InvalidRequest:
+    return InvalidRequest(
+        f"{field}: available on Anthropic models only; {card.title} is a {card.provider} model.",
+        param=field,
+    )
+
+
+def _system_message(
+    message: dict[str, Any], where: str, *, later: list[Any]
+) -> list[dict[str, Any]]:
+    """A role "system" message: the same instructions at the same place in the conversation.
+
+    Its tool addition and removal blocks are dropped (every declared tool is offered throughout),
+    as is its per-turn output_config; `clear_at: "next_user_message"` is honoured by leaving it
+    out once a user message follows it.
+    """
+    if message.get("clear_at") == "next_user_message" and any(
+        isinstance(turn, dict) and turn.get("role") == "user" for turn in later
+    ):
+        return []
+    content = message.get("content")
+    if content is None:
+        return []  # only an output_config: nothing to say
+    if isinstance(content, str):
+        return [{"role": "system", "content": content}] if content else []
+    if not isinstance(content, list):
+        raise InvalidRequest(
+            f"{where}.content: must be a string or an array of content blocks.", param=where
+        )
+    texts = []
+    for index, block in enumerate(content):
+        block_where = f"{where}.content.{index}"
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(_text(block, block_where))
+        elif kind not in ("tool_addition", "tool_removal"):
+            raise _unsupported_block(kind, block_where)
+    return [{"role": "system", "content": "\n\n".join(texts)}] if texts else []
 
 
 def _message(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
@@ -249,12 +306,14 @@ def _tool_result(block: dict[str, Any], where: str) -> dict[str, Any]:
         raise InvalidRequest(f"{where}.tool_use_id: Field required", param=where)
     content = block.get("content", "")
     if isinstance(content, list):
-        if not all(isinstance(part, dict) and part.get("type") == "text" for part in content):
+        kinds = [part.get("type") if isinstance(part, dict) else None for part in content]
+        if not all(kind in ("text", "tool_reference") for kind in kinds):
             raise InvalidRequest(
                 f"{where}.content: tool results hold text only on non-Anthropic models.",
                 param=where,
             )
-        content = "".join(part.get("text", "") for part in content)
+        # A tool_reference loads a deferred tool: every declared tool is offered anyway.
+        content = "".join(part.get("text", "") for part in content if part["type"] == "text")
     if not isinstance(content, str):
         raise InvalidRequest(f"{where}.content: must be a string or blocks.", param=where)
     if block.get("is_error"):

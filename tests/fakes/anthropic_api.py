@@ -1,10 +1,13 @@
 """A strict fake of Anthropic's Messages and Models APIs (POST /v1/messages,
 /v1/messages/count_tokens, GET /v1/models).
 
-Fields are the anthropic SDK's MessageCreateParams plus the sampling parameters the API still
-takes (temperature, top_p, top_k); anything else is refused as Anthropic refuses it: HTTP 400,
-{"type": "error", "error": {"type": "invalid_request_error", "message": "<field>: Extra inputs
-are not permitted"}}. Headers x-api-key and anthropic-version are required. Thinking signatures
+A body must fit the anthropic SDK's request types (anthropic_schema.py): the beta ones when the
+request carries an `anthropic-beta` header (system-role messages with clear_at and
+output_config, tool addition/removal blocks, context_management, …), the GA ones otherwise,
+plus the sampling parameters the API still takes (temperature, top_p, top_k); anything else is
+refused as Anthropic refuses it: HTTP 400, {"type": "error", "error": {"type":
+"invalid_request_error", "message": "<field>: Extra inputs are not permitted"}}. Headers
+x-api-key and anthropic-version are required. Thinking signatures
 are checked: a thinking block sent back must carry the signature this fake issued for it.
 Answers are deterministic (one token per word) so tests can compute exact costs.
 """
@@ -14,8 +17,6 @@ from typing import Any, ClassVar
 import orjson
 
 from tests.fakes.anthropic_rules import (
-    COUNT_FIELDS,
-    CREATE_FIELDS,
     THINKING_TEXT,
     AnthropicError,
     AnthropicRequestRules,
@@ -23,6 +24,7 @@ from tests.fakes.anthropic_rules import (
     text_of,
     words,
 )
+from tests.fakes.anthropic_schema import count_schema, create_schema
 from tests.fakes.server import FakeAPI, Scripted
 
 # GET /v1/models: newest first, one page (the API pages by 20 with first_id / last_id).
@@ -65,6 +67,7 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
         self.reply = "Hello from the fake Claude, happy to help."
         # A sentence Claude writes before its tool calls ("Let me check."), when set.
         self.tool_preamble: str | None = None
+        self.calls_tools = True  # with tools offered, call the first (or the one forced)
         self.stream_error_after: int | None = None  # send an error event after N events
         self.last_stream: list[bytes] = []  # the frames of the last stream, as sent
         self.last_content: list[dict[str, Any]] = []  # the content blocks of the last answer
@@ -81,13 +84,14 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
     ) -> None:
         try:
             self.check_headers(headers, has_body=method != "GET")
+            beta = bool(headers.get("anthropic-beta"))
             if method == "GET" and path == "/v1/models":
                 await self.send_json(send, 200, MODEL_LIST, self.id_header())
             elif method == "POST" and path == "/v1/messages":
-                self.check_request(body, CREATE_FIELDS, count_only=False)
+                self.check_request(body, create_schema(beta=beta), count_only=False)
                 await self.create(body, send, scripted)
             elif method == "POST" and path == "/v1/messages/count_tokens":
-                self.check_request(body, COUNT_FIELDS, count_only=True)
+                self.check_request(body, count_schema(beta=beta), count_only=True)
                 total = self.prompt_tokens(body)
                 await self.send_json(send, 200, {"input_tokens": total}, self.id_header())
             else:
@@ -104,15 +108,16 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
         system = body.get("system")
         total = words(system if isinstance(system, str) else text_of(system or []))
         for message in body["messages"]:
-            total += words(text_of(message["content"])) + 3
-            for block in message["content"] if isinstance(message["content"], list) else ():
+            content = message.get("content") or []
+            total += words(text_of(content)) + 3
+            for block in content if isinstance(content, list) else ():
                 total += 10 if block["type"] in ("image", "document") else 0
         return total
 
     def plan(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str | None]:
         """(content blocks, stop reason, stop sequence) of the answer."""
         blocks: list[dict[str, Any]] = []
-        if (body.get("thinking") or {}).get("type") == "enabled":
+        if (body.get("thinking") or {}).get("type") in ("enabled", "adaptive"):
             blocks.append(
                 {
                     "type": "thinking",
@@ -121,11 +126,11 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
                 }
             )
         last = body["messages"][-1]
-        content = last["content"] if isinstance(last["content"], list) else []
+        content = last.get("content") if isinstance(last.get("content"), list) else []
         answering_tool = any(block["type"] == "tool_result" for block in content)
         tools = body.get("tools") or []
         choice = body.get("tool_choice") or {"type": "auto"}
-        if tools and choice["type"] != "none" and not answering_tool:
+        if tools and choice["type"] != "none" and not answering_tool and self.calls_tools:
             name = choice.get("name") or tools[0]["name"]
             if self.tool_preamble:
                 blocks.append({"type": "text", "text": self.tool_preamble})
