@@ -55,13 +55,15 @@ def _input(value: Any) -> None:
     kind = type(array(value, "input", nonempty=True, max_length=MAX_INPUTS)[0])
     if kind not in (str, int, list):
         raise invalid_type("input[0]", "one of a string, integer or array of integers", value[0])
-    for index, item in enumerate(value):
-        where = f"input[{index}]"
+    for index, item in enumerate(value):  # paths are only spelled out for an error
         if type(item) is not kind:
-            raise invalid_type(where, _KIND_NAMES[kind], item)
-        if kind is str and not item:
-            raise _empty_string(where)
-        if kind is list:
-            for position, token in enumerate(array(item, where, nonempty=True)):
+            raise invalid_type(f"input[{index}]", _KIND_NAMES[kind], item)
+        if kind is str:
+            if not item:
+                raise _empty_string(f"input[{index}]")
+        elif kind is list:
+            if not item:
+                array(item, f"input[{index}]", nonempty=True)
+            for position, token in enumerate(item):
                 if type(token) is not int:
-                    raise invalid_type(f"{where}[{position}]", "an integer", token)
+                    raise invalid_type(f"input[{index}][{position}]", "an integer", token)

@@ -56,6 +56,8 @@ def _message(message: dict[str, Any], role: str, content: Any, where: str) -> No
     elif type(content) is list and role != "function":
         array(content, f"{where}.content", nonempty=True)
         for index, part in enumerate(content):
+            if _plain_text(part):
+                continue  # its path is spelled out only for an error
             _part(part, f"{where}.content[{index}]")
     elif type(content) is not str:
         expected = "a string" if role == "function" else "one of a string or array of objects"
@@ -69,6 +71,15 @@ def _message(message: dict[str, Any], role: str, content: Any, where: str) -> No
         string(required(message, "tool_call_id", where), f"{where}.tool_call_id")
     elif role == "assistant":
         _assistant(message, where)
+
+
+def _plain_text(part: Any) -> bool:
+    return (
+        type(part) is dict
+        and len(part) == 2
+        and part.get("type") == "text"
+        and type(part.get("text")) is str
+    )
 
 
 def _assistant(message: dict[str, Any], where: str) -> None:
