@@ -14,6 +14,7 @@ from proxy.adapters import adapter_for
 from proxy.adapters.base import ProviderAdapter, StreamTranslator
 from proxy.auth import KeyPolicy, authenticate
 from proxy.calls import CallRecord, priced_usage
+from proxy.dialects.openai_chat import validate_chat
 from proxy.endpoints_models import model_not_found, routing_or_503
 from proxy.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamTimeout
 from proxy.http import JSON_CONTENT_TYPE, Request, Response
@@ -30,7 +31,6 @@ from proxy.upstream_errors import (
 )
 from proxy.upstream_http import UpstreamRequest
 from proxy.usage import Usage
-from proxy.validation import validate_chat
 
 ZERO_USAGE = Usage()
 logger = logging.getLogger(__name__)

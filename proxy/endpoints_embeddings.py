@@ -8,13 +8,13 @@ from django.conf import settings
 from proxy.adapters import adapter_for
 from proxy.auth import authenticate
 from proxy.calls import priced_usage
+from proxy.dialects.openai_embeddings import validate_embeddings
 from proxy.endpoints_chat import ZERO_USAGE, open_upstream, resolve_card, start_call
 from proxy.errors import GatewayError
 from proxy.http import JSON_CONTENT_TYPE, Request, Response
 from proxy.runtime import Runtime
 from proxy.upstream_errors import cite_request, log_failed_answer
 from proxy.upstream_http import UpstreamRequest
-from proxy.validation import validate_embeddings
 
 
 async def embeddings(request: Request, runtime: Runtime) -> Response:

@@ -1,27 +1,68 @@
-"""Checks on request bodies before anything is sent upstream; errors name the field."""
+"""The checks request validation is built from: OpenAI's types and ranges, in OpenAI's words.
 
-from dataclasses import dataclass
+Each raises InvalidRequest naming the field's path (`temperature`, `messages[1].role`) in its
+`param` and its message, with OpenAI's codes (invalid_type, decimal_above_max_value, …). JSON's
+booleans are never taken for numbers (Python's bool is an int); orjson never yields NaN or inf.
+The inbound APIs that use them live in proxy/dialects/.
+"""
+
 from typing import Any
 
 from proxy.errors import InvalidRequest
 
-CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+# How OpenAI names a JSON value's type in its errors ("… but got a string instead").
+_KINDS = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a decimal number",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+}
 
 
-@dataclass(frozen=True, slots=True)
-class ChatCall:
-    model: str
-    stream: bool
-    include_usage: bool
+def kind_of(value: Any) -> str:
+    return _KINDS.get(type(value), "null")
 
 
-def _require_object(body: Any) -> dict[str, Any]:
+def shown(value: str) -> str:
+    """A client's string quoted back to it, cut short."""
+    return repr(value if len(value) <= 40 else value[:40] + "…")
+
+
+def listed(values: tuple[str, ...]) -> str:
+    """'a', 'b', and 'c', as OpenAI lists supported values."""
+    quoted = [f"'{value}'" for value in values]
+    if len(quoted) < 3:
+        return " and ".join(quoted)
+    return ", ".join(quoted[:-1]) + ", and " + quoted[-1]
+
+
+def invalid_type(where: str, expected: str, value: Any) -> InvalidRequest:
+    return InvalidRequest(
+        f"Invalid type for '{where}': expected {expected}, but got {kind_of(value)} instead.",
+        param=where,
+        code="invalid_type",
+    )
+
+
+def invalid_value(where: str, message: str) -> InvalidRequest:
+    return InvalidRequest(message, param=where, code="invalid_value")
+
+
+def missing(where: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"Missing required parameter: '{where}'.", param=where, code="missing_required_parameter"
+    )
+
+
+def require_object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
     return body
 
 
-def _model(body: dict[str, Any]) -> str:
+def model_of(body: dict[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest(
@@ -32,72 +73,94 @@ def _model(body: dict[str, Any]) -> str:
     return model
 
 
-def _positive_int(body: dict[str, Any], field: str) -> None:
-    value = body.get(field)
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+def _bounds(value: float, where: str, low: float | None, high: float | None, kind: str) -> None:
+    if low is not None and value < low:
         raise InvalidRequest(
-            f"'{field}' must be a positive integer.", param=field, code="invalid_value"
+            f"Invalid '{where}': {kind} below minimum value. "
+            f"Expected a value >= {low}, but got {value} instead.",
+            param=where,
+            code=f"{kind}_below_min_value",
+        )
+    if high is not None and value > high:
+        raise InvalidRequest(
+            f"Invalid '{where}': {kind} above maximum value. "
+            f"Expected a value <= {high}, but got {value} instead.",
+            param=where,
+            code=f"{kind}_above_max_value",
         )
 
 
-def _boolean(body: dict[str, Any], field: str, where: str | None = None) -> bool:
-    value = body.get(field)
-    if value is not None and not isinstance(value, bool):
-        name = where or field
-        raise InvalidRequest(f"'{name}' must be true or false.", param=name, code="invalid_type")
-    return bool(value)
+def number(value: Any, where: str, low: float | None = None, high: float | None = None) -> None:
+    if type(value) is not float and type(value) is not int:
+        raise invalid_type(where, "a decimal", value)
+    _bounds(value, where, low, high, "decimal")
 
 
-def validate_chat(body: Any) -> ChatCall:
-    body = _require_object(body)
-    model = _model(body)
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
+def integer(value: Any, where: str, low: int | None = None, high: int | None = None) -> None:
+    if type(value) is not int:
+        raise invalid_type(where, "an integer", value)
+    _bounds(value, where, low, high, "integer")
+
+
+def boolean(value: Any, where: str) -> None:
+    if type(value) is not bool:
+        raise invalid_type(where, "a boolean", value)
+
+
+def string(value: Any, where: str, max_length: int | None = None) -> None:
+    if type(value) is not str:
+        raise invalid_type(where, "a string", value)
+    if max_length is not None and len(value) > max_length:
         raise InvalidRequest(
-            "'messages' must be a non-empty array of messages.",
-            param="messages",
-            code="missing_required_parameter" if messages is None else "invalid_type",
+            f"Invalid '{where}': string too long. Expected a string with maximum length "
+            f"{max_length}, but got a string with length {len(value)} instead.",
+            param=where,
+            code="string_above_max_length",
         )
-    for index, message in enumerate(messages):
-        where = f"messages[{index}]"
-        if not isinstance(message, dict):
-            raise InvalidRequest(f"'{where}' must be an object.", param=where, code="invalid_type")
-        role = message.get("role")
-        if role not in CHAT_ROLES:
-            raise InvalidRequest(
-                f"'{where}.role' must be one of {', '.join(sorted(CHAT_ROLES))}; got {role!r}.",
-                param=f"{where}.role",
-                code="invalid_value",
-            )
-        content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
-            raise InvalidRequest(
-                f"'{where}.content' must be a string or an array of content parts.",
-                param=f"{where}.content",
-                code="invalid_type",
-            )
-    stream = _boolean(body, "stream")
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise InvalidRequest(
-            "'stream_options' must be an object.", param="stream_options", code="invalid_type"
-        )
-    include_usage = _boolean(options or {}, "include_usage", "stream_options.include_usage")
-    for field in ("max_tokens", "max_completion_tokens", "n"):
-        _positive_int(body, field)
-    if body.get("tools") is not None and not isinstance(body["tools"], list):
-        raise InvalidRequest("'tools' must be an array.", param="tools", code="invalid_type")
-    return ChatCall(model=model, stream=stream, include_usage=include_usage)
 
 
-def validate_embeddings(body: Any) -> str:
-    body = _require_object(body)
-    model = _model(body)
-    text = body.get("input")
-    if not isinstance(text, str | list) or (isinstance(text, list | str) and len(text) == 0):
-        raise InvalidRequest(
-            "'input' must be a non-empty string or array.",
-            param="input",
-            code="missing_required_parameter" if text is None else "invalid_value",
+def one_of(value: Any, where: str, allowed: tuple[str, ...]) -> None:
+    if type(value) is not str:
+        raise invalid_type(where, "a string", value)
+    if value not in allowed:
+        raise invalid_value(
+            where,
+            f"Invalid value for '{where}': {shown(value)}. "
+            f"Supported values are: {listed(allowed)}.",
         )
-    return model
+
+
+def obj(value: Any, where: str) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise invalid_type(where, "an object", value)
+    return value
+
+
+def array(
+    value: Any, where: str, *, nonempty: bool = False, max_length: int | None = None
+) -> list[Any]:
+    if type(value) is not list:
+        raise invalid_type(where, "an array", value)
+    if nonempty and not value:
+        raise InvalidRequest(
+            f"Invalid '{where}': empty array. Expected an array with minimum length 1, "
+            "but got an empty array instead.",
+            param=where,
+            code="empty_array",
+        )
+    if max_length is not None and len(value) > max_length:
+        raise InvalidRequest(
+            f"Invalid '{where}': array too long. Expected an array with maximum length "
+            f"{max_length}, but got an array with length {len(value)} instead.",
+            param=where,
+            code="array_above_max_length",
+        )
+    return value
+
+
+def required(container: dict[str, Any], key: str, where: str) -> Any:
+    """container[key], which must be present and not null."""
+    value = container.get(key)
+    if value is None:
+        raise missing(f"{where}.{key}")
+    return value

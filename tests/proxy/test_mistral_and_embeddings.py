@@ -8,7 +8,8 @@ import openai
 import pytest
 
 from tests.conftest import LiveServer
-from tests.fakes.server import FakeServer
+from tests.fakes.mistral_api import FakeMistral, MistralValidation
+from tests.fakes.server import FakeServer, Scripted
 from tests.proxy.conftest import EventLog
 
 pytestmark = pytest.mark.slow
@@ -134,13 +135,19 @@ def test_mistral_refuses_what_it_cannot_honour_before_calling_it(
 def test_mistral_validation_errors_name_the_clients_field(
     gateway: LiveServer, api_key: str, fake_mistral: FakeServer
 ) -> None:
+    # A wrong-typed seed never gets this far (the gateway refuses it itself), so Mistral's own
+    # 422 about "random_seed" is scripted, in the fake's wire format.
+    refusal = MistralValidation(
+        ["body", "random_seed"], "int_type", "Input should be a valid integer"
+    )
+    fake_mistral.app.script.append(Scripted(status=422, body=FakeMistral().error_body(refusal)))
     response = httpx.post(
         f"{gateway.url}/v1/chat/completions",
-        json={"model": "Mistral Small", "messages": HELLO, "seed": "forty-two"},
+        json={"model": "Mistral Small", "messages": HELLO, "seed": 42},
         headers={"authorization": f"Bearer {api_key}"},
     )
-    # Mistral answers 422 about "random_seed"; the client sent "seed", so that is the name given.
-    assert fake_mistral.app.received[-1].body["random_seed"] == "forty-two"
+    assert fake_mistral.app.received[-1].body["random_seed"] == 42
+    # The client sent "seed", so that is the name given.
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["param"] == "seed"
