@@ -64,6 +64,9 @@ ASSISTANT_BLOCKS = {"text", "tool_use", "thinking", "redacted_thinking"}
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 TOOL_FIELDS = {"name", "description", "input_schema", "cache_control", "strict", "type"}
 MODELS = {
+    "claude-opus-5-5": "new",
+    "claude-sonnet-5-5": "new",
+    "claude-haiku-5-5": "new",
     "claude-opus-4-5": "new",
     "claude-opus-4-1": "new",
     "claude-opus-4-0": "legacy",
