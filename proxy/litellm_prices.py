@@ -6,6 +6,7 @@ Per-token prices become per-million prices, exactly (the JSON is read as Decimal
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,10 @@ class LiteLLMEntry:
     supports_vision: bool
     supports_json: bool
     supports_reasoning: bool
+    name: str = ""  # the entry's key in the table, e.g. "gemini/gemini-2.5-flash"
+    deprecation_date: date | None = None  # the provider's announced shutdown date
+    chat_completions: bool = True  # False where the entry lists endpoints without it
+    text_output: bool = True  # False where the entry lists output modalities without text
 
 
 def _per_million(value: Any, where: str) -> Decimal:
@@ -49,6 +54,18 @@ def _optional_int(value: Any) -> int | None:
     if isinstance(value, Decimal) and value == value.to_integral_value() and value > 0:
         return int(value)
     return None
+
+
+def _optional_date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _lists_without(info: dict[str, Any], key: str, wanted: str) -> bool:
+    listed = info.get(key)
+    return isinstance(listed, list) and wanted not in listed
 
 
 def read_litellm_file(path: Path) -> list[LiteLLMEntry]:
@@ -92,6 +109,13 @@ def parse_litellm_prices(document: dict[str, Any]) -> list[LiteLLMEntry]:
                 supports_vision=bool(info.get("supports_vision")),
                 supports_json=bool(info.get("supports_response_schema")),
                 supports_reasoning=bool(info.get("supports_reasoning")),
+                name=name,
+                deprecation_date=_optional_date(info.get("deprecation_date")),
+                chat_completions=not (
+                    card_type == "chat"
+                    and _lists_without(info, "supported_endpoints", "/v1/chat/completions")
+                ),
+                text_output=not _lists_without(info, "supported_output_modalities", "text"),
             )
         )
     return entries

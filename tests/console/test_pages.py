@@ -80,8 +80,13 @@ def test_models_page_lists_every_active_card(client: Client, cards: None) -> Non
     ("query", "provider", "expected"),
     [
         ("sonnet 4.5", "", {"Claude Sonnet 4.5"}),
-        ("gpt-4o-mini", "", {"GPT-4o mini"}),  # the upstream id finds the card
-        ("EMBED", "mistral", {"Mistral Embed"}),
+        # the upstream id finds the card (and the cards whose ids begin with it)
+        (
+            "gpt-4o-mini",
+            "",
+            {"GPT-4o mini", "GPT-4o mini Search Preview", "GPT-4o mini Audio Preview"},
+        ),
+        ("EMBED", "mistral", {"Mistral Embed", "Codestral Embed"}),
         ("", "anthropic", None),
         ("no such model", "", set()),
     ],

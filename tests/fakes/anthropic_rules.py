@@ -19,6 +19,10 @@ IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 MODELS = {
     "claude-opus-4-6": "adaptive",
     "claude-sonnet-4-6": "adaptive",
+    # The Claude 5 family takes adaptive thinking and effort (Anthropic's model docs).
+    "claude-opus-5-5": "adaptive",
+    "claude-sonnet-5-5": "adaptive",
+    "claude-haiku-5-5": "adaptive",
     "claude-opus-4-5": "new",
     "claude-opus-4-1": "new",
     "claude-opus-4-0": "legacy",
@@ -27,8 +31,11 @@ MODELS = {
     "claude-haiku-4-5": "new",
     "claude-3-5-haiku-latest": "no-thinking",
 }
-# output_config.effort: Opus 4.5 and the 4.6 models; Sonnet and Haiku 4.5 refuse it.
-EFFORT_MODELS = frozenset({"claude-opus-4-5", "claude-opus-4-6", "claude-sonnet-4-6"})
+# output_config.effort: Opus 4.5, the 4.6 models and the 5 family; Sonnet and Haiku 4.5 refuse it.
+EFFORT_MODELS = frozenset(
+    {"claude-opus-4-5", "claude-opus-4-6", "claude-sonnet-4-6"}
+    | {"claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5"}
+)
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 THINKING_TEXT = "Let me think about this carefully first."
 

@@ -1,11 +1,14 @@
+import json
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandParser
 from django.db import transaction
+from django.utils import timezone
 
-from proxy.catalog_specs import CAPABILITIES, CatalogDataError, card_spec_from_entry
-from proxy.litellm_prices import read_litellm_file
+from proxy.catalog_refresh import RefreshReport, refresh_catalog
+from proxy.catalog_specs import CAPABILITIES, CATALOG_FILE, CatalogDataError, card_spec_from_entry
+from proxy.litellm_prices import LiteLLMEntry, read_litellm_file
 from proxy.models import ModelCard, ModelType
 from proxy.providers import Provider
 from proxy.services import SyncResult, card_create, catalog_import_litellm
@@ -47,8 +50,26 @@ class Command(OperatorCommand):
             "import-litellm", help="refresh prices and limits from LiteLLM's price JSON"
         )
         imp.add_argument("path", type=Path)
-        imp.add_argument("--add-new", action="store_true", help="also add models the catalog lacks")
+        target = imp.add_mutually_exclusive_group()
+        target.add_argument(
+            "--add-new", action="store_true", help="also add models the catalog lacks"
+        )
+        target.add_argument(
+            "--write-catalog",
+            nargs="?",
+            const=CATALOG_FILE,
+            type=Path,
+            metavar="CATALOG",
+            help="refresh the catalog file instead of the database (default: the shipped "
+            "proxy/data/catalog.json): new current models become cards, dated snapshots "
+            "aliases; `bootstrap` then loads it",
+        )
         imp.add_argument("--dry-run", action="store_true", help="report, change nothing")
+        imp.add_argument(
+            "--explain",
+            action="store_true",
+            help="with --write-catalog: also list each entry left out and why",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -88,11 +109,56 @@ class Command(OperatorCommand):
 
     def _import_litellm(self, options: dict[str, Any]) -> None:
         entries = read_litellm_file(options["path"])
+        if options["write_catalog"] is not None:
+            self._write_catalog(
+                options["write_catalog"],
+                entries,
+                dry_run=options["dry_run"],
+                explain=options["explain"],
+            )
+            return
         with transaction.atomic():
             result = catalog_import_litellm(entries=entries, add_new=options["add_new"])
             if options["dry_run"]:
                 transaction.set_rollback(True)
         self._report(result, dry_run=options["dry_run"], seen=len(entries))
+
+    def _write_catalog(
+        self, path: Path, entries: list[LiteLLMEntry], *, dry_run: bool, explain: bool
+    ) -> None:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CatalogDataError(f"cannot read catalog {path}: {exc}") from exc
+        if not isinstance(document, dict) or not isinstance(document.get("models"), list):
+            raise CatalogDataError(f"{path}: expected an object with a 'models' list")
+        report = refresh_catalog(document, entries, today=timezone.now().date())
+        if not dry_run:
+            text = json.dumps(report.document, indent=1, ensure_ascii=False) + "\n"
+            try:
+                path.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise CatalogDataError(f"cannot write catalog {path}: {exc}") from exc
+        self._report_file(report, path, dry_run=dry_run, explain=explain)
+
+    def _report_file(
+        self, report: RefreshReport, path: Path, *, dry_run: bool, explain: bool
+    ) -> None:
+        prefix = "would have " if dry_run else ""
+        for title in report.updated:
+            self.stdout.write(f"{prefix}updated {title}")
+        for title in report.added:
+            self.stdout.write(f"{prefix}added {title}")
+        for alias, title in report.aliased:
+            self.stdout.write(f"{prefix}added alias {alias} to {title}")
+        if explain:
+            for upstream_id, reason in report.skipped:
+                self.stdout.write(f"left out {upstream_id}: {reason}")
+        self.stdout.write(
+            f"{path}: {len(report.updated)} cards updated, {len(report.added)} added, "
+            f"{len(report.aliased)} aliases added, {len(report.skipped)} entries left out "
+            "(--explain lists them)" + ("; dry run, nothing written" if dry_run else "")
+        )
 
     def _report(self, result: SyncResult, *, dry_run: bool, seen: int) -> None:
         prefix = "would have " if dry_run else ""
