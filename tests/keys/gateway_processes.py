@@ -6,12 +6,22 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 
 from tests.conftest import REPO, database_url, free_port, subprocess_env
 from tokenbyte.front_door import uvicorn_arguments
+
+
+def within_a_second(check: Callable[[], bool]) -> float:
+    """Poll `check` every 20 ms; the seconds it took to hold, failing after 1 s."""
+    start = time.monotonic()
+    while not check():
+        elapsed = time.monotonic() - start
+        assert elapsed < 1.0, "not within 1 s"
+        time.sleep(0.02)
+    return time.monotonic() - start
 
 
 @contextlib.contextmanager

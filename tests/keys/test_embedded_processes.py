@@ -1,8 +1,6 @@
 """Without Redis, a change to a key made in one OS process reaches a gateway in another within a
 second (the KeyChange rows it polls), not only when its cached copy expires."""
 
-import time
-from collections.abc import Callable
 from http import HTTPStatus
 
 import httpx
@@ -13,18 +11,9 @@ from django.urls import reverse
 
 from accounts.models import User
 from tests.keys.conftest import Mint
-from tests.keys.gateway_processes import gateway_process
+from tests.keys.gateway_processes import gateway_process, within_a_second
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def within_a_second(check: Callable[[], bool]) -> float:
-    start = time.monotonic()
-    while not check():
-        elapsed = time.monotonic() - start
-        assert elapsed < 1.0, "not within 1 s"
-        time.sleep(0.02)
-    return time.monotonic() - start
 
 
 def test_a_console_revoke_reaches_an_embedded_gateway_process_within_a_second(

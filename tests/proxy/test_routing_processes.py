@@ -1,9 +1,6 @@
 """Catalog and credential changes made in one OS process reach a gateway in another within a
 second, embedded mode (no Redis) included: the routing version lives in the database."""
 
-import time
-from collections.abc import Callable
-
 import openai
 import pytest
 
@@ -14,19 +11,9 @@ from proxy.models import UpstreamCredential
 from tests.conftest import manage, manage_env
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.server import FakeServer
-from tests.keys.gateway_processes import gateway_process
+from tests.keys.gateway_processes import gateway_process, within_a_second
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def within_a_second(check: Callable[[], bool]) -> float:
-    """Poll `check` every 20 ms; the seconds it took to hold, failing after 1 s."""
-    start = time.monotonic()
-    while not check():
-        elapsed = time.monotonic() - start
-        assert elapsed < 1.0, "not within 1 s"
-        time.sleep(0.02)
-    return time.monotonic() - start
 
 
 def test_changes_from_the_cli_and_from_another_process_reach_an_embedded_gateway(
