@@ -17,6 +17,7 @@ from proxy.adapters.base import (
     json_headers,
     upstream_url,
 )
+from proxy.adapters.claude_models import fit_to_model
 from proxy.adapters.openai import parse_json_object
 from proxy.errors import UpstreamError
 from proxy.routing import Card, Upstream
@@ -111,7 +112,7 @@ class AnthropicAdapter(ProviderAdapter):
             "POST",
             upstream_url(upstream.base_url, MESSAGES_PATH),
             anthropic_headers(upstream, stream=stream),
-            orjson.dumps(anthropic_body(body, card, stream=stream)),
+            orjson.dumps(fit_to_model(anthropic_body(body, card, stream=stream), card.upstream_id)),
         )
 
     def chat_response(
@@ -139,7 +140,7 @@ class AnthropicAdapter(ProviderAdapter):
             "POST",
             upstream_url(upstream.base_url, path),
             anthropic_headers(upstream, stream=stream, beta=beta),
-            orjson.dumps({**body, "model": card.upstream_id}),
+            orjson.dumps({**fit_to_model(body, card.upstream_id), "model": card.upstream_id}),
         )
 
     def messages_response(self, payload: bytes, card: Card) -> tuple[dict[str, Any], Usage]:

@@ -15,14 +15,15 @@ USER_ONLY = frozenset({"tool_result"})
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 # What each model takes: "legacy" (no structured outputs, temperature with top_p), "new"
 # (structured outputs, thinking with a budget), "adaptive" (also thinking.type adaptive and
-# effort max), "no-thinking".
+# effort max), "adaptive-only" (adaptive thinking and no budget, effort xhigh), "no-thinking".
 MODELS = {
     "claude-opus-4-6": "adaptive",
     "claude-sonnet-4-6": "adaptive",
-    # The Claude 5 family takes adaptive thinking and effort (Anthropic's model docs).
-    "claude-opus-5-5": "adaptive",
-    "claude-sonnet-5-5": "adaptive",
-    "claude-haiku-5-5": "adaptive",
+    # Opus 4.7 and the Claude 5 family think adaptively only (Anthropic's model docs).
+    "claude-opus-4-7": "adaptive-only",
+    "claude-opus-5-5": "adaptive-only",
+    "claude-sonnet-5-5": "adaptive-only",
+    "claude-haiku-5-5": "adaptive-only",
     "claude-opus-4-5": "new",
     "claude-opus-4-1": "new",
     "claude-opus-4-0": "legacy",
@@ -31,11 +32,13 @@ MODELS = {
     "claude-haiku-4-5": "new",
     "claude-3-5-haiku-latest": "no-thinking",
 }
-# output_config.effort: Opus 4.5, the 4.6 models and the 5 family; Sonnet and Haiku 4.5 refuse it.
+# output_config.effort: Opus 4.5, the 4.6 models and later; Sonnet and Haiku 4.5 refuse it.
 EFFORT_MODELS = frozenset(
     {"claude-opus-4-5", "claude-opus-4-6", "claude-sonnet-4-6"}
-    | {"claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5"}
+    | {model for model, kind in MODELS.items() if kind == "adaptive-only"}
 )
+# Role "system" messages inside `messages`: Opus 4.8 and the Claude 5 family only.
+SYSTEM_MESSAGE_MODELS = frozenset({"claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5"})
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 THINKING_TEXT = "Let me think about this carefully first."
 
@@ -112,7 +115,7 @@ class AnthropicRequestRules:
     def check_output_config(body: dict[str, Any]) -> None:
         model = body["model"]
         config = body.get("output_config") or {}
-        if config.get("format") is not None and MODELS[model] not in ("new", "adaptive"):
+        if config.get("format") is not None and MODELS[model] in ("legacy", "no-thinking"):
             raise AnthropicError(
                 f"output_config.format: structured outputs are not supported by {model}"
             )
@@ -123,8 +126,10 @@ class AnthropicRequestRules:
         ]
         if any(efforts) and model not in EFFORT_MODELS:
             raise AnthropicError("This model does not support the effort parameter.")
-        if "max" in efforts and MODELS[model] != "adaptive":
+        if "max" in efforts and MODELS[model] not in ("adaptive", "adaptive-only"):
             raise AnthropicError("effort 'max' is not supported by this model.")
+        if "xhigh" in efforts and MODELS[model] != "adaptive-only":
+            raise AnthropicError("effort 'xhigh' is not supported by this model.")
 
     def check_system(self, system: Any) -> None:
         for index, block in enumerate(system if isinstance(system, list) else ()):
@@ -138,6 +143,8 @@ class AnthropicRequestRules:
             where = f"messages.{index}"
             role, content = message["role"], message.get("content")
             if role == "system":
+                if body["model"] not in SYSTEM_MESSAGE_MODELS:
+                    raise AnthropicError(f"{where}.role: Input should be 'user' or 'assistant'")
                 # Instructions at their place in the conversation (no turn of their own).
                 if content is None and not message.get("output_config"):
                     raise AnthropicError(
@@ -282,7 +289,12 @@ class AnthropicRequestRules:
         model = body["model"]
         if MODELS[model] == "no-thinking":
             raise AnthropicError(f"thinking: not supported by model {model}")
-        if thinking["type"] == "adaptive" and MODELS[model] != "adaptive":
+        if thinking["type"] == "enabled" and MODELS[model] == "adaptive-only":
+            raise AnthropicError(
+                "thinking.type.enabled is not supported for this model. Use "
+                "thinking.type.adaptive and output_config.effort to control thinking behavior."
+            )
+        if thinking["type"] == "adaptive" and MODELS[model] not in ("adaptive", "adaptive-only"):
             raise AnthropicError(
                 f"thinking.type: 'adaptive' is not supported by {model}; use 'enabled' with "
                 "budget_tokens."

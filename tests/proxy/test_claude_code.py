@@ -25,7 +25,7 @@ CLAUDE_BIN = REPO / "tests" / "agents" / "node_modules" / ".bin" / "claude"
 # Cards of our own, titled as a catalog titles its models (the shipped catalog changes).
 CLAUDE, GPT, GEMINI = "Claude Agent Opus", "Agent GPT", "Agent Gemini"
 CARDS = [
-    (CLAUDE, "anthropic", "claude-opus-4-6"),
+    (CLAUDE, "anthropic", "claude-opus-5-5"),
     (GPT, "openai", "gpt-5"),
     (GEMINI, "gemini", "gemini-2.5-flash"),
 ]
@@ -129,7 +129,7 @@ def test_claude_p_to_a_claude_card_by_title_passes_its_beta_fields_untouched(
     body = first.body
     # A model id Claude Code does not recognise: it sent the Messages API's newer fields, and the
     # strict fake (which refuses what Anthropic refuses) took them as they were.
-    assert body["model"] == "claude-opus-4-6"
+    assert body["model"] == "claude-opus-5-5"
     assert [message["role"] for message in body["messages"]] == ["user", "system"]
     assert system_texts(body["messages"])[0].startswith("Available agent types")
     assert body["output_config"] == {"effort": "high"}
@@ -149,6 +149,37 @@ def test_claude_p_to_a_claude_card_by_title_passes_its_beta_fields_untouched(
     thinking = answered[-2]["content"][0]
     assert (thinking["type"], thinking["signature"]) == ("thinking", signature_for(THINKING_TEXT))
     assert answered[-1]["content"][0]["type"] == "tool_result"
+    assert result["result"].startswith("The tool said: <tool_use_error>InputValidationError")
+
+
+def test_claude_p_to_claude_sonnet_4_5_by_its_catalog_title(
+    claude_bin: Path,
+    translating_gateway: LiveServer,
+    api_key: str,
+    fake_anthropic: FakeServer,
+    tmp_path: Path,
+) -> None:
+    """The issue's own command: Sonnet 4.5 refuses what Claude Code sends an unknown id (role
+    "system" messages, adaptive thinking, effort), so the gateway fits the body to it."""
+    run = claude_p(claude_bin, translating_gateway, api_key, "Claude Sonnet 4.5", tmp_path)
+    result = result_of(run)
+    first, second = messages_calls(fake_anthropic)
+    body = first.body
+    assert body["model"] == "claude-sonnet-4-5"
+    assert [message["role"] for message in body["messages"]] == ["user", "user"]
+    reminder = body["messages"][1]["content"]  # the system message's content, as it was
+    assert (reminder if isinstance(reminder, str) else reminder[0]["text"]).startswith(
+        "Available agent types"
+    )
+    assert body["thinking"]["type"] == "enabled"
+    assert 1024 <= body["thinking"]["budget_tokens"] < body["max_tokens"]
+    assert "effort" not in body.get("output_config", {})
+    assert body["context_management"] == {
+        "edits": [{"type": "clear_thinking_20251015", "keep": "all"}]
+    }
+    # The thinking block came back signed on the second turn, and the answer reached the user.
+    thinking = second.body["messages"][-2]["content"][0]
+    assert (thinking["type"], thinking["signature"]) == ("thinking", signature_for(THINKING_TEXT))
     assert result["result"].startswith("The tool said: <tool_use_error>InputValidationError")
 
 

@@ -16,11 +16,14 @@ from tests.fakes.server import FakeServer
 
 pytestmark = pytest.mark.slow
 
-# Cards of our own (the shipped catalog changes): a Claude that takes effort and adaptive
-# thinking, and reasoning cards at OpenAI and Gemini.
-CLAUDE, GPT, GEMINI = "Beta Claude", "Beta GPT Reasoner", "Beta Gemini Thinker"
+# Cards of our own (the shipped catalog changes): a Claude that takes all of it (system-role
+# messages, effort, adaptive thinking), one that takes none of it, and reasoning cards at OpenAI
+# and Gemini.
+CLAUDE, OLDER_CLAUDE = "Beta Claude", "Beta Claude Sonnet"
+GPT, GEMINI = "Beta GPT Reasoner", "Beta Gemini Thinker"
 CARDS = [
-    (CLAUDE, "anthropic", "claude-opus-4-6"),
+    (CLAUDE, "anthropic", "claude-opus-5-5"),
+    (OLDER_CLAUDE, "anthropic", "claude-sonnet-4-5"),
     (GPT, "openai", "gpt-5"),
     (GEMINI, "gemini", "gemini-2.5-flash"),
 ]
@@ -117,7 +120,7 @@ def test_claude_card_gets_system_messages_output_config_and_context_management_u
     assert message.content[-1].text == "Hello from the fake Claude, happy to help."
     request = fake_anthropic.app.received[-1]
     # The body as the SDK sent it, model aside: the strict fake took every beta field.
-    assert request.body["model"] == "claude-opus-4-6"
+    assert request.body["model"] == "claude-opus-5-5"
     assert request.body["messages"] == CONVERSATION
     assert request.body["output_config"] == {"effort": "low"}
     assert request.body["context_management"] == CONTEXT_MANAGEMENT
@@ -130,6 +133,26 @@ def test_claude_card_gets_system_messages_output_config_and_context_management_u
     ) as stream:
         assert stream.get_final_message().content[0].text.startswith("Hello from the fake")
     assert fake_anthropic.app.received[-1].body["messages"] == CONVERSATION
+
+
+def test_an_older_claude_gets_the_same_request_fitted_to_what_it_takes(
+    claude: anthropic.Anthropic, fake_anthropic: FakeServer, beta_cards: None
+) -> None:
+    """Sonnet 4.5 refuses role "system" messages, adaptive thinking and effort (the strict fake
+    too): they become user turns of their text and a thinking budget for the effort."""
+    fake_anthropic.app.calls_tools = False
+    message = beta_create(claude, OLDER_CLAUDE, thinking={"type": "adaptive"})
+    assert message.model == OLDER_CLAUDE
+    body = fake_anthropic.app.received[-1].body
+    assert body["model"] == "claude-sonnet-4-5"
+    assert [m["role"] for m in body["messages"]] == ["user", "user", "assistant", "user", "user"]
+    assert body["messages"][1]["content"] == [
+        {"type": "text", "text": "The grep tool is available now."}
+    ]
+    assert body["messages"][-1]["content"] == "Answer in English."
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}  # effort low
+    assert "output_config" not in body
+    assert body["context_management"] == CONTEXT_MANAGEMENT  # Sonnet 4.5 takes it
 
 
 def test_the_strict_fake_still_refuses_what_anthropic_refuses(
