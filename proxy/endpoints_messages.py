@@ -30,9 +30,10 @@ from proxy.endpoints_chat import (
 )
 from proxy.errors import GatewayError, InvalidRequest, UpstreamError
 from proxy.http import JSON_CONTENT_TYPE, Request, Response
-from proxy.messages_api import chat_body, message_from_completion, validate_messages
+from proxy.messages_api import message_from_completion, validate_messages
 from proxy.messages_beta import ga_betas, ga_body
 from proxy.messages_stream import AnthropicEventWriter, frames
+from proxy.messages_translate import chat_body
 from proxy.pricing import cost_text, usage_cost
 from proxy.routing import Card
 from proxy.runtime import Runtime

@@ -8,47 +8,11 @@ import pytest
 
 from proxy.adapters.anthropic_request import anthropic_body
 from proxy.adapters.anthropic_stream import AnthropicStream, usage_from_anthropic
-from proxy.adapters.gemini import GeminiStream, usage_from_gemini
-from proxy.adapters.gemini_request import gemini_body
-from proxy.adapters.gemini_schema import gemini_schema
 from proxy.errors import InvalidRequest
-from proxy.messages_api import chat_body
 from proxy.messages_stream import AnthropicEventWriter
-from proxy.routing import Card, Prices
-from proxy.sse import Event
+from proxy.messages_translate import chat_body
 from proxy.usage import Usage
-
-
-def card(upstream_id: str, provider: str = "anthropic", *, reasoning: bool = True) -> Card:
-    return Card(
-        id=1,
-        title=upstream_id.title(),
-        provider=provider,
-        upstream_id=upstream_id,
-        type="chat",
-        context_length=200000,
-        max_output_tokens=32000,
-        prices=Prices(Decimal(3), Decimal(15), Decimal("0.3"), Decimal("3.75")),
-        supports_tools=True,
-        supports_vision=True,
-        supports_json=True,
-        supports_reasoning=reasoning,
-        first_byte_timeout=None,
-        credential_ids=frozenset(),
-        names=(upstream_id,),
-        created=0,
-    )
-
-
-SONNET = card("claude-sonnet-4-5")
-HELLO = [{"role": "user", "content": "hi"}]
-
-
-def events(*items: tuple[str, dict[str, Any]]) -> list[Event]:
-    return [Event(name, orjson.dumps(data)) for name, data in items]
-
-
-# --- usage --------------------------------------------------------------------------------
+from tests.proxy.translation_helpers import HELLO, SONNET, card, events
 
 
 def test_anthropic_usage_maps_one_to_one_and_splits_thinking() -> None:
@@ -66,20 +30,6 @@ def test_anthropic_usage_maps_one_to_one_and_splits_thinking() -> None:
     assert usage_from_anthropic(
         {"input_tokens": 1, "cache_read_input_tokens": 9000, "output_tokens": 2}
     ) == Usage(uncached_input=1, cache_read=9000, output=2)
-
-
-def test_gemini_usage_takes_the_cache_out_of_the_prompt_and_bills_thoughts() -> None:
-    raw = {
-        "promptTokenCount": 100,
-        "cachedContentTokenCount": 60,
-        "toolUsePromptTokenCount": 5,
-        "candidatesTokenCount": 7,
-        "thoughtsTokenCount": 40,
-    }
-    assert usage_from_gemini(raw) == Usage(uncached_input=45, cache_read=60, output=7, reasoning=40)
-
-
-# --- OpenAI -> Anthropic ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -314,102 +264,6 @@ def test_anthropic_stream_with_two_tool_calls_and_the_usage() -> None:
 
 
 # --- OpenAI -> Gemini ---------------------------------------------------------------------
-
-
-def test_gemini_schema_reduction_rules() -> None:
-    schema = {
-        "type": "object",
-        "properties": {
-            "when": {"type": "string", "format": "date-time"},
-            "size": {"type": "integer", "enum": [1, 2]},  # Gemini's enums are strings only
-            "either": {"oneOf": [{"type": "string"}, {"type": "null"}]},
-            "both": {
-                "allOf": [
-                    {"properties": {"a": {"type": "string"}}, "required": ["a"]},
-                    {"properties": {"b": {"type": "number"}}},
-                ]
-            },
-            "pair": {"type": "array", "items": [{"type": "string"}, {"type": "number"}]},
-            "node": {"$ref": "#/definitions/Node"},
-        },
-        "definitions": {
-            "Node": {"type": "object", "properties": {"child": {"$ref": "#/definitions/Node"}}}
-        },
-        "patternProperties": {"^x": {"type": "string"}},
-    }
-    out = gemini_schema(schema)
-    props = out["properties"]
-    assert props["when"] == {"type": "STRING", "format": "date-time"}
-    assert props["size"] == {"type": "INTEGER"}
-    assert props["either"] == {"type": "STRING", "nullable": True}
-    assert props["both"] == {
-        "type": "OBJECT",
-        "properties": {"a": {"type": "STRING"}, "b": {"type": "NUMBER"}},
-        "required": ["a"],
-    }
-    assert props["pair"] == {"type": "ARRAY", "items": {"type": "STRING"}}
-    # A recursive $ref is inlined down to a bounded depth, then cut.
-    depth, node = 0, props["node"]
-    while "properties" in node:
-        node, depth = node["properties"]["child"], depth + 1
-    assert 4 < depth < 20
-    assert "patternProperties" not in out
-
-
-def test_gemini_function_responses_need_their_call() -> None:
-    gemini = card("gemini-2.5-flash", "gemini")
-    orphan = [*HELLO, {"role": "tool", "tool_call_id": "nope", "content": "x"}]
-    with pytest.raises(InvalidRequest) as error:
-        gemini_body({"model": "x", "messages": orphan}, gemini)
-    assert error.value.param == "messages[1].tool_call_id"
-    parallel = [
-        *HELLO,
-        {
-            "role": "assistant",
-            "tool_calls": [
-                {"id": "1", "type": "function", "function": {"name": "a", "arguments": "{}"}},
-                {"id": "2", "type": "function", "function": {"name": "b", "arguments": "{}"}},
-            ],
-        },
-        {"role": "tool", "tool_call_id": "1", "content": '{"t": 20}'},
-        {"role": "tool", "tool_call_id": "2", "content": "[1, 2]"},
-    ]
-    out = gemini_body({"model": "x", "messages": parallel}, gemini)
-    # Both responses in one user turn, as Gemini requires; JSON objects pass as they are.
-    assert out["contents"][2] == {
-        "role": "user",
-        "parts": [
-            {"functionResponse": {"name": "a", "response": {"t": 20}}},
-            {"functionResponse": {"name": "b", "response": {"output": [1, 2]}}},
-        ],
-    }
-
-
-def test_gemini_stream_with_two_candidates_finishes_when_both_have() -> None:
-    stream = GeminiStream(card("gemini-2.5-flash", "gemini"), choices=2)
-    first = {
-        "candidates": [{"content": {"parts": [{"text": "a"}]}, "index": 0, "finishReason": "STOP"}]
-    }
-    second = {
-        "candidates": [
-            {"content": {"parts": [{"text": "b"}]}, "index": 1, "finishReason": "MAX_TOKENS"}
-        ],
-        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2},
-    }
-    chunks = stream.feed(Event("message", orjson.dumps(first)))
-    assert not stream.done
-    chunks += stream.feed(Event("message", orjson.dumps(second)))
-    assert stream.done
-    finishes = [
-        (c["choices"][0]["index"], c["choices"][0]["finish_reason"])
-        for c in chunks
-        if c["choices"][0]["finish_reason"]
-    ]
-    assert finishes == [(0, "stop"), (1, "length")]
-    assert stream.usage == Usage(uncached_input=3, output=2)
-
-
-# --- Anthropic /v1/messages -> OpenAI-shaped ----------------------------------------------
 
 
 def test_messages_to_the_core_puts_tool_results_first_and_maps_thinking_to_effort() -> None:
