@@ -12,10 +12,12 @@ import pytest
 from tests.conftest import LiveServer
 from tests.fakes.anthropic_rules import THINKING_TEXT, AnthropicError
 from tests.fakes.server import FakeServer, Scripted
-from tests.proxy.anthropic_chat_helpers import HELLO, REPLY, WEATHER_TOOL, post, sent
+from tests.proxy.chat_helpers import HELLO, WEATHER_TOOL, post, sent
 from tests.proxy.conftest import EventLog
 
 pytestmark = pytest.mark.slow
+
+REPLY = "Hello from the fake Claude, happy to help."  # 8 tokens
 
 
 def test_answer_usage_buckets_and_cost_never_subtract_the_cache(

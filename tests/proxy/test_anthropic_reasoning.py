@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import LiveServer
 from tests.fakes.anthropic_rules import THINKING_TEXT, signature_for
 from tests.fakes.server import FakeServer
-from tests.proxy.anthropic_chat_helpers import HELLO, WEATHER_TOOL, post, sent
+from tests.proxy.chat_helpers import HELLO, WEATHER_TOOL, post, sent
 from tests.proxy.conftest import EventLog
 
 pytestmark = pytest.mark.slow

@@ -1,5 +1,5 @@
-"""What the Claude-behind-/v1/chat/completions tests share: a prompt, the fake's reply, a tool,
-and a raw POST."""
+"""What the tests of a provider behind /v1/chat/completions share: a prompt, a tool, a raw POST
+and the body the fake received."""
 
 from typing import Any
 
@@ -8,8 +8,7 @@ import httpx
 from tests.conftest import LiveServer
 from tests.fakes.server import FakeServer
 
-HELLO = [{"role": "user", "content": "Say hello"}]  # 2 words + 3 = 5 prompt tokens in the fake
-REPLY = "Hello from the fake Claude, happy to help."  # 8 tokens
+HELLO = [{"role": "user", "content": "Say hello"}]  # 2 words (the Claude fake adds 3 tokens)
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -20,9 +19,11 @@ WEATHER_TOOL = {
 }
 
 
-def post(gateway: LiveServer, api_key: str, body: dict[str, Any]) -> httpx.Response:
+def post(
+    gateway: LiveServer, api_key: str, body: dict[str, Any], path: str = "chat/completions"
+) -> httpx.Response:
     return httpx.post(
-        f"{gateway.url}/v1/chat/completions",
+        f"{gateway.url}/v1/{path}",
         json=body,
         headers={"authorization": f"Bearer {api_key}"},
         timeout=30,
