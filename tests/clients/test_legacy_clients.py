@@ -124,6 +124,18 @@ def test_instructor_forces_its_tool_and_claude_gets_it_translated(
     assert tool["input_schema"]["properties"] == {"city": {"title": "City", "type": "string"}}
 
 
+def test_instructor_anthropic_forces_its_tool_and_gpt_gets_it_translated(
+    python: Path, stack: Stack
+) -> None:
+    assert _one(python, stack, "instructor-anthropic", GPT, "plain") == {"ok": CITY}
+    body = stack.last_body(GPT)
+    assert body["model"] == UPSTREAM_IDS[GPT]
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "City"}}
+    (tool,) = body["tools"]
+    assert tool["function"]["name"] == "City"
+    assert tool["function"]["parameters"]["required"] == ["city"]
+
+
 def test_instructor_json_schema_reaches_gemini_as_a_response_schema(
     python: Path, stack: Stack
 ) -> None:
