@@ -1,6 +1,8 @@
 # TokenByte: `make run` serves console + API on 127.0.0.1:$(PORT); `make test` runs every check.
 PYTHON ?= python3
 VENV := .venv
+LEGACY_VENV := .venv-legacy-clients
+LEGACY_REQUIREMENTS := tests/clients/legacy/requirements.txt
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
@@ -69,7 +71,15 @@ nginx-deps:
 # the pinned tree of tests/clients/package-lock.json (Debian's nodejs and npm, installed the same
 # way when missing). Without them those tests say why they skip, except under .ci/run.
 CLIENTS_NPM := tests/clients/node_modules/.installed
-client-deps: $(CLIENTS_NPM)
+client-deps: $(CLIENTS_NPM) $(LEGACY_VENV)/.installed
+
+# instructor and llama-index need openai<3, so they get a venv of their own, driven as a
+# subprocess (tests/clients/legacy_clients.py); rebuilt whenever the pinned tree changes.
+$(LEGACY_VENV)/.installed: $(LEGACY_REQUIREMENTS)
+	rm -rf $(LEGACY_VENV)
+	$(PYTHON) -m venv $(LEGACY_VENV)
+	$(LEGACY_VENV)/bin/pip install --quiet -r $(LEGACY_REQUIREMENTS)
+	touch $@
 
 $(CLIENTS_NPM): tests/clients/package.json tests/clients/package-lock.json
 	@command -v npm >/dev/null 2>&1 || { \
@@ -109,4 +119,4 @@ bench: $(VENV)/.installed-test
 	bench/run.sh
 
 clean:
-	rm -rf $(VENV) staticfiles db.test.sqlite3* tests/clients/node_modules tests/agents/node_modules
+	rm -rf $(VENV) $(LEGACY_VENV) staticfiles db.test.sqlite3* tests/clients/node_modules tests/agents/node_modules
