@@ -9,6 +9,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts import selectors
 from accounts.models import User
+from tokenbyte.htmx import HtmxHttpRequest
 
 
 def _api_base_url(request: HttpRequest) -> str:
@@ -35,7 +36,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_not_required
 @require_GET
 @vary_on_headers("HX-Request")
-def models_catalog(request: HttpRequest) -> HttpResponse:
+def models_catalog(request: HtmxHttpRequest) -> HttpResponse:
     """The public catalog; an htmx request gets only the table (same template, one block)."""
     query = request.GET.get("q", "").strip()[:200]
     provider = request.GET.get("provider", "").strip()
@@ -47,7 +48,7 @@ def models_catalog(request: HttpRequest) -> HttpResponse:
         "api_base_url": _api_base_url(request),
     }
     template = "console/models.html"
-    if getattr(request, "htmx", False):
+    if request.htmx:
         template += "#model-results"
     return render(request, template, context)
 

@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.vary import vary_on_headers
 
 from accounts.models import User
 from keys.forms import KeyForm
@@ -26,6 +27,7 @@ from keys.models import ApiKey, BudgetPeriod
 from keys.selectors import keys_of, keys_period_spend, model_choices
 from keys.services import MintedKey, key_mint, key_revoke, key_rotate, key_update
 from proxy.models import ModelCard, ModelType
+from tokenbyte.htmx import HtmxHttpRequest
 
 PERIOD_WORDS = {
     BudgetPeriod.DAILY: "today",
@@ -48,10 +50,6 @@ def _owner(request: HttpRequest) -> User:
     return cast(User, request.user)  # every view here is login_required
 
 
-def _is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def _rows(keys: list[ApiKey]) -> list[KeyRow]:
     spend = keys_period_spend(keys=keys)
     return [
@@ -71,7 +69,8 @@ def key_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def key_new(request: HttpRequest) -> HttpResponse:
+@vary_on_headers("HX-Request")
+def key_new(request: HtmxHttpRequest) -> HttpResponse:
     form = KeyForm(request.POST or None, model_choices=model_choices())
     if request.method == "POST" and form.is_valid():
         try:
@@ -80,7 +79,7 @@ def key_new(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc)
         else:
             return _reveal(request, minted, "Your new API key")
-    template = "keys/_form.html" if _is_htmx(request) else "keys/new.html"
+    template = "keys/_form.html" if request.htmx else "keys/new.html"
     # `swap`: the form posts itself through htmx, so its answer replaces it in place.
     return render(request, template, {"form": form, "action": reverse("keys:new"), "swap": True})
 
@@ -116,7 +115,7 @@ def key_edit(request: HttpRequest, key_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def key_rotate_view(request: HttpRequest, key_id: int) -> HttpResponse:
+def key_rotate_view(request: HtmxHttpRequest, key_id: int) -> HttpResponse:
     key = _own_key(request, key_id)
     if request.method == "POST":
         try:
@@ -130,18 +129,18 @@ def key_rotate_view(request: HttpRequest, key_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
+def key_revoke_view(request: HtmxHttpRequest, key_id: int) -> HttpResponse:
     key = _own_key(request, key_id)
     if request.method == "POST":
         key = key_revoke(key=key)
-        if _is_htmx(request):
+        if request.htmx:
             return render(request, "keys/_key_row.html", {"row": _rows([key])[0]})
         messages.success(request, f"Revoked “{key.name}”. It stops working within a second.")
         return redirect("keys:list")
     return render(request, "keys/confirm.html", {"key": key, "action": "revoke"})
 
 
-def _reveal(request: HttpRequest, minted: MintedKey, heading: str) -> HttpResponse:
+def _reveal(request: HtmxHttpRequest, minted: MintedKey, heading: str) -> HttpResponse:
     """The one page that ever shows the secret; never cached."""
     base_url = request.build_absolute_uri("/v1")
     model = _snippet_model(minted.key)
@@ -153,7 +152,7 @@ def _reveal(request: HttpRequest, minted: MintedKey, heading: str) -> HttpRespon
         "curl": curl_snippet(base_url, minted.secret, model),
         "python": python_snippet(base_url, minted.secret, model),
     }
-    template = "keys/_reveal.html" if _is_htmx(request) else "keys/reveal.html"
+    template = "keys/_reveal.html" if request.htmx else "keys/reveal.html"
     response = render(request, template, context)
     add_never_cache_headers(response)
     return response
