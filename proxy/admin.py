@@ -2,10 +2,19 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from proxy.models import CardSource, ModelCard, UpstreamCredential
+from proxy.credential_check import CredentialCheckFailed
+from proxy.models import ModelCard, UpstreamCredential
+from proxy.services import (
+    card_save_by_operator,
+    cards_set_active,
+    credential_key_check,
+    credential_save,
+    credentials_set_enabled,
+)
 
 
 @admin.register(ModelCard)
@@ -59,26 +68,17 @@ class ModelCardAdmin(admin.ModelAdmin[ModelCard]):
     )
 
     def save_model(self, request: HttpRequest, obj: ModelCard, form: Any, change: bool) -> None:
-        # An operator's edit takes the card over: `bootstrap` will no longer overwrite it.
-        obj.source = CardSource.MANUAL
-        super().save_model(request, obj, form, change)
+        card_save_by_operator(card=obj)
 
     @admin.action(description="Activate the selected models")
     def activate(self, request: HttpRequest, queryset: QuerySet[ModelCard]) -> None:
-        self._set_active(request, queryset, True)
+        count = cards_set_active(cards=queryset, active=True)
+        self.message_user(request, f"{count} models activated.")
 
     @admin.action(description="Deactivate the selected models")
     def deactivate(self, request: HttpRequest, queryset: QuerySet[ModelCard]) -> None:
-        self._set_active(request, queryset, False)
-
-    def _set_active(self, request: HttpRequest, queryset: QuerySet[ModelCard], on: bool) -> None:
-        count = 0
-        for card in queryset:  # save() per card so the gateways hear of the change
-            card.active = on
-            card.source = CardSource.MANUAL
-            card.save(update_fields=["active", "source", "updated_at"])
-            count += 1
-        self.message_user(request, f"{count} models {'activated' if on else 'deactivated'}.")
+        count = cards_set_active(cards=queryset, active=False)
+        self.message_user(request, f"{count} models deactivated.")
 
 
 class UpstreamCredentialForm(forms.ModelForm[UpstreamCredential]):
@@ -98,22 +98,49 @@ class UpstreamCredentialForm(forms.ModelForm[UpstreamCredential]):
         "Leave empty to keep the current key.",
     )
 
+    verify = forms.BooleanField(
+        label="Check the key with the provider",
+        required=False,
+        initial=True,
+        help_text="One call to the provider's model list before a new key is saved (as "
+        "`manage.py upstream add` does); untick it for an upstream this server cannot reach yet.",
+    )
+
     class Meta:
         model = UpstreamCredential
-        fields = ("provider", "name", "base_url", "api_key", "priority", "weight", "enabled")
+        fields = (
+            "provider",
+            "name",
+            "base_url",
+            "api_key",
+            "verify",  # the form's own field, not stored
+            "priority",
+            "weight",
+            "enabled",
+        )
 
     def clean_api_key(self) -> str:
         value: str = self.cleaned_data["api_key"]
         if not value and not self.instance.pk:
             raise forms.ValidationError("A new credential needs its API key.")
-        if any(ch.isspace() for ch in value):
-            raise forms.ValidationError("An API key contains no whitespace.")
         return value
 
-    def save(self, commit: bool = True) -> UpstreamCredential:
-        if self.cleaned_data.get("api_key"):
-            self.instance.set_api_key(self.cleaned_data["api_key"])
-        return super().save(commit=commit)
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        api_key, provider = cleaned.get("api_key"), cleaned.get("provider")
+        if api_key and provider and not self.errors:
+            try:
+                credential_key_check(
+                    provider=provider,
+                    api_key=api_key,
+                    base_url=cleaned.get("base_url") or "",
+                    verify=bool(cleaned.get("verify")),
+                )
+            except ValidationError as exc:
+                self.add_error("api_key", exc)
+            except CredentialCheckFailed as exc:
+                self.add_error("api_key", str(exc).replace("--no-verify", "untick the check"))
+        return cleaned
 
 
 @admin.register(UpstreamCredential)
@@ -141,22 +168,17 @@ class UpstreamCredentialAdmin(admin.ModelAdmin[UpstreamCredential]):
     def masked_key(self, obj: UpstreamCredential) -> str:
         return obj.masked_key
 
+    def save_model(
+        self, request: HttpRequest, obj: UpstreamCredential, form: Any, change: bool
+    ) -> None:
+        credential_save(credential=obj, api_key=form.cleaned_data.get("api_key") or "")
+
     @admin.action(description="Enable the selected credentials")
     def enable(self, request: HttpRequest, queryset: QuerySet[UpstreamCredential]) -> None:
-        self._set_enabled(request, queryset, True)
+        count = credentials_set_enabled(credentials=queryset, enabled=True)
+        self.message_user(request, f"{count} credentials enabled.", messages.SUCCESS)
 
     @admin.action(description="Disable the selected credentials")
     def disable(self, request: HttpRequest, queryset: QuerySet[UpstreamCredential]) -> None:
-        self._set_enabled(request, queryset, False)
-
-    def _set_enabled(
-        self, request: HttpRequest, queryset: QuerySet[UpstreamCredential], on: bool
-    ) -> None:
-        count = 0
-        for credential in queryset:
-            credential.enabled = on
-            credential.save(update_fields=["enabled", "updated_at"])
-            count += 1
-        self.message_user(
-            request, f"{count} credentials {'enabled' if on else 'disabled'}.", messages.SUCCESS
-        )
+        count = credentials_set_enabled(credentials=queryset, enabled=False)
+        self.message_user(request, f"{count} credentials disabled.", messages.SUCCESS)

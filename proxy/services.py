@@ -1,6 +1,7 @@
 """Writes to the catalog and the upstream credentials. Views, commands and the admin call these."""
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,8 +248,7 @@ def credential_add(
     """
     stored_url, clean_name = _clean_credential_input(provider, api_key, base_url, name, weight)
     if verify:
-        effective_url = (stored_url or default_base_url(provider)).rstrip("/")
-        credential_verify(provider=provider, api_key=api_key, base_url=effective_url)
+        _verify(provider, api_key, stored_url)
     return credential_upsert(
         provider=provider,
         api_key=api_key,
@@ -257,6 +257,53 @@ def credential_add(
         priority=priority,
         weight=weight,
     )
+
+
+def _verify(provider: str, api_key: str, base_url: str) -> None:
+    effective_url = (base_url or default_base_url(provider)).rstrip("/")
+    credential_verify(provider=provider, api_key=api_key, base_url=effective_url)
+
+
+def credential_key_check(*, provider: str, api_key: str, base_url: str, verify: bool) -> None:
+    """The checks `credential_add` makes of a new key, for the admin's form: ValidationError for
+    a malformed one, CredentialCheckFailed (with `verify`) when the provider refuses it."""
+    _validate_credential_input(provider, api_key, base_url.strip().rstrip("/"))
+    if verify:
+        _verify(provider, api_key, base_url.strip().rstrip("/"))
+
+
+def credential_save(*, credential: UpstreamCredential, api_key: str = "") -> UpstreamCredential:
+    """Save an operator's edit of a credential; a non-empty `api_key` replaces the stored key."""
+    if api_key:
+        credential.set_api_key(api_key)
+    credential.save()
+    return credential
+
+
+def credentials_set_enabled(*, credentials: Iterable[UpstreamCredential], enabled: bool) -> int:
+    count = 0
+    for credential in credentials:  # save() per row so the gateways hear of the change
+        credential.enabled = enabled
+        credential.save(update_fields=["enabled", "updated_at"])
+        count += 1
+    return count
+
+
+def card_save_by_operator(*, card: ModelCard) -> ModelCard:
+    """An operator's edit takes the card over: `bootstrap` will no longer overwrite it."""
+    card.source = CardSource.MANUAL
+    card.save()
+    return card
+
+
+def cards_set_active(*, cards: Iterable[ModelCard], active: bool) -> int:
+    count = 0
+    for card in cards:  # save() per card so the gateways hear of the change
+        card.active = active
+        card.source = CardSource.MANUAL
+        card.save(update_fields=["active", "source", "updated_at"])
+        count += 1
+    return count
 
 
 @dataclass
