@@ -9,6 +9,7 @@ from django.test import Client
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from accounts.models import User
+from tests.browser.conftest import WAIT_MS
 from tests.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -28,6 +29,7 @@ def signed_in(
     live_gateway: LiveServer, session_cookie: dict[str, str], browser: Browser
 ) -> Iterator[BrowserContext]:
     context = browser.new_context(base_url=live_gateway.url)
+    context.set_default_timeout(WAIT_MS)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_gateway.url)
     context.add_cookies([session_cookie])
     yield context

@@ -32,7 +32,7 @@ from keys.models import ApiKey
 from keys.services import key_last_used_record, key_mint, key_revoke
 from keys.validation import KeySpec
 from tests.accounts.conftest import PASSWORD, fresh_totp, mail_code
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, open_page
 from tests.browser.routes import Route, console_routes, name_of, route_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -301,20 +301,9 @@ def test_every_console_page_fits_a_phone_and_a_laptop(
     browser: Browser, console_url: str, busy_user: tuple[User, str]
 ) -> None:
     user, secret = busy_user
-    context = browser.new_context(
-        base_url=console_url, viewport={"width": PHONE, "height": HEIGHT}, color_scheme="light"
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []  # script errors and CSP refusals; a 404 or 405 is the route's answer
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
-            else None
-        ),
+    # Errors are script errors and CSP refusals; a 404 or 405 is the route's own answer.
+    page, errors = open_page(
+        browser, console_url, width=PHONE, height=HEIGHT, failed_loads_are_errors=False
     )
     survey = Survey(page)
 
@@ -332,7 +321,7 @@ def test_every_console_page_fits_a_phone_and_a_laptop(
     EmailAddress.objects.create(user=user, email=f"j.{uuid.uuid4().hex[:6]}@example.org")
     _create_a_key(page, survey)
     survey.visit_every_route("busy user", _arguments(user))
-    context.close()
+    page.context.close()
 
     never = [
         route.label
@@ -356,8 +345,7 @@ def test_the_overflow_check_sees_a_wide_page_and_a_sideways_scroller(
     browser: Browser, console_url: str
 ) -> None:
     """The check above can fail: a too-wide element and a scrolling box are both reported."""
-    context = browser.new_context(base_url=console_url, viewport={"width": PHONE, "height": HEIGHT})
-    page = context.new_page()
+    page, _errors = open_page(browser, console_url, width=PHONE, height=HEIGHT)
     page.goto("/models/")
     page.evaluate(
         """() => {
@@ -372,7 +360,7 @@ def test_the_overflow_check_sees_a_wide_page_and_a_sideways_scroller(
         }"""
     )
     problems = page.evaluate(FIND_OVERFLOW)
-    context.close()
+    page.context.close()
     assert any(p.startswith("the page is") for p in problems), problems
     assert any(p.startswith('div#too-wide "wide" spans') for p in problems), problems
     assert any(p.startswith('div#scroller "inner" scrolls sideways') for p in problems), problems
