@@ -11,7 +11,7 @@ import pytest
 from accounts.models import User
 from keys.services import MintedKey, key_mint
 from keys.validation import KeySpec
-from proxy.metering import UsageEvent
+from proxy.gateway.pipeline.metering import UsageEvent
 from proxy.models import ModelCard, UpstreamCredential
 from proxy.services import credential_upsert
 from tests.conftest import LiveServer

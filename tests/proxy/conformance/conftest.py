@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvloop
 
-from proxy.upstream_http import TransportOptions, UpstreamRequest, UpstreamTransport
+from proxy.upstream.transport import TransportOptions, UpstreamRequest, UpstreamTransport
 
 SHIPPED = "ours"
 CANDIDATES = ("ours", "aiohttp", "curl_cffi", "pyreqwest")

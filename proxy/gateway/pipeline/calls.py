@@ -1,0 +1,110 @@
+"""What every upstream call shares: timing, the attempt log, and its one usage event."""
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from billing.pricing import cost_text, usage_cost
+from billing.usage import Usage
+from proxy.gateway.pipeline.metering import UsageEvent
+from proxy.gateway.routing import Card, Upstream
+
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """Filled in as a request travels; turned into exactly one UsageEvent at the end."""
+
+    request_id: str
+    new_id: Callable[[], str]
+    endpoint: str
+    card: Card
+    key_id: int | None
+    account_id: int | None
+    stream: bool
+    started_at: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+    first_byte: float | None = None
+    upstream: Upstream | None = None
+    attempts: int = 0
+    upstream_request_id: str | None = None
+    # Sent with the answer, whatever its shape (the key's rate-limit state).
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def mark_first_byte(self) -> None:
+        if self.first_byte is None:
+            self.first_byte = time.perf_counter()
+
+    def event(
+        self,
+        *,
+        status: int,
+        usage: Usage,
+        error_code: str | None = None,
+        client_disconnected: bool = False,
+    ) -> UsageEvent:
+        now = time.perf_counter()
+        return UsageEvent(
+            event_id=self.new_id(),
+            request_id=self.request_id,
+            endpoint=self.endpoint,
+            key_id=self.key_id,
+            account_id=self.account_id,
+            card_id=self.card.id,
+            model=self.card.title,
+            provider=self.card.provider,
+            upstream_model=self.card.upstream_id,
+            credential_id=self.upstream.id if self.upstream else None,
+            status=status,
+            error_code=error_code,
+            stream=self.stream,
+            usage=usage,
+            cost=usage_cost(usage, self.card.prices),
+            started_at=self.started_at,
+            latency_ms=round((now - self.started) * 1000, 3),
+            ttfb_ms=None
+            if self.first_byte is None
+            else round((self.first_byte - self.started) * 1000, 3),
+            attempts=self.attempts,
+            client_disconnected=client_disconnected,
+            upstream_request_id=self.upstream_request_id,
+        )
+
+
+def priced_usage(original: Any, usage: Usage, cost: Decimal) -> dict[str, Any]:
+    """The client-facing usage object: the upstream's extras kept, our counts and cost on top."""
+    result: dict[str, Any] = dict(original) if isinstance(original, dict) else {}
+    for key, value in usage.openai_dict().items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = {**result[key], **value}
+        else:
+            result[key] = value
+    result["cost"] = orjson.Fragment(cost_text(cost).encode())
+    return result
+
+
+def estimate_tokens(text_chars: int, pieces: int = 0) -> int:
+    """A rough token count (about 4 characters a token) for when an upstream reported none."""
+    return max(pieces, math.ceil(text_chars / 4))
+
+
+def prompt_chars(messages: Any) -> int:
+    total = 0
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    total += len(part["text"])
+    return total
+
+
+__all__ = ["ZERO", "CallRecord", "estimate_tokens", "priced_usage", "prompt_chars"]
