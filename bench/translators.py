@@ -17,8 +17,9 @@ import orjson
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenbyte.settings_test")
 django.setup()
 
+from billing.pricing import Prices  # noqa: E402
 from proxy.gateway.dialects.anthropic_messages.stream import AnthropicEventWriter  # noqa: E402
-from proxy.gateway.routing import Card, Prices  # noqa: E402
+from proxy.gateway.routing import Card  # noqa: E402
 from proxy.gateway.sse import Event  # noqa: E402
 from proxy.providers.anthropic.request import anthropic_body  # noqa: E402
 from proxy.providers.anthropic.stream import AnthropicStream  # noqa: E402

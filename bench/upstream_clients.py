@@ -36,7 +36,7 @@ from candidates import AUTO_HEADERS, TransportOptions, make_transport
 from curl_cffi.requests import AsyncSession
 from pyreqwest.client import ClientBuilder
 
-from proxy.upstream.transport import UpstreamRequest
+from proxy.upstream.request import UpstreamRequest
 
 JSON = b'{"model":"mock-gpt","messages":[{"role":"user","content":"Say hello."}]}'
 SSE = b'{"model":"mock-gpt","stream":true,"messages":[{"role":"user","content":"Say hello."}]}'

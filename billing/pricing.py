@@ -1,9 +1,31 @@
 """The one pricing function: token buckets x the resolved card's prices, in exact Decimal."""
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from billing.usage import Usage
-from proxy.gateway.routing import Prices
+
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """US dollars per million tokens."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+
+
+def price_text(price: Decimal) -> str:
+    """Prices as decimal strings with at least cents: "3.00", "0.075", "0.30"."""
+    normal = price.normalize()
+    exponent = normal.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        normal = normal.quantize(_CENT)
+    return format(normal, "f")
+
 
 ONE_MILLION = Decimal(1_000_000)
 

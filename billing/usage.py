@@ -5,6 +5,7 @@ object are computed from these buckets only, so cache tokens are never double-co
 subtracted twice (OpenAI counts cached tokens inside prompt_tokens, Anthropic does not).
 """
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,3 +63,21 @@ def usage_from_openai(raw: Any) -> Usage | None:
         output=completion - reasoning,
         reasoning=reasoning,
     )
+
+
+def estimate_tokens(text_chars: int, pieces: int = 0) -> int:
+    """A rough token count (about 4 characters a token) for when an upstream reported none."""
+    return max(pieces, math.ceil(text_chars / 4))
+
+
+def prompt_chars(messages: Any) -> int:
+    total = 0
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    total += len(part["text"])
+    return total

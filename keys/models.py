@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from proxy.gateway.routing import price_text
+from billing.pricing import price_text
 
 # Money is stored to 1e-9 USD (CONTRACT.md §5).
 MONEY_DIGITS = 18

@@ -16,7 +16,7 @@ from proxy.gateway.routing import Upstream
 from proxy.providers import adapter_for
 from proxy.upstream.failures import upstream_message
 from proxy.upstream.pool import build_transport
-from proxy.upstream.transport import UpstreamRequest
+from proxy.upstream.request import UpstreamRequest
 
 # Seconds for the whole check, connecting included: an operator is waiting at a prompt.
 VERIFY_TIMEOUT_SECONDS = 10.0

@@ -18,10 +18,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from billing.pricing import price_text
 from proxy.catalog.litellm_prices import LiteLLMEntry
 from proxy.catalog.specs import CAPABILITIES, card_spec_from_entry, ensure_unique_names
 from proxy.catalog.titles import snapshot_base, snapshot_date, title_for
-from proxy.gateway.routing import price_text
 
 _EXPERIMENTAL = re.compile(r"(^|-)(exp|experimental)(-|$)|^labs-")
 

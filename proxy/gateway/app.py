@@ -8,10 +8,7 @@ from typing import Any
 from proxy.gateway import health
 from proxy.gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from proxy.gateway.http import ClientDisconnected, Request, Response, send_response
-from proxy.gateway.pipeline import call as endpoints_chat
-from proxy.gateway.routes import embeddings as endpoints_embeddings
-from proxy.gateway.routes import messages as endpoints_messages
-from proxy.gateway.routes import models as endpoints_models
+from proxy.gateway.routes import chat, embeddings, messages, models
 from proxy.gateway.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -20,16 +17,16 @@ Handler = Callable[[Request, Runtime], Awaitable[Response | None]]
 
 # (path -> {method -> handler}); paths under a prefix go to the prefix's handlers.
 EXACT_ROUTES: dict[str, dict[str, Handler]] = {
-    "/v1/models": {"GET": endpoints_models.list_models},
-    "/v1/chat/completions": {"POST": endpoints_chat.chat_completions},
-    "/v1/embeddings": {"POST": endpoints_embeddings.embeddings},
-    "/v1/messages": {"POST": endpoints_messages.messages},
-    "/v1/messages/count_tokens": {"POST": endpoints_messages.count_tokens},
+    "/v1/models": {"GET": models.list_models},
+    "/v1/chat/completions": {"POST": chat.chat_completions},
+    "/v1/embeddings": {"POST": embeddings.embeddings},
+    "/v1/messages": {"POST": messages.messages},
+    "/v1/messages/count_tokens": {"POST": messages.count_tokens},
     "/healthz": {"GET": health.healthz, "HEAD": health.healthz},
     "/readyz": {"GET": health.readyz, "HEAD": health.readyz},
 }
 PREFIX_ROUTES: tuple[tuple[str, dict[str, Handler]], ...] = (
-    (endpoints_models.MODELS_PREFIX, {"GET": endpoints_models.retrieve_model}),
+    (models.MODELS_PREFIX, {"GET": models.retrieve_model}),
 )
 GATEWAY_PATHS = ("/v1/", "/healthz", "/readyz")
 

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
+from billing.events import UsageEvent
 from proxy.gateway.errors import RateLimited
-from proxy.gateway.pipeline.metering import UsageEvent
 from tokenbyte.redis import GatewayRedis
 
 if TYPE_CHECKING:
-    from proxy.gateway.auth.authenticate import KeyPolicy
+    from proxy.gateway.auth.policy import KeyPolicy
 
 WINDOW_MS = 60_000.0
 Headers = list[tuple[bytes, bytes]]

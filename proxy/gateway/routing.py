@@ -8,26 +8,13 @@ import difflib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from types import MappingProxyType
 
 import orjson
 
-from proxy.catalog.crypto import CredentialDecryptionError
-from proxy.models import ModelCard, UpstreamCredential
+from billing.pricing import Prices, price_text
 
 logger = logging.getLogger(__name__)
-_CENT = Decimal("0.01")
-
-
-@dataclass(frozen=True, slots=True)
-class Prices:
-    """US dollars per million tokens."""
-
-    input: Decimal
-    output: Decimal
-    cache_read: Decimal
-    cache_write: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +46,6 @@ class Upstream:
     api_key: str = field(repr=False)
     priority: int
     weight: int
-
-
-def price_text(price: Decimal) -> str:
-    """Prices as decimal strings with at least cents: "3.00", "0.075", "0.30"."""
-    normal = price.normalize()
-    exponent = normal.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        normal = normal.quantize(_CENT)
-    return format(normal, "f")
 
 
 def card_payload(card: Card) -> dict[str, object]:
@@ -153,52 +131,3 @@ class RoutingTable:
         if card.credential_ids:
             return tuple(u for u in candidates if u.id in card.credential_ids)
         return candidates
-
-
-def load_routing_table(version: int) -> RoutingTable:
-    """Read the active catalog and enabled credentials (synchronous: call it off the loop)."""
-    cards = [
-        Card(
-            id=card.pk,
-            title=card.title,
-            provider=card.provider,
-            upstream_id=card.upstream_id,
-            type=card.type,
-            context_length=card.context_length,
-            max_output_tokens=card.max_output_tokens,
-            prices=Prices(
-                input=card.input_price,
-                output=card.output_price,
-                cache_read=card.cache_read_price,
-                cache_write=card.cache_write_price,
-            ),
-            supports_tools=card.supports_tools,
-            supports_vision=card.supports_vision,
-            supports_json=card.supports_json,
-            supports_reasoning=card.supports_reasoning,
-            first_byte_timeout=card.first_byte_timeout,
-            credential_ids=frozenset(c.pk for c in card.credentials.all()),
-            names=tuple(card.names()),
-            created=int(card.created_at.timestamp()),
-        )
-        for card in ModelCard.objects.filter(active=True).prefetch_related("credentials")
-    ]
-    upstreams = []
-    for credential in UpstreamCredential.objects.filter(enabled=True):
-        try:
-            api_key = credential.get_api_key()
-        except CredentialDecryptionError:
-            logger.error("upstream credential %s cannot be decrypted; skipped", credential)
-            continue
-        upstreams.append(
-            Upstream(
-                id=credential.pk,
-                provider=credential.provider,
-                name=credential.name,
-                base_url=credential.effective_base_url,
-                api_key=api_key,
-                priority=credential.priority,
-                weight=credential.weight,
-            )
-        )
-    return RoutingTable(cards, upstreams, version)

@@ -13,8 +13,9 @@ from proxy.gateway.db import PollingThread, run_in_db_thread
 from proxy.gateway.ids import IdSource
 from proxy.gateway.limits import RateLimiter
 from proxy.gateway.pipeline.metering import Metering
-from proxy.gateway.routing import RoutingTable, load_routing_table
+from proxy.gateway.routing import RoutingTable
 from proxy.routing_version import routing_version_get
+from proxy.selectors import load_routing_table
 from proxy.upstream.pool import UpstreamPool
 from tokenbyte.redis import GatewayRedis
 

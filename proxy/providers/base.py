@@ -9,13 +9,12 @@ from typing import Any
 
 import httpx
 
-from billing.usage import Usage
+from billing.usage import Usage, estimate_tokens, prompt_chars
 from proxy.gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge, UpstreamError
-from proxy.gateway.pipeline.calls import estimate_tokens, prompt_chars
 from proxy.gateway.routing import Card, Upstream
 from proxy.gateway.sse import Event
 from proxy.upstream.failures import upstream_message
-from proxy.upstream.transport import UpstreamRequest
+from proxy.upstream.request import UpstreamRequest
 
 USER_AGENT = b"TokenByte/0.1"
 

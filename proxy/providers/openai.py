@@ -17,7 +17,7 @@ from proxy.providers.base import (
     upstream_url,
 )
 from proxy.upstream.failures import stream_failure
-from proxy.upstream.transport import UpstreamRequest
+from proxy.upstream.request import UpstreamRequest
 
 # A field's name or an error's code as OpenAI writes them (messages[0].content, invalid_value);
 # anything else an upstream puts there is not passed on.

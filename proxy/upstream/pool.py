@@ -32,7 +32,8 @@ from proxy.upstream.failures import (
     log_failed_attempt,
     transport_failure,
 )
-from proxy.upstream.transport import TransportOptions, UpstreamRequest, UpstreamTransport
+from proxy.upstream.request import UpstreamRequest
+from proxy.upstream.transport import TransportOptions, UpstreamTransport
 from tokenbyte.redis import GatewayRedis, subscribe_forever
 
 if TYPE_CHECKING:

@@ -32,14 +32,13 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
 from proxy.upstream.connection import Http1Connection, ResponseBody
 from proxy.upstream.dial import Dialer, Origin, Route
+from proxy.upstream.request import UpstreamRequest
 
-Headers = list[tuple[bytes, bytes]]
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 
 
@@ -53,25 +52,6 @@ class TransportOptions:
     resolve: Mapping[str, Sequence[str]] | None = None  # host -> IP addresses, replacing DNS
     trust_env: bool = True  # HTTP(S)_PROXY / NO_PROXY / SSL_CERT_FILE, read at construction
     happy_eyeballs_delay: float = 0.25  # RFC 8305's connection attempt delay
-
-
-class UpstreamRequest:
-    """One call to a provider, as an adapter builds it."""
-
-    __slots__ = ("content", "extensions", "headers", "method", "url")
-
-    def __init__(self, method: str, url: httpx.URL, headers: Headers, content: bytes) -> None:
-        self.method = method
-        self.url = url
-        self.headers = headers  # without Host and Content-Length: the transport adds them
-        self.content = content
-        self.extensions: dict[str, Any] = {}
-
-    def to_httpx(self) -> httpx.Request:
-        """For httpx's own transports (HTTP/2)."""
-        request = httpx.Request(self.method, self.url, headers=self.headers, content=self.content)
-        request.extensions = self.extensions
-        return request
 
 
 class _OriginPool:

@@ -11,8 +11,9 @@ from django.test import Client
 from accounts.models import User
 from keys.services import MintedKey, key_mint
 from keys.validation import KeySpec
-from proxy.gateway.auth.authenticate import KeyPolicy, authenticate
+from proxy.gateway.auth.authenticate import authenticate
 from proxy.gateway.auth.key_cache import KeyResolver
+from proxy.gateway.auth.policy import KeyPolicy
 from proxy.gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
 from proxy.gateway.http import Request
 from proxy.gateway.ids import IdSource

@@ -19,7 +19,7 @@ from keys.services import key_revoke, key_update
 from keys.validation import KeySpec
 from proxy.gateway.auth.authenticate import authenticate_optional
 from proxy.gateway.errors import AuthenticationFailed, PermissionDenied
-from proxy.gateway.routing import load_routing_table
+from proxy.selectors import load_routing_table
 from tests.keys.conftest import (
     Mint,
     authenticate_sync,

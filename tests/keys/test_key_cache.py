@@ -15,7 +15,8 @@ from accounts.models import User
 from keys.models import ApiKey
 from keys.services import key_revoke
 from proxy.gateway.auth import key_cache
-from proxy.gateway.auth.authenticate import KeyPolicy, authenticate
+from proxy.gateway.auth.authenticate import authenticate
+from proxy.gateway.auth.policy import KeyPolicy
 from proxy.gateway.errors import AuthenticationFailed, ServiceUnavailable
 from tests.keys.conftest import (
     Mint,

@@ -19,7 +19,8 @@ from prometheus_client import REGISTRY
 
 from accounts.models import User
 from proxy.gateway.auth import key_cache
-from proxy.gateway.auth.authenticate import KeyPolicy, authenticate
+from proxy.gateway.auth.authenticate import authenticate
+from proxy.gateway.auth.policy import KeyPolicy
 from proxy.gateway.db import run_in_db_thread
 from proxy.gateway.errors import AuthenticationFailed, GatewayError, RateLimited, ServiceUnavailable
 from proxy.gateway.limits import UnknownKeyLimiter

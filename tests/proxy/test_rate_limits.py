@@ -11,7 +11,7 @@ from django.conf import settings
 from accounts.models import User
 from keys.services import key_mint
 from keys.validation import KeySpec
-from proxy.gateway.auth.authenticate import KeyPolicy
+from proxy.gateway.auth.policy import KeyPolicy
 from proxy.gateway.errors import RateLimited
 from proxy.gateway.limits import LocalBuckets, RateLimiter, duration
 from tests.conftest import LiveServer

@@ -5,7 +5,8 @@ from typing import Any
 
 import orjson
 
-from proxy.gateway.routing import Card, Prices
+from billing.pricing import Prices
+from proxy.gateway.routing import Card
 from proxy.gateway.sse import Event
 
 

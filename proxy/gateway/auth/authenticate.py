@@ -7,20 +7,17 @@ limits how many unknown keys one client address may have looked up.
 
 import ipaddress
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 
+from proxy.gateway.auth.policy import KeyPolicy
 from proxy.gateway.errors import AuthenticationFailed, PermissionDenied
 from proxy.gateway.http import Request
-from proxy.gateway.routing import Card
 
 if TYPE_CHECKING:
     from proxy.gateway.runtime import Runtime
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 KEY_PREFIX = b"tb-"
 # Far longer than any key we mint; longer values are refused before hashing.
@@ -33,66 +30,6 @@ NOT_OUR_KEY_MESSAGE = (
     "This is not a TokenByte API key: ours start with 'tb-'. Create one in the console under "
     "/keys/."
 )
-# How many allowed titles a 403 names before it says "and N more".
-LISTED_MODELS = 5
-
-
-@dataclass(frozen=True, slots=True)
-class KeyPolicy:
-    """Everything the hot path needs about one key. Immutable; shared by concurrent requests."""
-
-    key_id: int
-    account_id: int
-    name: str
-    prefix: str
-    rpm: int | None
-    tpm: int | None
-    allowed_models: frozenset[str]  # card titles; empty allows every model
-    max_request_cost: Decimal | None
-    budget: Decimal | None
-    budget_period: str
-    expires_at: float | None  # epoch seconds
-    networks: tuple[IPNetwork, ...]  # empty allows any client address
-
-    @classmethod
-    def from_entry(cls, entry: dict[str, Any]) -> "KeyPolicy":
-        """From a cache entry (keys/cache.py key_cache_entry)."""
-        return cls(
-            key_id=entry["id"],
-            account_id=entry["account"],
-            name=entry["name"],
-            prefix=entry["prefix"],
-            rpm=entry["rpm"],
-            tpm=entry["tpm"],
-            allowed_models=frozenset(entry["models"]),
-            max_request_cost=_decimal(entry["max_request_cost"]),
-            budget=_decimal(entry["budget"]),
-            budget_period=entry["budget_period"],
-            expires_at=entry["expires_at"],
-            networks=tuple(ipaddress.ip_network(text) for text in entry["networks"]),
-        )
-
-    def allows_card(self, card: Card) -> bool:
-        # By title: a card's title and its aliases are one model.
-        return not self.allowed_models or card.title in self.allowed_models
-
-    def check_card(self, card: Card) -> None:
-        if self.allows_card(card):
-            return
-        allowed = sorted(self.allowed_models)
-        listed = ", ".join(allowed[:LISTED_MODELS])
-        if len(allowed) > LISTED_MODELS:
-            listed += f" and {len(allowed) - LISTED_MODELS} more"
-        raise PermissionDenied(
-            f"This API key may not use the model '{card.title}'. It allows: {listed}. "
-            "Change the key's allowed models in the console under /keys/.",
-            param="model",
-            code="model_not_allowed",
-        )
-
-
-def _decimal(text: str | None) -> Decimal | None:
-    return None if text is None else Decimal(text)
 
 
 def _presented_key(request: Request, allow_x_api_key: bool) -> bytes | None:

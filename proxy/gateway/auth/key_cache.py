@@ -50,7 +50,7 @@ from keys.cache import (
     policy_redis_key,
 )
 from keys.services import key_last_used_record
-from proxy.gateway.auth.authenticate import KeyPolicy
+from proxy.gateway.auth.policy import KeyPolicy
 from proxy.gateway.db import DatabaseLane, LaneFull, PollingThread, run_in_db_thread
 from proxy.gateway.errors import AuthenticationFailed, RateLimited, ServiceUnavailable
 from proxy.gateway.limits import ClientAddress, UnknownKeyLimiter

@@ -1,6 +1,5 @@
 """What every upstream call shares: timing, the attempt log, and its one usage event."""
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,9 +8,9 @@ from typing import Any
 
 import orjson
 
+from billing.events import UsageEvent
 from billing.pricing import cost_text, usage_cost
 from billing.usage import Usage
-from proxy.gateway.pipeline.metering import UsageEvent
 from proxy.gateway.routing import Card, Upstream
 
 ZERO = Decimal(0)
@@ -89,22 +88,4 @@ def priced_usage(original: Any, usage: Usage, cost: Decimal) -> dict[str, Any]:
     return result
 
 
-def estimate_tokens(text_chars: int, pieces: int = 0) -> int:
-    """A rough token count (about 4 characters a token) for when an upstream reported none."""
-    return max(pieces, math.ceil(text_chars / 4))
-
-
-def prompt_chars(messages: Any) -> int:
-    total = 0
-    for message in messages if isinstance(messages, list) else ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            total += len(content)
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    total += len(part["text"])
-    return total
-
-
-__all__ = ["ZERO", "CallRecord", "estimate_tokens", "priced_usage", "prompt_chars"]
+__all__ = ["ZERO", "CallRecord", "priced_usage"]

@@ -14,13 +14,8 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
-from decimal import Decimal
-from typing import Any
 
-import orjson
-
-from billing.usage import Usage
+from billing.events import UsageEvent
 from tokenbyte.redis import REDIS_FAILURES, GatewayRedis, describe
 
 logger = logging.getLogger(__name__)
@@ -35,43 +30,6 @@ DROP_LOG_SECONDS = 10.0
 
 # Consumers run in order on the metering task; an async one is awaited before the next runs.
 Consumer = Callable[[list["UsageEvent"]], Awaitable[None] | None]
-
-
-@dataclass(frozen=True, slots=True)
-class UsageEvent:
-    event_id: str  # unique per event: the idempotency key of the usage record and its charge
-    request_id: str  # what the client saw in x-request-id (a client may choose its own)
-    endpoint: str  # "chat.completions", "embeddings", "messages"
-    key_id: int | None
-    account_id: int | None
-    card_id: int
-    model: str  # the card title
-    provider: str
-    upstream_model: str
-    credential_id: int | None
-    status: int  # HTTP status the client received
-    error_code: str | None
-    stream: bool
-    usage: Usage
-    cost: Decimal
-    started_at: float  # epoch seconds
-    latency_ms: float
-    ttfb_ms: float | None  # to the first byte sent to the client
-    attempts: int
-    client_disconnected: bool = False
-    upstream_request_id: str | None = None
-
-    def to_json(self) -> bytes:
-        data = asdict(self)
-        data["cost"] = str(self.cost)
-        return orjson.dumps(data)
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> "UsageEvent":
-        data = orjson.loads(raw)
-        data["usage"] = Usage(**data["usage"])
-        data["cost"] = Decimal(data["cost"])
-        return cls(**data)
 
 
 class Metering:
@@ -210,7 +168,3 @@ class Metering:
         shipped = {id(event) for event in batch}
         while self._outbox and id(self._outbox[0]) in shipped:
             self._outbox.popleft()
-
-
-def events_from_stream(entries: list[tuple[Any, dict[bytes, bytes]]]) -> list[UsageEvent]:
-    return [UsageEvent.from_json(fields[b"event"]) for _, fields in entries]

@@ -9,12 +9,13 @@ from proxy.gateway.auth.authenticate import authenticate
 from proxy.gateway.dialects.openai_embeddings import validate_embeddings
 from proxy.gateway.errors import GatewayError
 from proxy.gateway.http import JSON_CONTENT_TYPE, Request, Response
-from proxy.gateway.pipeline.call import ZERO_USAGE, open_upstream, resolve_card, start_call
+from proxy.gateway.pipeline.call import ZERO_USAGE, open_upstream, start_call
 from proxy.gateway.pipeline.calls import priced_usage
+from proxy.gateway.pipeline.resolve import resolve_card
 from proxy.gateway.runtime import Runtime
 from proxy.providers import adapter_for
 from proxy.upstream.failures import cite_request, log_failed_answer
-from proxy.upstream.transport import UpstreamRequest
+from proxy.upstream.request import UpstreamRequest
 
 
 async def embeddings(request: Request, runtime: Runtime) -> Response:

@@ -23,15 +23,9 @@ from proxy.gateway.dialects.anthropic_messages.stream import AnthropicEventWrite
 from proxy.gateway.dialects.anthropic_messages.translate import chat_body
 from proxy.gateway.errors import GatewayError, InvalidRequest, UpstreamError
 from proxy.gateway.http import JSON_CONTENT_TYPE, Request, Response
-from proxy.gateway.pipeline.call import (
-    ZERO_USAGE,
-    StreamOutput,
-    complete,
-    open_upstream,
-    relay_stream,
-    resolve_card,
-    start_call,
-)
+from proxy.gateway.pipeline.call import ZERO_USAGE, complete, open_upstream, start_call
+from proxy.gateway.pipeline.relay import StreamOutput, relay_stream
+from proxy.gateway.pipeline.resolve import resolve_card
 from proxy.gateway.routing import Card
 from proxy.gateway.runtime import Runtime
 from proxy.gateway.sse import Event, named_frame
@@ -41,7 +35,7 @@ from proxy.providers.anthropic.stream import AnthropicEvents, stream_error
 from proxy.providers.base import StreamTranslator
 from proxy.providers.openai import parse_json_object
 from proxy.upstream.failures import cite_request, log_failed_answer
-from proxy.upstream.transport import UpstreamRequest
+from proxy.upstream.request import UpstreamRequest
 
 
 async def messages(request: Request, runtime: Runtime) -> Response | None:

@@ -9,33 +9,15 @@ from urllib.parse import parse_qs
 import orjson
 
 from proxy.gateway.auth.authenticate import authenticate_optional
-from proxy.gateway.errors import GatewayError, InvalidRequest, ModelNotFound, ServiceUnavailable
+from proxy.gateway.errors import GatewayError, InvalidRequest
 from proxy.gateway.http import JSON_CONTENT_TYPE, Request, Response
-from proxy.gateway.routing import Card, RoutingTable
+from proxy.gateway.pipeline.resolve import model_not_found, routing_or_503
+from proxy.gateway.routing import Card
 from proxy.gateway.runtime import Runtime
 
 MODELS_PREFIX = "/v1/models/"
 # Anthropic's Models API pages: `limit` defaults to 20 and ranges from 1 to 1000.
 DEFAULT_LIMIT, MAX_LIMIT = 20, 1000
-
-
-def routing_or_503(runtime: Runtime) -> RoutingTable:
-    if runtime.routing is None:
-        raise ServiceUnavailable("The model catalog is not loaded yet; retry in a moment.")
-    return runtime.routing
-
-
-def model_not_found(routing: RoutingTable, name: str, param: str | None = "model") -> ModelNotFound:
-    suggestions = routing.suggest(name)
-    hint = (
-        " Did you mean " + ", ".join(f"'{title}'" for title in suggestions) + "?"
-        if suggestions
-        else ""
-    )
-    return ModelNotFound(
-        f"The model '{name}' does not exist.{hint} GET /v1/models lists every model.",
-        param=param,
-    )
 
 
 def wants_anthropic(request: Request) -> bool:

@@ -22,7 +22,7 @@ from proxy.providers.base import (
     upstream_url,
 )
 from proxy.providers.openai import parse_json_object
-from proxy.upstream.transport import UpstreamRequest
+from proxy.upstream.request import UpstreamRequest
 
 ANTHROPIC_VERSION = b"2023-06-01"
 MESSAGES_PATH = "/v1/messages"

@@ -6,9 +6,8 @@ from typing import Any
 
 import orjson
 
-from billing.usage import Usage
+from billing.usage import Usage, estimate_tokens, prompt_chars
 from proxy.gateway.errors import UpstreamError
-from proxy.gateway.pipeline.calls import estimate_tokens, prompt_chars
 from proxy.gateway.routing import Card
 from proxy.gateway.sse import Event
 from proxy.providers.anthropic.request import JSON_TOOL

@@ -15,9 +15,8 @@ from typing import Any
 
 import orjson
 
-from billing.usage import Usage
+from billing.usage import Usage, estimate_tokens
 from proxy.gateway.errors import InvalidRequest, UpstreamError
-from proxy.gateway.pipeline.calls import estimate_tokens
 from proxy.gateway.routing import Card, Upstream
 from proxy.gateway.sse import Event
 from proxy.providers.base import (
@@ -31,7 +30,7 @@ from proxy.providers.gemini.request import gemini_body
 from proxy.providers.openai import parse_json_object
 from proxy.providers.translate import token_count
 from proxy.upstream.failures import stream_failure
-from proxy.upstream.transport import UpstreamRequest
+from proxy.upstream.request import UpstreamRequest
 
 FILTERED = frozenset(
     {
