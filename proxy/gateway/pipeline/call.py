@@ -15,11 +15,7 @@ from proxy.gateway.pipeline.resolve import routing_or_503
 from proxy.gateway.routing import Card
 from proxy.gateway.runtime import Runtime
 from proxy.providers.base import ProviderAdapter
-from proxy.upstream.failures import (
-    cite_request,
-    log_failed_answer,
-    log_refusal,
-)
+from proxy.upstream.failures import cite_request, log_failed_answer, log_refusal
 from proxy.upstream.pool import Opened, timeouts_for
 
 ZERO_USAGE = Usage()

@@ -16,12 +16,7 @@ from proxy.gateway.http import Request
 from proxy.gateway.pipeline.calls import CallRecord
 from proxy.gateway.runtime import Runtime
 from proxy.gateway.sse import Event, SSEParser
-from proxy.upstream.failures import (
-    cite_request,
-    exception_detail,
-    failed,
-    log_failed_answer,
-)
+from proxy.upstream.failures import cite_request, exception_detail, failed, log_failed_answer
 from proxy.upstream.pool import Opened
 
 logger = logging.getLogger(__name__)
