@@ -14,8 +14,8 @@ from django.utils.timesince import timesince
 
 from accounts.models import User
 from keys.selectors import KeysUsage, keys_usage
+from proxy.catalog.providers import Provider
 from proxy.models import ModelCard, ModelType
-from proxy.providers import Provider
 
 # The model the landing page's snippets call when the catalog has it.
 PREFERRED_EXAMPLE_MODELS = ("Claude Sonnet 4.5", "GPT-4o", "Gemini 2.5 Flash")

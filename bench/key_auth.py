@@ -31,11 +31,11 @@ from django.core.management import call_command  # noqa: E402
 from accounts.models import User  # noqa: E402
 from keys.services import key_mint  # noqa: E402
 from keys.validation import KeySpec  # noqa: E402
-from proxy.auth import authenticate  # noqa: E402
-from proxy.http import Request  # noqa: E402
-from proxy.ids import IdSource  # noqa: E402
-from proxy.key_cache import KeyResolver  # noqa: E402
-from proxy.runtime import Runtime  # noqa: E402
+from proxy.gateway.auth.authenticate import authenticate  # noqa: E402
+from proxy.gateway.auth.key_cache import KeyResolver  # noqa: E402
+from proxy.gateway.http import Request  # noqa: E402
+from proxy.gateway.ids import IdSource  # noqa: E402
+from proxy.gateway.runtime import Runtime  # noqa: E402
 
 N = int(os.environ.get("N", "200000"))
 

@@ -17,14 +17,15 @@ import orjson
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenbyte.settings_test")
 django.setup()
 
-from proxy.adapters.anthropic_request import anthropic_body  # noqa: E402
-from proxy.adapters.anthropic_stream import AnthropicStream  # noqa: E402
-from proxy.adapters.gemini import GeminiStream  # noqa: E402
-from proxy.adapters.gemini_request import gemini_body  # noqa: E402
-from proxy.adapters.openai import OpenAIAdapter, OpenAIStream  # noqa: E402
-from proxy.messages_stream import AnthropicEventWriter  # noqa: E402
-from proxy.routing import Card, Prices  # noqa: E402
-from proxy.sse import Event  # noqa: E402
+from billing.pricing import Prices  # noqa: E402
+from proxy.gateway.dialects.anthropic_messages.stream import AnthropicEventWriter  # noqa: E402
+from proxy.gateway.routing import Card  # noqa: E402
+from proxy.gateway.sse import Event  # noqa: E402
+from proxy.providers.anthropic.request import anthropic_body  # noqa: E402
+from proxy.providers.anthropic.stream import AnthropicStream  # noqa: E402
+from proxy.providers.gemini.adapter import GeminiStream  # noqa: E402
+from proxy.providers.gemini.request import gemini_body  # noqa: E402
+from proxy.providers.openai import OpenAIAdapter, OpenAIStream  # noqa: E402
 
 
 def card(upstream_id: str, provider: str) -> Card:

@@ -18,7 +18,8 @@ from pathlib import Path
 CHILD = """
 import asyncio, json, sys, time
 import httpx, uvloop
-from proxy.upstream_http import UpstreamRequest, UpstreamTransport
+from proxy.upstream.request import UpstreamRequest
+from proxy.upstream.transport import UpstreamTransport
 
 URL = httpx.URL(sys.argv[1])
 BODY = b'{"model":"mock-gpt","messages":[{"role":"user","content":"Say hello."}]}'

@@ -6,7 +6,7 @@ Against the shared harness's nginx mock on another CPU (start it first:
     taskset -c 1 .venv/bin/python bench/upstream_clients.py [URL] [--rounds 3] [--only a,b]
 
 Each candidate behind the gateway's transport seam (bench/candidates/: an
-UpstreamRequest in, an httpx.Response streamed out, as proxy/upstream.py calls it) and each
+UpstreamRequest in, an httpx.Response streamed out, as proxy/upstream/pool.py calls it) and each
 library's own API alone (what the seam costs), for a JSON reply and an SSE stream, in four
 modes: back to back one at a time and 16 at once (requests per second), and sparse, with a
 pause between calls on each of 1 and 16 callers (latency p50/p99 per call). CPU time per call
@@ -36,11 +36,11 @@ from candidates import AUTO_HEADERS, TransportOptions, make_transport
 from curl_cffi.requests import AsyncSession
 from pyreqwest.client import ClientBuilder
 
-from proxy.upstream_http import UpstreamRequest
+from proxy.upstream.request import UpstreamRequest
 
 JSON = b'{"model":"mock-gpt","messages":[{"role":"user","content":"Say hello."}]}'
 SSE = b'{"model":"mock-gpt","stream":true,"messages":[{"role":"user","content":"Say hello."}]}'
-HEADERS = [  # what the gateway's adapters send (proxy/adapters/base.py)
+HEADERS = [  # what the gateway's adapters send (proxy/providers/base.py)
     (b"authorization", b"Bearer x"),
     (b"content-type", b"application/json"),
     (b"accept", b"application/json"),
@@ -149,7 +149,7 @@ CLIENTS: dict[str, Callable[[str], Opened]] = {
     "pyreqwest_mt alone": pyreqwest_alone(True),
 }
 LABELS = {
-    "ours": "**ours** (proxy/upstream_http.py)",
+    "ours": "**ours** (proxy/upstream/transport.py)",
     "aiohttp": "aiohttp 3.14.5, seam",
     "curl_cffi": "curl-cffi 0.17.0 (libcurl 8.23), seam",
     "pyreqwest": "pyreqwest 0.15.1 (reqwest/hyper), seam",

@@ -1,4 +1,4 @@
-"""Cost of checking an inbound request's fields (proxy/dialects/), per request.
+"""Cost of checking an inbound request's fields (proxy/gateway/dialects/), per request.
 
     .venv/bin/python bench/validation.py
 
@@ -15,8 +15,8 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenbyte.settings_test")
 django.setup()
 
-from proxy.dialects.openai_chat import validate_chat  # noqa: E402
-from proxy.dialects.openai_embeddings import validate_embeddings  # noqa: E402
+from proxy.gateway.dialects.openai_chat import validate_chat  # noqa: E402
+from proxy.gateway.dialects.openai_embeddings import validate_embeddings  # noqa: E402
 
 SHORT = {
     "model": "GPT-4o",

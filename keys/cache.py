@@ -42,7 +42,7 @@ REDIS_NEGATIVE_TTL_SECONDS = 60
 ANNOUNCE_TIMEOUT_SECONDS = 2.0
 
 # Without Redis: how long KeyChange rows are kept. A gateway that could not poll for longer
-# drops every cached key instead (proxy/key_cache.py).
+# drops every cached key instead (proxy/gateway/auth/key_cache.py).
 KEY_CHANGE_RETENTION = timedelta(minutes=10)
 # This process, as the origin of the KeyChange rows it writes (fixed for its lifetime).
 PROCESS_ORIGIN = uuid.uuid4().hex

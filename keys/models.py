@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from proxy.routing import price_text
+from billing.pricing import price_text
 
 # Money is stored to 1e-9 USD (CONTRACT.md §5).
 MONEY_DIGITS = 18
@@ -111,8 +111,9 @@ class KeyChange(models.Model):
     """A committed change to a key, for gateway processes that have no Redis to hear it on.
 
     Without REDIS_URL the writers (keys/cache.py) add one row per changed key and every
-    gateway polls the rows added since its last look (proxy/key_cache.py), so a revoke made in
-    any process reaches all of them within a second. Rows are kept for RETENTION only.
+    gateway polls the rows added since its last look (proxy/gateway/auth/key_cache.py), so a
+    revoke made in any process reaches all of them within a second. Rows are kept for RETENTION
+    only.
     """
 
     secret_hash = models.CharField(max_length=64)

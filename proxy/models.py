@@ -6,8 +6,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 
-from proxy.crypto import decrypt_secret, encrypt_secret
-from proxy.providers import Provider, default_base_url
+from proxy.catalog.crypto import decrypt_secret, encrypt_secret
+from proxy.catalog.providers import Provider, default_base_url
 
 
 class ModelType(models.TextChoices):
@@ -164,7 +164,7 @@ class UpstreamCredential(models.Model):
 class RoutingVersion(models.Model):
     """One row, bumped with every change to the cards or the credentials (proxy/signals.py).
 
-    Every gateway process polls it (proxy/runtime.py) and reloads its routing table when it
+    Every gateway process polls it (proxy/gateway/runtime.py) and reloads its routing table when it
     moved: in the database, so a change made by any process reaches all of them, embedded mode
     included, where the cache is each process's own.
     """

@@ -9,12 +9,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 
-from proxy.catalog_specs import CardSpec, CatalogDataError, read_catalog_file
-from proxy.credential_check import credential_verify
-from proxy.crypto import CredentialDecryptionError
-from proxy.litellm_prices import LiteLLMEntry
+from proxy.catalog.credential_check import credential_verify
+from proxy.catalog.crypto import CredentialDecryptionError
+from proxy.catalog.litellm_prices import LiteLLMEntry
+from proxy.catalog.providers import Provider, default_base_url
+from proxy.catalog.specs import CardSpec, CatalogDataError, read_catalog_file
 from proxy.models import CardSource, ModelCard, UpstreamCredential
-from proxy.providers import Provider, default_base_url
 
 
 @dataclass

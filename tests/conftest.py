@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 from django.conf import settings
 
-from proxy.routing import RoutingTable
-from proxy.runtime import Runtime
+from proxy.gateway.routing import RoutingTable
+from proxy.gateway.runtime import Runtime
 
 REPO = Path(__file__).resolve().parent.parent
 

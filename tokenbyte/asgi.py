@@ -1,5 +1,6 @@
 """ASGI entry point: /v1/* and the health probes go to the gateway, everything else to Django
-(except API paths that lack /v1, which get a JSON 404 naming the right URL: proxy/misrouted.py).
+(except API paths that lack /v1, which get a JSON 404 naming the right URL:
+proxy/gateway/misrouted.py).
 
 Two front-door rules hold here, under any server: at most TOKENBYTE_MAX_CONCURRENCY requests
 in flight per process (the console's too; past it a 503 with Retry-After), and X-Forwarded-For
@@ -18,11 +19,11 @@ django_application = get_asgi_application()  # sets Django up before the gateway
 from django.conf import settings  # noqa: E402
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware  # noqa: E402
 
-from proxy.app import GatewayApp, serves  # noqa: E402
-from proxy.errors import ServiceUnavailable  # noqa: E402
-from proxy.http import Response, send_response  # noqa: E402
-from proxy.ids import IdSource  # noqa: E402
-from proxy.misrouted import misrouted  # noqa: E402
+from proxy.gateway.app import GatewayApp, serves  # noqa: E402
+from proxy.gateway.errors import ServiceUnavailable  # noqa: E402
+from proxy.gateway.http import Response, send_response  # noqa: E402
+from proxy.gateway.ids import IdSource  # noqa: E402
+from proxy.gateway.misrouted import misrouted  # noqa: E402
 
 RETRY_AFTER_SECONDS = 1
 

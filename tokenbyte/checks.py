@@ -68,7 +68,7 @@ def check_dangerous_settings(app_configs: Sequence[AppConfig] | None, **kwargs: 
             )
         )
     if settings.TOKENBYTE_ENCRYPTION_KEY:
-        from proxy.crypto import InvalidEncryptionKey, parse_fernet_keys
+        from proxy.catalog.crypto import InvalidEncryptionKey, parse_fernet_keys
 
         try:
             parse_fernet_keys(settings.TOKENBYTE_ENCRYPTION_KEY)

@@ -25,7 +25,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from proxy.errors import GatewayError, HeadersTooLarge, InvalidRequest, RequestTimeout
+from proxy.gateway.errors import GatewayError, HeadersTooLarge, InvalidRequest, RequestTimeout
 
 # Where a connection is in its current request.
 _IDLE, _HEAD, _BODY = 0, 1, 2

@@ -30,8 +30,9 @@ REDIS_FALLBACKS = Counter(
     ["operation"],
 )
 
-# Key-cache misses (proxy/key_cache.py): `reason` is `busy` (every lookup thread taken and the
-# backlog full: 503) or `unknown_keys` (the client address sent too many unknown keys: 429).
+# Key-cache misses (proxy/gateway/auth/key_cache.py): `reason` is `busy` (every lookup thread
+# taken and the backlog full: 503) or `unknown_keys` (the client address sent too many unknown
+# keys: 429).
 KEY_LOOKUPS_REFUSED = Counter(
     "tokenbyte_key_lookups_refused",
     "Key-cache misses answered without looking the key up.",

@@ -333,7 +333,7 @@ TOKENBYTE_STREAM_IDLE_TIMEOUT = env.float("TOKENBYTE_STREAM_IDLE_TIMEOUT", defau
 TOKENBYTE_TOTAL_TIMEOUT = env.float("TOKENBYTE_TOTAL_TIMEOUT", default=1800.0)
 
 # HTTP/2 to https upstreams that offer it (httpx's pool); off: HTTP/1.1 keep-alive
-# (proxy/upstream_http.py).
+# (proxy/upstream/transport.py).
 TOKENBYTE_UPSTREAM_HTTP2 = env.bool("TOKENBYTE_UPSTREAM_HTTP2", default=False)
 # Open connections per upstream origin (per process): past it, calls wait for one up to the
 # connect timeout (then 503). Idle kept-alive connections are closed after the keep-alive.

@@ -3,7 +3,7 @@ conformance suite (issue 11): `make_transport(name, options)`.
 
 Each adapter takes an UpstreamRequest and returns an httpx.Response as soon as the head arrived,
 its stream yielding the body as it arrives and its aclose() closing an unfinished response's
-connection; the library's own exceptions are mapped to httpx's, so proxy/upstream.py's failover
+connection; the library's own exceptions are mapped to httpx's, so proxy/upstream/pool.py's failover
 works unchanged. Options map onto each library's own settings; what a library cannot do is left
 undone (bench/README.md lists it), never imitated here. All: no redirects, no cookies, TLS
 always verified, proxies read from the environment once, at construction; an encoded body is
@@ -12,7 +12,7 @@ decoded by the library, while the request's own `accept-encoding` (identity) is 
 
 from collections.abc import Callable
 
-from proxy.upstream_http import TransportOptions, UpstreamTransport
+from proxy.upstream.transport import TransportOptions, UpstreamTransport
 
 from .common import AUTO_HEADERS, Transport
 from .via_aiohttp import AiohttpTransport

@@ -6,7 +6,7 @@ from typing import Protocol
 
 import httpx
 
-from proxy.upstream_http import UpstreamRequest
+from proxy.upstream.request import UpstreamRequest
 
 
 class Transport(Protocol):

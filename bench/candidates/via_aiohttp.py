@@ -10,7 +10,8 @@ import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from proxy.upstream_http import TransportOptions, UpstreamRequest
+from proxy.upstream.request import UpstreamRequest
+from proxy.upstream.transport import TransportOptions
 
 from .common import AUTO_HEADERS, HTTP11, decoded, env_proxies, text_headers
 

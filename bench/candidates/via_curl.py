@@ -14,7 +14,8 @@ from curl_cffi import AsyncCurl, Curl, ffi, lib
 from curl_cffi.const import CurlECode, CurlHttpVersion, CurlMOpt, CurlOpt
 from curl_cffi.curl import CURL_WRITEFUNC_PAUSE, CURLPAUSE_CONT, DEFAULT_CACERT
 
-from proxy.upstream_http import TransportOptions, UpstreamRequest
+from proxy.upstream.request import UpstreamRequest
+from proxy.upstream.transport import TransportOptions
 
 from .common import HTTP11, decoded, env_proxies, identity
 

@@ -13,7 +13,8 @@ from pyreqwest.proxy import ProxyBuilder
 from pyreqwest.request import StreamRequest
 from pyreqwest.response import Response as RqResponse
 
-from proxy.upstream_http import TransportOptions, UpstreamRequest
+from proxy.upstream.request import UpstreamRequest
+from proxy.upstream.transport import TransportOptions
 
 from .common import HTTP11, env_proxies, text_headers
 

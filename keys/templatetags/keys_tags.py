@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from django import template
 
-from proxy.routing import price_text
+from billing.pricing import price_text
 
 register = template.Library()
 

@@ -18,7 +18,7 @@ from django.core.management import call_command
 from accounts.models import User
 from keys.services import key_mint
 from keys.validation import KeySpec
-from proxy.catalog_specs import CardSpec
+from proxy.catalog.specs import CardSpec
 from proxy.services import card_create, credential_upsert
 from tests.conftest import LiveServer
 from tests.fakes.anthropic_api import FakeAnthropic

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from proxy.messages_beta import ga_body
+from proxy.gateway.dialects.anthropic_messages.betas import ga_body
 from tests.clients.conftest import CLAUDE, GEMINI, GPT, Stack
 
 # django_db: so the test database is set up; the data itself is the module fixture's (conftest).

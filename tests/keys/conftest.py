@@ -11,12 +11,13 @@ from django.test import Client
 from accounts.models import User
 from keys.services import MintedKey, key_mint
 from keys.validation import KeySpec
-from proxy.auth import KeyPolicy, authenticate
-from proxy.errors import AuthenticationFailed, GatewayError, PermissionDenied
-from proxy.http import Request
-from proxy.ids import IdSource
-from proxy.key_cache import KeyResolver
-from proxy.runtime import Runtime
+from proxy.gateway.auth.authenticate import authenticate
+from proxy.gateway.auth.key_cache import KeyResolver
+from proxy.gateway.auth.policy import KeyPolicy
+from proxy.gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
+from proxy.gateway.http import Request
+from proxy.gateway.ids import IdSource
+from proxy.gateway.runtime import Runtime
 from proxy.services import catalog_sync
 
 Mint = Callable[..., MintedKey]

@@ -17,9 +17,9 @@ from asgiref.sync import async_to_sync
 from accounts.models import User
 from keys.services import key_revoke, key_update
 from keys.validation import KeySpec
-from proxy.auth import authenticate_optional
-from proxy.errors import AuthenticationFailed, PermissionDenied
-from proxy.routing import load_routing_table
+from proxy.gateway.auth.authenticate import authenticate_optional
+from proxy.gateway.errors import AuthenticationFailed, PermissionDenied
+from proxy.selectors import load_routing_table
 from tests.keys.conftest import (
     Mint,
     authenticate_sync,

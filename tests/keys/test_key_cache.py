@@ -14,9 +14,10 @@ from asgiref.sync import async_to_sync, sync_to_async
 from accounts.models import User
 from keys.models import ApiKey
 from keys.services import key_revoke
-from proxy import key_cache
-from proxy.auth import KeyPolicy, authenticate
-from proxy.errors import AuthenticationFailed, ServiceUnavailable
+from proxy.gateway.auth import key_cache
+from proxy.gateway.auth.authenticate import authenticate
+from proxy.gateway.auth.policy import KeyPolicy
+from proxy.gateway.errors import AuthenticationFailed, ServiceUnavailable
 from tests.keys.conftest import (
     Mint,
     authenticate_sync,

@@ -18,11 +18,12 @@ from asgiref.sync import async_to_sync
 from prometheus_client import REGISTRY
 
 from accounts.models import User
-from proxy import key_cache
-from proxy.auth import KeyPolicy, authenticate
-from proxy.db import run_in_db_thread
-from proxy.errors import AuthenticationFailed, GatewayError, RateLimited, ServiceUnavailable
-from proxy.limits import UnknownKeyLimiter
+from proxy.gateway.auth import key_cache
+from proxy.gateway.auth.authenticate import authenticate
+from proxy.gateway.auth.policy import KeyPolicy
+from proxy.gateway.db import run_in_db_thread
+from proxy.gateway.errors import AuthenticationFailed, GatewayError, RateLimited, ServiceUnavailable
+from proxy.gateway.limits import UnknownKeyLimiter
 from tests.conftest import LiveServer
 from tests.keys.conftest import (
     Mint,

@@ -9,9 +9,9 @@ import openai
 import pytest
 
 from accounts.models import User
+from billing.events import UsageEvent
 from keys.services import MintedKey, key_mint
 from keys.validation import KeySpec
-from proxy.metering import UsageEvent
 from proxy.models import ModelCard, UpstreamCredential
 from proxy.services import credential_upsert
 from tests.conftest import LiveServer

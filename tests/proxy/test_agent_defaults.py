@@ -10,7 +10,7 @@ import anthropic
 import openai
 import pytest
 
-from proxy.routing import load_routing_table
+from proxy.selectors import load_routing_table
 from proxy.services import bootstrap_run
 from tests.fakes.server import FakeServer
 

@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from proxy.catalog_specs import read_catalog_file
+from proxy.catalog.specs import read_catalog_file
 from proxy.models import CardSource, ModelCard, UpstreamCredential
 from proxy.services import bootstrap_run, credential_upsert
 from tests.conftest import manage, manage_env

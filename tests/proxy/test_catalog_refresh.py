@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from proxy.catalog_refresh import refresh_catalog
-from proxy.catalog_specs import CatalogDataError, read_catalog_file
-from proxy.catalog_titles import snapshot_base, title_for
-from proxy.litellm_prices import read_litellm_file
+from proxy.catalog.litellm_prices import read_litellm_file
+from proxy.catalog.refresh import refresh_catalog
+from proxy.catalog.specs import CatalogDataError, read_catalog_file
+from proxy.catalog.titles import snapshot_base, title_for
 from tests.conftest import manage, manage_env
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "litellm_refresh.json"

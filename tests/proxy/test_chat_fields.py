@@ -200,7 +200,7 @@ def test_valid_edge_values_still_reach_openai(
 @pytest.fixture
 def fake_vllm(live_gateway: LiveServer, catalog: None) -> Iterator[FakeServer]:
     """A vLLM server behind the gateway, as card "Local Llama"."""
-    from proxy.catalog_specs import card_spec_from_entry
+    from proxy.catalog.specs import card_spec_from_entry
     from proxy.services import card_create, credential_upsert
 
     with FakeServer(FakeVLLM(api_key="local-key")) as server:

@@ -317,7 +317,7 @@ def test_missing_key_is_401(gateway: LiveServer) -> None:
 def test_openai_compatible_server_gets_developer_as_system(
     live_gateway: LiveServer, catalog: None, api_key: str
 ) -> None:
-    from proxy.catalog_specs import card_spec_from_entry
+    from proxy.catalog.specs import card_spec_from_entry
     from proxy.services import card_create, credential_upsert
 
     with FakeServer(FakeOpenAI(api_key="local-key")) as local:

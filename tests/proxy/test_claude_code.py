@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from proxy.catalog_specs import card_spec_from_entry
+from proxy.catalog.specs import card_spec_from_entry
 from proxy.services import card_create
 from tests.conftest import REPO, LiveServer
 from tests.fakes.anthropic_rules import THINKING_TEXT, signature_for

@@ -1,12 +1,12 @@
 """A Messages API body fitted to the Claude model behind a card: thinking, effort and role
 "system" messages rewritten only where that model would refuse them
-(proxy/adapters/claude_models.py)."""
+(proxy/providers/anthropic/claude_models.py)."""
 
 from typing import Any
 
 import pytest
 
-from proxy.adapters.claude_models import ClaudeModel, claude_model, fit_to_model
+from proxy.providers.anthropic.claude_models import ClaudeModel, claude_model, fit_to_model
 
 CLAUDE_CODE_BODY: dict[str, Any] = {
     "model": "Claude Sonnet 4.5",

@@ -6,8 +6,8 @@ import time
 import pytest
 from django.conf import settings
 
-from proxy.routing import Upstream
-from proxy.upstream import UpstreamPool
+from proxy.gateway.routing import Upstream
+from proxy.upstream.pool import UpstreamPool
 from tokenbyte.redis import GatewayRedis
 
 

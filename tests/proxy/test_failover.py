@@ -12,7 +12,7 @@ import pytest
 
 from proxy.models import UpstreamCredential
 from proxy.services import credential_upsert
-from proxy.upstream_http import UpstreamTransport
+from proxy.upstream.transport import UpstreamTransport
 from tests.conftest import LiveServer, free_port
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.server import FakeServer, Scripted

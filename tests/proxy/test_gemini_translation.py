@@ -4,12 +4,12 @@ the stream; no server, no database."""
 import orjson
 import pytest
 
-from proxy.adapters.gemini import GeminiStream, usage_from_gemini
-from proxy.adapters.gemini_request import gemini_body
-from proxy.adapters.gemini_schema import gemini_schema
-from proxy.errors import InvalidRequest
-from proxy.sse import Event
-from proxy.usage import Usage
+from billing.usage import Usage
+from proxy.gateway.errors import InvalidRequest
+from proxy.gateway.sse import Event
+from proxy.providers.gemini.adapter import GeminiStream, usage_from_gemini
+from proxy.providers.gemini.request import gemini_body
+from proxy.providers.gemini.schema import gemini_schema
 from tests.proxy.translation_helpers import HELLO, card
 
 

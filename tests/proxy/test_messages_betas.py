@@ -9,7 +9,7 @@ import anthropic
 import httpx
 import pytest
 
-from proxy.catalog_specs import card_spec_from_entry
+from proxy.catalog.specs import card_spec_from_entry
 from proxy.services import card_create
 from tests.conftest import LiveServer
 from tests.fakes.server import FakeServer

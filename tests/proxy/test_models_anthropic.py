@@ -11,7 +11,7 @@ import pytest
 
 from keys.services import key_mint
 from keys.validation import KeySpec
-from proxy.catalog_specs import card_spec_from_entry
+from proxy.catalog.specs import card_spec_from_entry
 from proxy.services import card_create
 from tests.conftest import LiveServer
 

@@ -11,9 +11,9 @@ from django.conf import settings
 from accounts.models import User
 from keys.services import key_mint
 from keys.validation import KeySpec
-from proxy.auth import KeyPolicy
-from proxy.errors import RateLimited
-from proxy.limits import LocalBuckets, RateLimiter, duration
+from proxy.gateway.auth.policy import KeyPolicy
+from proxy.gateway.errors import RateLimited
+from proxy.gateway.limits import LocalBuckets, RateLimiter, duration
 from tests.conftest import LiveServer
 from tests.fakes.server import FakeServer
 from tests.proxy.conftest import EventLog

@@ -9,15 +9,15 @@ import httpx
 import orjson
 import pytest
 
-from proxy.health import _check
-from proxy.redact import log_safe, scrub
-from proxy.upstream_errors import (
+from proxy.gateway.health import _check
+from proxy.upstream.failures import (
     cite_request,
     failure_for_status,
     stream_failure,
     transport_failure,
     upstream_message,
 )
+from proxy.upstream.redact import log_safe, scrub
 from tests.fakes.anthropic_rules import AnthropicError
 from tests.fakes.gemini_rules import GeminiError
 from tests.fakes.openai_rules import OpenAIError
@@ -292,6 +292,6 @@ def test_readiness_names_the_check_never_the_exception(caplog: pytest.LogCapture
     async def failing() -> None:
         raise OSError('connection to server at "db-7.internal" (10.0.0.9), port 5432 failed')
 
-    caplog.set_level(logging.WARNING, logger="proxy.health")
+    caplog.set_level(logging.WARNING, logger="proxy.gateway.health")
     assert asyncio.run(_check("the database", failing())) == "unreachable"
     assert "db-7.internal" in caplog.text  # the operator's log has it

@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 from accounts.models import User
 from keys.services import key_mint
 from keys.validation import KeySpec
-from proxy import metering
+from proxy.gateway.pipeline import metering
 from proxy.models import UpstreamCredential
 from tests.conftest import LiveServer
 from tests.redis_faults import HOT, StallingRedis

@@ -17,9 +17,10 @@ import pytest
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from proxy import metering
-from proxy.metering import USAGE_STREAM, Metering, UsageEvent
-from proxy.usage import Usage
+from billing.events import UsageEvent, events_from_stream
+from billing.usage import Usage
+from proxy.gateway.pipeline import metering
+from proxy.gateway.pipeline.metering import USAGE_STREAM, Metering
 from tests.redis_faults import LISTENER, StallingRedis
 from tokenbyte import redis as tokenbyte_redis
 from tokenbyte.redis import GatewayRedis, subscribe_forever
@@ -133,7 +134,7 @@ def test_on_a_stalled_redis_consumers_get_events_at_once_and_stopping_is_bounded
             async with asyncio.timeout(WAIT):
                 await meter.stop()
 
-    caplog.set_level(logging.ERROR, logger="proxy.metering")
+    caplog.set_level(logging.ERROR, logger="proxy.gateway.pipeline.metering")
     with StallingRedis() as stalled:
         asyncio.run(scenario(stalled))
     assert len(seen) == 3
@@ -147,7 +148,7 @@ def test_usage_events_reach_the_stream_once_when_redis_answers_again() -> None:
 
     async def streamed(real: aioredis.Redis) -> list[str]:
         entries = await real.xrevrange(USAGE_STREAM, count=200)
-        return [metering.events_from_stream([entry])[0].event_id for entry in entries]
+        return [events_from_stream([entry])[0].event_id for entry in entries]
 
     async def scenario(stand_in: StallingRedis) -> tuple[list[UsageEvent], list[str]]:
         real = aioredis.Redis.from_url(settings.REDIS_URL)

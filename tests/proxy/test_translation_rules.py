@@ -6,12 +6,12 @@ from typing import Any
 import orjson
 import pytest
 
-from proxy.adapters.anthropic_request import anthropic_body
-from proxy.adapters.anthropic_stream import AnthropicStream, usage_from_anthropic
-from proxy.errors import InvalidRequest
-from proxy.messages_stream import AnthropicEventWriter
-from proxy.messages_translate import chat_body
-from proxy.usage import Usage
+from billing.usage import Usage
+from proxy.gateway.dialects.anthropic_messages.stream import AnthropicEventWriter
+from proxy.gateway.dialects.anthropic_messages.translate import chat_body
+from proxy.gateway.errors import InvalidRequest
+from proxy.providers.anthropic.request import anthropic_body
+from proxy.providers.anthropic.stream import AnthropicStream, usage_from_anthropic
 from tests.proxy.translation_helpers import HELLO, SONNET, card, events
 
 

@@ -6,9 +6,9 @@ import socket
 import httpx
 import pytest
 
-from proxy import upstream_connection
-from proxy.upstream_dial import Dialer
-from proxy.upstream_http import TransportOptions, UpstreamTransport
+from proxy.upstream import connection as upstream_connection
+from proxy.upstream.dial import Dialer
+from proxy.upstream.transport import TransportOptions, UpstreamTransport
 from tests.proxy.conformance.conftest import call, request, run
 from tests.proxy.conformance.wire import Peer, RawServer, dead_address, keep_answering, response
 

@@ -5,8 +5,9 @@ from typing import Any
 
 import orjson
 
-from proxy.routing import Card, Prices
-from proxy.sse import Event
+from billing.pricing import Prices
+from proxy.gateway.routing import Card
+from proxy.gateway.sse import Event
 
 
 def card(upstream_id: str, provider: str = "anthropic", *, reasoning: bool = True) -> Card:

@@ -3,7 +3,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from proxy.catalog_specs import CatalogDataError
+from proxy.catalog.specs import CatalogDataError
 from proxy.services import bootstrap_run
 from tokenbyte.cli import OperatorCommand, fail, validation_message
 

@@ -6,11 +6,11 @@ from django.core.management.base import CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from proxy.catalog_refresh import RefreshReport, refresh_catalog
-from proxy.catalog_specs import CAPABILITIES, CATALOG_FILE, CatalogDataError, card_spec_from_entry
-from proxy.litellm_prices import LiteLLMEntry, read_litellm_file
+from proxy.catalog.litellm_prices import LiteLLMEntry, read_litellm_file
+from proxy.catalog.providers import Provider
+from proxy.catalog.refresh import RefreshReport, refresh_catalog
+from proxy.catalog.specs import CAPABILITIES, CATALOG_FILE, CatalogDataError, card_spec_from_entry
 from proxy.models import ModelCard, ModelType
-from proxy.providers import Provider
 from proxy.services import SyncResult, card_create, catalog_import_litellm
 from tokenbyte.cli import OperatorCommand, fail
 
@@ -61,7 +61,7 @@ class Command(OperatorCommand):
             type=Path,
             metavar="CATALOG",
             help="refresh the catalog file instead of the database (default: the shipped "
-            "proxy/data/catalog.json): new current models become cards, dated snapshots "
+            "proxy/catalog/data/catalog.json): new current models become cards, dated snapshots "
             "aliases; `bootstrap` then loads it",
         )
         imp.add_argument("--dry-run", action="store_true", help="report, change nothing")

@@ -3,9 +3,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandParser
 
-from proxy.credential_check import CredentialCheckFailed
+from proxy.catalog.credential_check import CredentialCheckFailed
+from proxy.catalog.providers import Provider
 from proxy.models import UpstreamCredential
-from proxy.providers import Provider
 from proxy.services import credential_add
 from tokenbyte.cli import OperatorCommand, fail, validation_message
 

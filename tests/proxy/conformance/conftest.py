@@ -19,7 +19,8 @@ import httpx
 import pytest
 import uvloop
 
-from proxy.upstream_http import TransportOptions, UpstreamRequest, UpstreamTransport
+from proxy.upstream.request import UpstreamRequest
+from proxy.upstream.transport import TransportOptions, UpstreamTransport
 
 SHIPPED = "ours"
 CANDIDATES = ("ours", "aiohttp", "curl_cffi", "pyreqwest")

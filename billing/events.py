@@ -1,0 +1,50 @@
+"""The usage event: the contract between the gateway, which emits one per call, and billing."""
+
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from billing.usage import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    event_id: str  # unique per event: the idempotency key of the usage record and its charge
+    request_id: str  # what the client saw in x-request-id (a client may choose its own)
+    endpoint: str  # "chat.completions", "embeddings", "messages"
+    key_id: int | None
+    account_id: int | None
+    card_id: int
+    model: str  # the card title
+    provider: str
+    upstream_model: str
+    credential_id: int | None
+    status: int  # HTTP status the client received
+    error_code: str | None
+    stream: bool
+    usage: Usage
+    cost: Decimal
+    started_at: float  # epoch seconds
+    latency_ms: float
+    ttfb_ms: float | None  # to the first byte sent to the client
+    attempts: int
+    client_disconnected: bool = False
+    upstream_request_id: str | None = None
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        data["cost"] = str(self.cost)
+        return orjson.dumps(data)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> "UsageEvent":
+        data = orjson.loads(raw)
+        data["usage"] = Usage(**data["usage"])
+        data["cost"] = Decimal(data["cost"])
+        return cls(**data)
+
+
+def events_from_stream(entries: list[tuple[Any, dict[bytes, bytes]]]) -> list[UsageEvent]:
+    return [UsageEvent.from_json(fields[b"event"]) for _, fields in entries]

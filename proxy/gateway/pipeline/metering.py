@@ -1,0 +1,170 @@
+"""Usage events: one per request that reached an upstream, handed off without blocking.
+
+The gateway never waits for PostgreSQL. `Metering.emit` is synchronous and O(1); a background
+task hands events in batches to in-process consumers (the billing worker in embedded mode, the
+rate limiter's token counts, live metrics, tests), and another ships them to Redis (a stream,
+when REDIS_URL is set), retrying while Redis is slow or gone.
+"""
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+
+from billing.events import UsageEvent
+from tokenbyte.redis import REDIS_FAILURES, GatewayRedis, describe
+
+logger = logging.getLogger(__name__)
+
+USAGE_STREAM = "tb:usage"
+USAGE_STREAM_MAXLEN = 1_000_000
+BATCH_SIZE = 256
+QUEUE_LIMIT = 100_000  # events waiting for the consumers; as many again waiting for Redis
+RETRY_DELAYS = (0.2, 1.0, 5.0)  # between failed shipments to Redis, then every 5 s
+STOP_SHIP_SECONDS = 5.0
+DROP_LOG_SECONDS = 10.0
+
+# Consumers run in order on the metering task; an async one is awaited before the next runs.
+Consumer = Callable[[list["UsageEvent"]], Awaitable[None] | None]
+
+
+class Metering:
+    def __init__(self, redis: GatewayRedis | None) -> None:
+        self._redis = redis
+        self._queue: asyncio.Queue[UsageEvent] = asyncio.Queue(maxsize=QUEUE_LIMIT)
+        self._consumers: list[Consumer] = []
+        self._task: asyncio.Task[None] | None = None
+        # Events the consumers have seen that Redis has not taken yet, oldest first. Shipping
+        # them is a task of its own: a slow Redis delays neither the consumers (the rate
+        # limiter counts tokens there) nor the next batch.
+        self._outbox: collections.deque[UsageEvent] = collections.deque()
+        self._outbox_filled = asyncio.Event()
+        self._shipper: asyncio.Task[None] | None = None
+        self._dropped = 0
+        self._dropped_logged_at = -math.inf
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        self._consumers.append(consumer)
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        self._consumers.remove(consumer)
+
+    def emit(self, event: UsageEvent) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:  # a wedged consumer must not wedge the gateway: say so loudly
+            logger.error("usage queue full; dropped event %s (%s)", event.event_id, event.cost)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._deliver_forever(), name="metering")
+        if self._redis is not None:
+            self._shipper = asyncio.create_task(self._ship_forever(), name="metering-redis")
+
+    async def stop(self) -> None:
+        """Deliver what is queued, give Redis a last few seconds for it, then stop."""
+        if self._task is None:
+            return
+        await self._drain()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        if self._shipper is None:
+            return
+        self._shipper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._shipper
+        try:
+            async with asyncio.timeout(STOP_SHIP_SECONDS):
+                while self._outbox:
+                    await self._ship_batch()
+        except REDIS_FAILURES as exc:  # the timeout's TimeoutError is an OSError
+            logger.error(
+                "%d usage events could not reach Redis before stopping (%s); they are lost",
+                len(self._outbox),
+                describe(exc),
+            )
+
+    async def _drain(self) -> None:
+        while not self._queue.empty():
+            await self._deliver(self._take_batch())
+
+    def _take_batch(self) -> list[UsageEvent]:
+        batch: list[UsageEvent] = []
+        while len(batch) < BATCH_SIZE and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    async def _deliver_forever(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first, *self._take_batch()]
+            await self._deliver(batch)
+
+    async def _deliver(self, batch: list[UsageEvent]) -> None:
+        for consumer in list(self._consumers):
+            try:
+                result = consumer(batch)
+                if result is not None:
+                    await result
+            except Exception:
+                logger.exception("usage consumer %r failed", consumer)
+        if self._redis is not None:
+            self._to_outbox(batch)
+
+    def _to_outbox(self, batch: list[UsageEvent]) -> None:
+        overflow = len(self._outbox) + len(batch) - QUEUE_LIMIT
+        for _ in range(max(0, overflow)):
+            self._outbox.popleft()  # oldest first: Redis has been gone longest for those
+            self._dropped += 1
+        self._outbox.extend(batch)
+        self._outbox_filled.set()
+        now = time.monotonic()
+        if self._dropped and now - self._dropped_logged_at >= DROP_LOG_SECONDS:
+            self._dropped_logged_at = now
+            logger.error("Redis took no usage events for long: %d dropped so far", self._dropped)
+
+    async def _ship_forever(self) -> None:
+        failures = 0
+        while True:
+            if not self._outbox:
+                self._outbox_filled.clear()
+                await self._outbox_filled.wait()
+                continue
+            try:
+                await self._ship_batch()
+            except REDIS_FAILURES as exc:
+                if not failures:
+                    logger.warning(
+                        "shipping usage events to Redis failed (%s); %d wait, retrying",
+                        describe(exc),
+                        len(self._outbox),
+                    )
+                await asyncio.sleep(RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)])
+                failures += 1
+                continue
+            if failures:
+                logger.warning("Redis takes usage events again (%d waiting)", len(self._outbox))
+                failures = 0
+
+    async def _ship_batch(self) -> None:
+        """XADD the oldest events; they leave the outbox only once Redis has them."""
+        if self._redis is None:
+            return
+        batch = list(itertools.islice(self._outbox, BATCH_SIZE))
+        async with self._redis.background.pipeline(transaction=False) as pipe:
+            for event in batch:
+                pipe.xadd(
+                    USAGE_STREAM,
+                    {"event": event.to_json()},
+                    maxlen=USAGE_STREAM_MAXLEN,
+                    approximate=True,
+                )
+            await pipe.execute()
+        # Meanwhile others may have been appended, and the oldest dropped (overflow).
+        shipped = {id(event) for event in batch}
+        while self._outbox and id(self._outbox[0]) in shipped:
+            self._outbox.popleft()

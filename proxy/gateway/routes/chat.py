@@ -1,0 +1,101 @@
+"""POST /v1/chat/completions: parse, run the shared pipeline, shape OpenAI's answer."""
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.conf import settings
+
+from billing.usage import Usage
+from proxy.gateway.auth.authenticate import authenticate
+from proxy.gateway.dialects.openai_chat import validate_chat
+from proxy.gateway.errors import GatewayError
+from proxy.gateway.http import Request, Response
+from proxy.gateway.pipeline.call import complete, open_upstream, start_call
+from proxy.gateway.pipeline.calls import priced_usage
+from proxy.gateway.pipeline.relay import StreamOutput, relay_stream
+from proxy.gateway.pipeline.resolve import resolve_card
+from proxy.gateway.runtime import Runtime
+from proxy.gateway.sse import DONE, Event, frame
+from proxy.providers import adapter_for
+from proxy.providers.base import StreamTranslator
+from proxy.upstream.request import UpstreamRequest
+
+
+async def chat_completions(request: Request, runtime: Runtime) -> Response | None:
+    policy = await authenticate(request, runtime)
+    body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
+    call = validate_chat(body)
+    card = resolve_card(runtime, call.model, card_type="chat")
+    record = await start_call(
+        request, runtime, policy, card, "chat.completions", stream=call.stream
+    )
+    adapter = adapter_for(card.provider)
+
+    def build(upstream: Any) -> UpstreamRequest:
+        return adapter.chat_request(body, card, upstream, stream=call.stream)
+
+    opened = await open_upstream(runtime, record, adapter, build, stream=call.stream)
+    if not call.stream:
+        return complete(
+            runtime,
+            record,
+            opened,
+            lambda payload: adapter.chat_response(payload, card, body),
+            _priced_completion,
+        )
+    output = ChatStreamOutput(adapter.chat_stream(card, body), body, call.include_usage)
+    await relay_stream(request, runtime, record, opened, output)
+    return None
+
+
+def _priced_completion(data: dict[str, Any], usage: Usage, cost: Decimal) -> dict[str, Any]:
+    data["usage"] = priced_usage(data.get("usage"), usage, cost)
+    return data
+
+
+class ChatStreamOutput(StreamOutput):
+    """OpenAI chat.completion.chunk frames, the optional usage chunk and data: [DONE]."""
+
+    __slots__ = ("body", "include_usage", "translator")
+
+    def __init__(
+        self, translator: StreamTranslator, body: dict[str, Any], include_usage: bool
+    ) -> None:
+        self.translator = translator
+        self.body = body
+        self.include_usage = include_usage
+
+    @property
+    def done(self) -> bool:
+        return self.translator.done
+
+    def frames(self, events: list[Event]) -> bytes:
+        feed = self.translator.feed
+        return b"".join([frame(orjson.dumps(piece)) for event in events for piece in feed(event)])
+
+    def tail(self) -> bytes:
+        return b"".join([frame(orjson.dumps(piece)) for piece in self.translator.finish()])
+
+    def final_usage(self) -> Usage:
+        return self.translator.final_usage(self.body.get("messages"))
+
+    def closing(self, usage: Usage, cost: Decimal) -> bytes:
+        if not self.include_usage:
+            return DONE
+        return frame(orjson.dumps(_usage_chunk(self.translator, usage, cost))) + DONE
+
+    def failure(self, error: GatewayError) -> bytes:
+        # An error event, and no [DONE]: the SDKs raise, and nobody mistakes it for the end.
+        return frame(error.openai_body())
+
+
+def _usage_chunk(translator: StreamTranslator, usage: Usage, cost: Decimal) -> dict[str, Any]:
+    return {
+        "id": translator.response_id,
+        "object": "chat.completion.chunk",
+        "created": translator.created,
+        "model": translator.card.title,
+        "choices": [],
+        "usage": priced_usage(None, usage, cost),
+    }

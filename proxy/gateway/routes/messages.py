@@ -1,0 +1,218 @@
+"""POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API, for any card.
+
+To an Anthropic card the client's body goes on as it is (thinking blocks and their signatures
+untouched), but for the fields the Claude model behind it would refuse (adapters/claude_models.py);
+the answer comes back with the catalog title and `usage.cost` added. To any other card the
+request is translated into the OpenAI-shaped core (messages_translate.py), sent through that
+card's adapter, and its answer translated back (messages_stream.py for streams). Either way the
+failover, usage buckets, pricing and metering event are the chat endpoint's own.
+"""
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.conf import settings
+
+from billing.pricing import cost_text, usage_cost
+from billing.usage import Usage
+from proxy.gateway.auth.authenticate import authenticate
+from proxy.gateway.dialects.anthropic_messages.api import message_from_completion, validate_messages
+from proxy.gateway.dialects.anthropic_messages.betas import ga_betas, ga_body
+from proxy.gateway.dialects.anthropic_messages.stream import AnthropicEventWriter, frames
+from proxy.gateway.dialects.anthropic_messages.translate import chat_body
+from proxy.gateway.errors import GatewayError, InvalidRequest, UpstreamError
+from proxy.gateway.http import JSON_CONTENT_TYPE, Request, Response
+from proxy.gateway.pipeline.call import ZERO_USAGE, complete, open_upstream, start_call
+from proxy.gateway.pipeline.relay import StreamOutput, relay_stream
+from proxy.gateway.pipeline.resolve import resolve_card
+from proxy.gateway.routing import Card
+from proxy.gateway.runtime import Runtime
+from proxy.gateway.sse import Event, named_frame
+from proxy.providers import adapter_for
+from proxy.providers.anthropic.adapter import COUNT_TOKENS_PATH, AnthropicAdapter
+from proxy.providers.anthropic.stream import AnthropicEvents, stream_error
+from proxy.providers.base import StreamTranslator
+from proxy.providers.openai import parse_json_object
+from proxy.upstream.failures import cite_request, log_failed_answer
+from proxy.upstream.request import UpstreamRequest
+
+
+async def messages(request: Request, runtime: Runtime) -> Response | None:
+    policy = await authenticate(request, runtime, allow_x_api_key=True)
+    body = ga_body(await request.json(settings.TOKENBYTE_MAX_BODY_BYTES))
+    call = validate_messages(body)
+    card = resolve_card(runtime, call.model, card_type="chat")
+    record = await start_call(request, runtime, policy, card, "messages", stream=call.stream)
+    adapter = adapter_for(card.provider)
+    output: StreamOutput
+    if isinstance(adapter, AnthropicAdapter):
+        beta = ga_betas(request.header(b"anthropic-beta"))
+
+        def build_native(upstream: Any) -> UpstreamRequest:
+            return adapter.messages_request(body, card, upstream, stream=call.stream, beta=beta)
+
+        opened = await open_upstream(runtime, record, adapter, build_native, stream=call.stream)
+        if not call.stream:
+            parse = lambda payload: adapter.messages_response(payload, card)  # noqa: E731
+            return complete(runtime, record, opened, parse, _with_cost)
+        output = NativeOutput(AnthropicEvents(card), body)
+    else:
+        translated = chat_body(body, card, stream=call.stream)
+
+        def build(upstream: Any) -> UpstreamRequest:
+            return adapter.chat_request(translated, card, upstream, stream=call.stream)
+
+        opened = await open_upstream(runtime, record, adapter, build, stream=call.stream)
+        if not call.stream:
+            return complete(
+                runtime,
+                record,
+                opened,
+                lambda payload: adapter.chat_response(payload, card, translated),
+                lambda data, usage, cost: message_from_completion(data, usage, cost, card),
+            )
+        output = TranslatedOutput(adapter.chat_stream(card, translated), translated, card)
+    await relay_stream(request, runtime, record, opened, output)
+    return None
+
+
+async def count_tokens(request: Request, runtime: Runtime) -> Response:
+    policy = await authenticate(request, runtime, allow_x_api_key=True)
+    body = ga_body(await request.json(settings.TOKENBYTE_MAX_BODY_BYTES))
+    call = validate_messages(body, count_only=True)
+    card = resolve_card(runtime, call.model, card_type="chat")
+    policy.check_card(card)
+    adapter = adapter_for(card.provider)
+    if not isinstance(adapter, AnthropicAdapter):
+        raise InvalidRequest(
+            f"model: token counting is available for Anthropic models; {card.title} is a "
+            f"{card.provider} model.",
+            param="model",
+            code="unsupported_model",
+        )
+    # Counting is free and does not spend the key's rate limits.
+    record = await start_call(
+        request, runtime, policy, card, "messages.count_tokens", stream=False, rate_limited=False
+    )
+    beta = ga_betas(request.header(b"anthropic-beta"))
+
+    def build(upstream: Any) -> UpstreamRequest:
+        return adapter.messages_request(
+            body, card, upstream, stream=False, beta=beta, path=COUNT_TOKENS_PATH
+        )
+
+    opened = await open_upstream(runtime, record, adapter, build, stream=False)
+    record.mark_first_byte()
+    try:
+        data = parse_json_object(opened.body, card.provider)
+    except GatewayError as error:
+        runtime.metering.emit(
+            record.event(status=error.status, usage=ZERO_USAGE, error_code=error.code)
+        )
+        log_failed_answer(record, cite_request(error, record.request_id))
+        raise
+    runtime.metering.emit(record.event(status=200, usage=ZERO_USAGE))  # counting is free
+    return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE])
+
+
+def _with_cost(data: dict[str, Any], usage: Usage, cost: Decimal) -> dict[str, Any]:
+    data["usage"] = {**data["usage"], "cost": orjson.Fragment(cost_text(cost).encode())}
+    return data
+
+
+class NativeOutput(StreamOutput):
+    """Anthropic's own events, relayed as they came; message_start gets the catalog title and
+    message_delta the cost, priced from the same buckets as every other answer."""
+
+    __slots__ = ("body", "events")
+
+    def __init__(self, events: AnthropicEvents, body: dict[str, Any]) -> None:
+        self.events = events
+        self.body = body
+
+    @property
+    def done(self) -> bool:
+        return self.events.done
+
+    def frames(self, events: list[Event]) -> bytes:
+        out = []
+        tracker = self.events
+        for event in events:
+            name = event.name
+            if name == "content_block_delta":
+                tracker.count(event.data)
+            elif name in ("message_start", "message_delta", "error"):
+                out.append(named_frame(name, orjson.dumps(self._rewrite(name, event.data))))
+                continue
+            elif name == "message_stop":
+                tracker.done = True
+            out.append(named_frame(name, event.data))
+        return b"".join(out)
+
+    def _rewrite(self, name: str, raw: bytes) -> dict[str, Any]:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(f"anthropic sent a {name} event that is not JSON.") from exc
+        card = self.events.card
+        if not isinstance(data, dict):
+            raise UpstreamError(f"anthropic sent a {name} event that is not an object.")
+        if name == "error":
+            raise stream_error(data, card.provider)
+        if name == "message_start":
+            if isinstance(data.get("message"), dict):
+                data["message"]["model"] = card.title
+            self.events.message_start(data)
+        else:
+            self.events.message_delta(data)
+            usage = self.events.usage or ZERO_USAGE
+            cost = usage_cost(usage, card.prices)  # the one pricing function, as the event's
+            data["usage"] = {
+                **(data.get("usage") or {}),
+                "cost": orjson.Fragment(cost_text(cost).encode()),
+            }
+        return data
+
+    def final_usage(self) -> Usage:
+        return self.events.final_usage(self.body.get("messages"))
+
+    def closing(self, usage: Usage, cost: Decimal) -> bytes:
+        return b""  # message_stop has been relayed already
+
+    def failure(self, error: GatewayError) -> bytes:
+        return named_frame("error", error.anthropic_body())
+
+
+class TranslatedOutput(StreamOutput):
+    """Another provider's stream, through its adapter to OpenAI chunks, then to Anthropic's
+    events."""
+
+    __slots__ = ("body", "translator", "writer")
+
+    def __init__(self, translator: StreamTranslator, body: dict[str, Any], card: Card) -> None:
+        self.translator = translator
+        self.body = body
+        self.writer = AnthropicEventWriter(card)
+
+    @property
+    def done(self) -> bool:
+        return self.translator.done
+
+    def frames(self, events: list[Event]) -> bytes:
+        feed, write = self.translator.feed, self.writer.chunk
+        return frames([out for event in events for piece in feed(event) for out in write(piece)])
+
+    def tail(self) -> bytes:
+        return frames(
+            [out for piece in self.translator.finish() for out in self.writer.chunk(piece)]
+        )
+
+    def final_usage(self) -> Usage:
+        return self.translator.final_usage(self.body.get("messages"))
+
+    def closing(self, usage: Usage, cost: Decimal) -> bytes:
+        return frames(self.writer.close(usage, cost))
+
+    def failure(self, error: GatewayError) -> bytes:
+        return named_frame("error", error.anthropic_body())

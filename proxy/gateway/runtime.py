@@ -1,0 +1,95 @@
+"""Per-process gateway state, opened by the ASGI lifespan and closed with it."""
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+
+from django.conf import settings
+
+from proxy.gateway.auth.key_cache import KeyResolver
+from proxy.gateway.db import PollingThread, run_in_db_thread
+from proxy.gateway.ids import IdSource
+from proxy.gateway.limits import RateLimiter
+from proxy.gateway.pipeline.metering import Metering
+from proxy.gateway.routing import RoutingTable
+from proxy.routing_version import routing_version_get
+from proxy.selectors import load_routing_table
+from proxy.upstream.pool import UpstreamPool
+from tokenbyte.redis import GatewayRedis
+
+logger = logging.getLogger(__name__)
+
+# Reload the routing table at least this often even if the version did not move, so every
+# process converges whatever happened to it.
+FULL_RELOAD_SECONDS = 60.0
+# A request allocates a few thousand short-lived objects; the default first-generation
+# threshold (700) ran the collector several times per request.
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
+class Runtime:
+    def __init__(self) -> None:
+        # Nothing here connects yet: clients open their connections on first use, in the loop.
+        # Its breaker decides for every hot-path caller when Redis is skipped.
+        self.redis = GatewayRedis(settings.REDIS_URL) if settings.REDIS_URL else None
+        self.routing: RoutingTable | None = None
+        self.ids = IdSource()
+        self.keys = KeyResolver(self.redis)
+        self.upstreams = UpstreamPool(self.redis)
+        self.metering = Metering(self.redis)
+        self.limits = RateLimiter(self.redis)
+        self._loaded_at = 0.0
+        self._refresher: asyncio.Task[None] | None = None
+        self._version_reader = PollingThread("routing-version")
+
+    async def start(self) -> None:
+        await self.keys.start()
+        await self.upstreams.start()
+        self.metering.add_consumer(self.limits.on_usage)
+        self.metering.start()
+        try:
+            await self.reload_routing()
+        except Exception:  # the database may come up later; /readyz says so meanwhile
+            logger.exception("could not load the routing table at start; retrying in background")
+        self._refresher = asyncio.create_task(self._refresh_forever(), name="routing-refresher")
+        # Everything loaded so far (Django, the app, the catalog) lives as long as the process:
+        # moved out of the collector's sight, full collections stop walking it (a 30-40 ms pause
+        # every few seconds under load otherwise, seen as the p99 in bench/README.md).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        await self.keys.stop()
+        await self.metering.stop()
+        await self.upstreams.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self._version_reader.close()
+
+    async def routing_version(self) -> int:
+        """One primary-key read, on a thread (and connection) of its own."""
+        return await self._version_reader.run(routing_version_get)
+
+    async def reload_routing(self) -> None:
+        version = await self.routing_version()
+        self.routing = await run_in_db_thread(load_routing_table, version)
+        self._loaded_at = time.monotonic()
+
+    async def _refresh_forever(self) -> None:
+        interval = settings.TOKENBYTE_CATALOG_REFRESH_SECONDS
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                version = await self.routing_version()
+                stale = time.monotonic() - self._loaded_at > FULL_RELOAD_SECONDS
+                if self.routing is None or version != self.routing.version or stale:
+                    await self.reload_routing()
+            except Exception:  # keep serving the last good table
+                logger.warning("routing refresh failed; keeping the current table", exc_info=True)

@@ -1,0 +1,249 @@
+"""Anthropic's SSE events (message_start, content_block_*, message_delta, message_stop, ping,
+error) as OpenAI chat.completion.chunk dicts, tool-call arguments streamed as they come."""
+
+import time
+from typing import Any
+
+import orjson
+
+from billing.usage import Usage, estimate_tokens, prompt_chars
+from proxy.gateway.errors import UpstreamError
+from proxy.gateway.routing import Card
+from proxy.gateway.sse import Event
+from proxy.providers.anthropic.request import JSON_TOOL
+from proxy.providers.base import StreamTranslator
+from proxy.providers.translate import token_count
+from proxy.upstream.failures import stream_failure
+
+_JSON_BLOCK = -1  # the block index map's marker for the JSON-mode tool
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+def merged_usage(start: dict[str, Any], delta: Any) -> dict[str, Any]:
+    """message_delta's usage counts are cumulative and win; message_start's fill the gaps."""
+    if not isinstance(delta, dict):
+        return start
+    return {**start, **{key: value for key, value in delta.items() if value is not None}}
+
+
+def stream_error(data: dict[str, Any], provider: str) -> UpstreamError:
+    return stream_failure(provider, data.get("error"))
+
+
+def usage_from_anthropic(raw: Any) -> Usage | None:
+    """Anthropic's input_tokens already excludes cache reads and writes: the three input counts
+    map one-to-one onto the buckets, nothing subtracted. Thinking is inside output_tokens,
+    split out when Anthropic says how much of it there was."""
+    if not isinstance(raw, dict):
+        return None
+    output = token_count(raw.get("output_tokens"))
+    details = raw.get("output_tokens_details")
+    thinking = min(
+        token_count(details.get("thinking_tokens")) if isinstance(details, dict) else 0, output
+    )
+    return Usage(
+        uncached_input=token_count(raw.get("input_tokens")),
+        cache_read=token_count(raw.get("cache_read_input_tokens")),
+        cache_write=token_count(raw.get("cache_creation_input_tokens")),
+        output=output - thinking,
+        reasoning=thinking,
+    )
+
+
+def usage_of(raw: dict[str, Any]) -> Usage:
+    return usage_from_anthropic(raw) or Usage()
+
+
+class AnthropicStream(StreamTranslator):
+    def __init__(self, card: Card, *, json_tool: bool) -> None:
+        super().__init__(card)
+        self.json_tool = json_tool
+        self.start_usage: dict[str, Any] = {}
+        self.tool_of_block: dict[int, int] = {}  # content block index -> tool call index
+        self.thinking: dict[int, list[str]] = {}  # content block index -> thinking so far
+        self.signatures: dict[int, str] = {}
+
+    def feed(self, event: Event) -> list[dict[str, Any]]:
+        try:
+            data = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            return []
+        if not isinstance(data, dict):
+            return []
+        kind = data.get("type")
+        if kind == "content_block_delta":
+            return self._delta(data)
+        if kind == "content_block_start":
+            return self._block_start(data)
+        if kind == "content_block_stop":
+            return self._block_stop(data)
+        if kind == "message_start":
+            message = data["message"] if isinstance(data.get("message"), dict) else {}
+            self.response_id = str(message.get("id", ""))
+            self.created = int(time.time())
+            usage = message.get("usage")
+            self.start_usage = usage if isinstance(usage, dict) else {}
+            return [self._chunk({"role": "assistant", "content": ""})]
+        if kind == "message_delta":
+            self.usage = usage_of(merged_usage(self.start_usage, data.get("usage")))
+            reason = (data.get("delta") or {}).get("stop_reason")
+            finish = FINISH_REASONS.get(str(reason), "stop")
+            called = any(value != _JSON_BLOCK for value in self.tool_of_block.values())
+            if finish == "tool_calls" and not called:
+                finish = "stop"  # only the JSON-mode tool was called: that is the answer
+            self.finish_reason = finish
+            return [self._chunk({}, finish)]
+        if kind == "message_stop":
+            self.done = True
+        elif kind == "error":
+            raise stream_error(data, self.card.provider)
+        return []  # ping, and event types added after this was written
+
+    def _block_start(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        index = data.get("index")
+        block = data.get("content_block") or {}
+        kind = block.get("type")
+        if not isinstance(index, int):
+            return []
+        if kind == "tool_use":
+            if self.json_tool and block.get("name") == JSON_TOOL:
+                self.tool_of_block[index] = _JSON_BLOCK
+                return []
+            tool_index = sum(value != _JSON_BLOCK for value in self.tool_of_block.values())
+            self.tool_of_block[index] = tool_index
+            call = {
+                "index": tool_index,
+                "id": block.get("id"),
+                "type": "function",
+                "function": {"name": block.get("name"), "arguments": ""},
+            }
+            return [self._chunk({"tool_calls": [call]})]
+        if kind == "thinking":
+            self.thinking[index] = [str(block.get("thinking", ""))]
+        elif kind == "redacted_thinking":
+            return [self._chunk({"thinking_blocks": [block]})]
+        elif kind == "text" and block.get("text") and not self.json_tool:
+            return [self._chunk({"content": block["text"]})]
+        return []
+
+    def _delta(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        index = data.get("index")
+        delta = data.get("delta") or {}
+        kind = delta.get("type")
+        if kind == "text_delta":
+            if self.json_tool:
+                return []  # JSON mode: the content is the JSON tool's input alone
+            return [self._chunk({"content": delta.get("text", "")})]
+        if kind == "input_json_delta":
+            partial = delta.get("partial_json", "")
+            tool_index = self.tool_of_block.get(index) if isinstance(index, int) else None
+            if not partial or tool_index is None:
+                return []
+            if tool_index == _JSON_BLOCK:
+                return [self._chunk({"content": partial})]
+            return [
+                self._chunk(
+                    {"tool_calls": [{"index": tool_index, "function": {"arguments": partial}}]}
+                )
+            ]
+        if kind == "thinking_delta":
+            text = str(delta.get("thinking", ""))
+            if isinstance(index, int):
+                self.thinking.setdefault(index, []).append(text)
+            return [self._chunk({"reasoning_content": text})]
+        if kind == "signature_delta" and isinstance(index, int):
+            self.signatures[index] = str(delta.get("signature", ""))
+        return []
+
+    def _block_stop(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        index = data.get("index")
+        if not isinstance(index, int) or index not in self.thinking:
+            return []
+        # The whole thinking block with its signature, for the client to send back later.
+        block = {
+            "type": "thinking",
+            "thinking": "".join(self.thinking.pop(index)),
+            "signature": self.signatures.pop(index, ""),
+        }
+        return [self._chunk({"thinking_blocks": [block]})]
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        self.count_delta(delta)
+        return {
+            "id": self.response_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.card.title,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+
+    def final_usage(self, messages: Any) -> Usage:
+        if self.usage is not None or not self.start_usage:
+            return super().final_usage(messages)
+        # The client left before message_delta: the input is known exactly, the output is not.
+        known = usage_of(self.start_usage)
+        return Usage(
+            uncached_input=known.uncached_input,
+            cache_read=known.cache_read,
+            cache_write=known.cache_write,
+            output=max(
+                token_count(self.start_usage.get("output_tokens")),
+                estimate_tokens(self.delta_chars, self.delta_count),
+            ),
+            estimated=True,
+        )
+
+
+class AnthropicEvents:
+    """Reads a passed-through Anthropic stream (/v1/messages to an Anthropic card) for its usage,
+    completion and errors; the events themselves reach the client as Anthropic sent them."""
+
+    def __init__(self, card: Card) -> None:
+        self.card = card
+        self.start_usage: dict[str, Any] = {}
+        self.usage: Usage | None = None
+        self.done = False
+        self.delta_chars = 0
+        self.delta_count = 0
+
+    def message_start(self, data: dict[str, Any]) -> None:
+        message = data.get("message")
+        usage = message.get("usage") if isinstance(message, dict) else None
+        self.start_usage = usage if isinstance(usage, dict) else {}
+
+    def message_delta(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The event's usage made whole (cumulative); the caller adds the cost."""
+        merged = merged_usage(self.start_usage, data.get("usage"))
+        self.usage = usage_of(merged)
+        return merged
+
+    def count(self, data: bytes) -> None:
+        # For an estimate if the client leaves before the usage arrives: the delta's size.
+        self.delta_chars += max(0, len(data) - 60)
+        self.delta_count += 1
+
+    def final_usage(self, messages: Any) -> Usage:
+        if self.usage is not None:
+            return self.usage
+        if not self.start_usage:
+            return Usage(
+                uncached_input=estimate_tokens(prompt_chars(messages)),
+                output=estimate_tokens(self.delta_chars, self.delta_count),
+                estimated=True,
+            )
+        known = usage_of(self.start_usage)
+        return Usage(
+            uncached_input=known.uncached_input,
+            cache_read=known.cache_read,
+            cache_write=known.cache_write,
+            output=estimate_tokens(self.delta_chars, self.delta_count),
+            estimated=True,
+        )

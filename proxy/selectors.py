@@ -1,0 +1,59 @@
+"""Reads of the catalog: the gateway's routing snapshot, built from the database."""
+
+import logging
+
+from billing.pricing import Prices
+from proxy.catalog.crypto import CredentialDecryptionError
+from proxy.gateway.routing import Card, RoutingTable, Upstream
+from proxy.models import ModelCard, UpstreamCredential
+
+logger = logging.getLogger(__name__)
+
+
+def load_routing_table(version: int) -> RoutingTable:
+    """Read the active catalog and enabled credentials (synchronous: call it off the loop)."""
+    cards = [
+        Card(
+            id=card.pk,
+            title=card.title,
+            provider=card.provider,
+            upstream_id=card.upstream_id,
+            type=card.type,
+            context_length=card.context_length,
+            max_output_tokens=card.max_output_tokens,
+            prices=Prices(
+                input=card.input_price,
+                output=card.output_price,
+                cache_read=card.cache_read_price,
+                cache_write=card.cache_write_price,
+            ),
+            supports_tools=card.supports_tools,
+            supports_vision=card.supports_vision,
+            supports_json=card.supports_json,
+            supports_reasoning=card.supports_reasoning,
+            first_byte_timeout=card.first_byte_timeout,
+            credential_ids=frozenset(c.pk for c in card.credentials.all()),
+            names=tuple(card.names()),
+            created=int(card.created_at.timestamp()),
+        )
+        for card in ModelCard.objects.filter(active=True).prefetch_related("credentials")
+    ]
+    upstreams = []
+    for credential in UpstreamCredential.objects.filter(enabled=True):
+        try:
+            api_key = credential.get_api_key()
+        except CredentialDecryptionError:
+            logger.error("upstream credential %s cannot be decrypted; skipped", credential)
+            continue
+        upstreams.append(
+            Upstream(
+                id=credential.pk,
+                provider=credential.provider,
+                name=credential.name,
+                base_url=credential.effective_base_url,
+                api_key=api_key,
+                priority=credential.priority,
+                weight=credential.weight,
+            )
+        )
+    return RoutingTable(cards, upstreams, version)

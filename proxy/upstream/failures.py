@@ -1,0 +1,260 @@
+"""How an upstream's failed answer becomes the gateway's error, and whether to fail over.
+
+Two readers (DESIGN.md §2b): the client gets the status class and what it can act on, never
+the upstream's internals; the operator's log line gets the full detail under the request id.
+An upstream's own validation message (its 4xx about the request) is passed on scrubbed
+(proxy/upstream/redact.py); its 5xx bodies, our exception texts and credential names never are.
+"""
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
+
+from proxy.gateway.errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
+from proxy.upstream.redact import log_safe, scrub
+
+if TYPE_CHECKING:
+    from proxy.gateway.pipeline.calls import CallRecord
+    from proxy.gateway.routing import Upstream
+
+logger = logging.getLogger(__name__)
+
+MAX_COOLDOWN_SECONDS = 60.0
+LOG_BODY_CHARS = 1000  # of an upstream's error body, in the log line
+_KIND = re.compile(r"[A-Za-z_]{1,40}")  # an error event's type: an enum, safe to show
+_OVERLOADED = frozenset({"overloaded_error", "UNAVAILABLE"})
+_RATE_LIMITED = frozenset({"rate_limit_error", "rate_limit_exceeded", "RESOURCE_EXHAUSTED"})
+
+
+class Failure(Exception):
+    """One attempt failed in a way the next credential may not: fail over, unless `final`."""
+
+    def __init__(self, error: GatewayError, cooldown: float, *, final: bool = False) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.cooldown = cooldown
+        self.final = final  # the call's time is up: no other credential gets a turn
+
+
+def is_client_error(status: int) -> bool:
+    """4xx that another credential would answer the same way (the request itself is wrong)."""
+    return 400 <= status < 500 and status not in (401, 402, 403, 408, 409, 429)
+
+
+def failed(provider: str, what: str) -> str:
+    """Our own words for an upstream's failure; `cite_request` adds the request id."""
+    return f"The upstream ({provider}) {what}."
+
+
+def cite_request(error: GatewayError, request_id: str) -> GatewayError:
+    """A failure of ours or an upstream's (5xx) ends with the request id the log line carries."""
+    if error.status >= 500 and request_id not in error.message:
+        error.message = f"{error.message} Request id: {request_id}."
+    return error
+
+
+def failure_for_status(provider: str, status: int, body: bytes, headers: httpx.Headers) -> Failure:
+    detail = status_detail(status, body, headers)
+    if status == 429:
+        retry_after = _seconds(headers.get("retry-after"))
+        wait = int(retry_after or 5)
+        return Failure(
+            ServiceUnavailable(
+                failed(provider, f"is rate-limiting the gateway; retry in {wait} s"),
+                code="upstream_rate_limited",
+                headers=[(b"retry-after", str(wait).encode())],
+                detail=detail,
+            ),
+            cooldown=min(retry_after or 5.0, MAX_COOLDOWN_SECONDS),
+        )
+    if status in (401, 402, 403):
+        # Our credential (or its account), not the caller's request.
+        return Failure(
+            UpstreamError(
+                failed(provider, f"refused the gateway's credential (HTTP {status})"),
+                code="upstream_auth_failed",
+                detail=detail,
+            ),
+            cooldown=MAX_COOLDOWN_SECONDS,
+        )
+    if status == 408:
+        timed_out = failed(provider, "timed out (HTTP 408)")
+        return Failure(UpstreamTimeout(timed_out, detail=detail), cooldown=5.0)
+    what = "is overloaded (HTTP 529)" if status == 529 else f"failed (HTTP {status})"
+    return Failure(UpstreamError(failed(provider, what), detail=detail), cooldown=5.0)
+
+
+def transport_failure(provider: str, exc: httpx.RequestError, connect_timeout: float) -> Failure:
+    """A connection that failed or broke: what happened in our words; the exception, logged.
+
+    No connection: 503 (no upstream available). An answer the gateway cannot read (malformed,
+    cut short, an encoding it did not ask for): 502. No answer in time: 504.
+    """
+    detail = exception_detail(exc)
+    if isinstance(exc, httpx.PoolTimeout):
+        # Our own saturation (every connection to that origin busy), not the upstream's fault:
+        # no cooldown, and the client may come back in a moment.
+        what = f"is busy: every gateway connection to it stayed in use {connect_timeout:g} s"
+        return Failure(
+            ServiceUnavailable(
+                failed(provider, what),
+                code="upstream_busy",
+                headers=[(b"retry-after", b"1")],
+                detail=detail,
+            ),
+            cooldown=0.0,
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        what = {
+            httpx.ConnectTimeout: f"did not accept a connection within {connect_timeout:g} s",
+            httpx.WriteTimeout: "did not take the request in time",
+        }.get(type(exc), "stopped answering")
+        return Failure(UpstreamTimeout(failed(provider, what), detail=detail), 5.0)
+    if isinstance(exc, httpx.LocalProtocolError):  # ours to fix, not the credential's
+        what = "could not be sent this request"
+        return Failure(UpstreamError(failed(provider, what), detail=detail), cooldown=0.0)
+    if isinstance(exc, httpx.RemoteProtocolError) or not isinstance(exc, httpx.TransportError):
+        what = "sent a response the gateway could not read"
+        return Failure(UpstreamError(failed(provider, what), detail=detail), cooldown=5.0)
+    what = (
+        "could not be reached through the configured proxy"
+        if isinstance(exc, httpx.ProxyError)
+        else "is unreachable"
+    )
+    return Failure(
+        ServiceUnavailable(failed(provider, what), code="upstream_unreachable", detail=detail),
+        cooldown=5.0,
+    )
+
+
+def stream_failure(provider: str, error: Any) -> UpstreamError:
+    """An error event inside a stream that had begun: its kind, and what that means, in our
+    words; never its text."""
+    fields = error if isinstance(error, dict) else {}
+    kind = fields.get("type") or fields.get("status")  # Anthropic's and OpenAI's; Gemini's
+    kind = kind if isinstance(kind, str) and _KIND.fullmatch(kind) else None
+    what = f"failed mid-stream ({kind})" if kind else "failed mid-stream"
+    if kind in _OVERLOADED or fields.get("code") in (503, 529):
+        what += ": it is overloaded; retry shortly"
+    elif kind in _RATE_LIMITED or fields.get("code") == 429:
+        what += ": it is rate-limiting the gateway; retry shortly"
+    return UpstreamError(
+        failed(provider, what), detail="error event: " + _trimmed(orjson.dumps(error).decode())
+    )
+
+
+def status_detail(status: int, body: bytes, headers: httpx.Headers) -> str:
+    their_id = headers.get("x-request-id") or headers.get("request-id")
+    cited = f" (its request id {their_id})" if their_id else ""
+    return f"HTTP {status}{cited}: {_trimmed(body.decode(errors='replace')) or 'no body'}"
+
+
+def exception_detail(exc: BaseException) -> str:
+    return _trimmed(f"{type(exc).__name__}: {exc}")
+
+
+def _trimmed(text: str) -> str:
+    return " ".join(text.split())[:LOG_BODY_CHARS]
+
+
+# --- the log lines ----------------------------------------------------------------------------
+def log_failed_attempt(record: "CallRecord", upstream: "Upstream", error: GatewayError) -> None:
+    """One WARNING per failed attempt: everything the client was not told, no secret."""
+    logger.warning(
+        "request %s: %s credential %r (id %s) failed on attempt %d: %s [client got %s %s]",
+        record.request_id,
+        upstream.provider,
+        upstream.name,
+        upstream.id,
+        record.attempts,
+        log_safe(error.detail or error.message, upstream.api_key),
+        int(error.status),
+        error.code,
+    )
+
+
+def log_refusal(record: "CallRecord", upstream: "Upstream", status: int, body: bytes) -> None:
+    """The upstream refused the client's own request: INFO, as it is the client's to fix."""
+    logger.info(
+        "request %s: %s credential %r (id %s) refused the request: %s",
+        record.request_id,
+        upstream.provider,
+        upstream.name,
+        upstream.id,
+        log_safe(f"HTTP {status}: {_trimmed(body.decode(errors='replace'))}", upstream.api_key),
+    )
+
+
+def log_failed_answer(record: "CallRecord", error: GatewayError) -> None:
+    """An answer that failed after the upstream accepted the call: a stream that broke off or
+    errored, or a whole answer the gateway could not use. Never the answer itself: that is the
+    tenant's (the console's body logging is theirs to switch on)."""
+    upstream = record.upstream
+    detail = error.detail or error.message
+    logger.warning(
+        "request %s: %s credential %r (id %s) answered, then failed: %s [client got %s]",
+        record.request_id,
+        record.card.provider,
+        upstream.name if upstream else None,
+        upstream.id if upstream else None,
+        log_safe(detail, upstream.api_key if upstream else ""),
+        error.code,
+    )
+
+
+# --- an upstream's validation message, for the client -------------------------------------
+def upstream_message(body: bytes) -> str:
+    """The human message inside a provider's 4xx body, whatever its shape, scrubbed."""
+    return scrub(_raw_message(body)) or "no details"
+
+
+def _raw_message(body: bytes) -> str:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode(errors="replace").strip()
+        # An HTML error page (a proxy's or a load balancer's) says nothing a client can use.
+        return "" if text.startswith("<") else text.splitlines()[0] if text else ""
+    candidates = [data]
+    if isinstance(data, dict):
+        candidates += [data.get("error"), data.get("message"), data.get("detail")]
+    for item in candidates:
+        if isinstance(item, dict) and isinstance(item.get("detail"), list):
+            return _validation_text(item["detail"])
+        if isinstance(item, list) and item and isinstance(item[0], dict) and "loc" in item[0]:
+            return _validation_text(item)  # Mistral's newer shape: message is the list itself
+        if isinstance(item, dict) and isinstance(item.get("message"), str):
+            return _nested(item["message"])
+        if isinstance(item, str):
+            return _nested(item)
+    return ""
+
+
+def _nested(message: str) -> str:
+    """Some servers put a JSON error inside the message string (Mistral's proxy does)."""
+    if message.startswith(("{", "[")):
+        inner = _raw_message(message.encode())
+        if inner:
+            return inner
+    return message
+
+
+def _validation_text(detail: list[Any]) -> str:
+    """Pydantic-style validation errors (Mistral's 422) as one readable line: field and
+    problem; their `input` (the client's own value) and `url` left out."""
+    parts = []
+    for problem in detail[:5]:
+        if isinstance(problem, dict):
+            loc = [str(p) for p in problem.get("loc", []) if p != "body"]
+            parts.append(f"{'.'.join(loc) or 'body'}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
