@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from proxy.credential_check import CredentialCheckFailed
+from proxy.catalog.credential_check import CredentialCheckFailed
 from proxy.models import ModelCard, UpstreamCredential
 from proxy.services import (
     card_save_by_operator,
