@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 work = Path(tempfile.mkdtemp(prefix="tokenbyte-bench-"))
 os.environ.update(DEBUG="on", DATABASE_URL=f"sqlite:///{work}/bench.sqlite3")
@@ -48,7 +49,15 @@ def request(secret: str) -> Request:
         (b"authorization", f"Bearer {secret}".encode()),
     ]
     scope = {"method": "POST", "path": "/v1/chat/completions", "headers": headers}
-    return Request({**scope, "client": ("10.1.2.3", 50000)}, None, None, IdSource())
+    return Request({**scope, "client": ("10.1.2.3", 50000)}, _no_body, _no_send, IdSource())
+
+
+async def _no_body() -> dict[str, Any]:  # authentication reads no body and sends nothing
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _no_send(message: dict[str, Any]) -> None:
+    return None
 
 
 def report(label: str, start: float, calls: int) -> None:

@@ -21,7 +21,7 @@ class CardSource(models.TextChoices):
     MANUAL = "manual", "Added by an operator"
 
 
-def _price_field(help_text: str) -> models.DecimalField:
+def _price_field(help_text: str) -> "models.DecimalField[Decimal, Decimal]":
     return models.DecimalField(
         max_digits=14,
         decimal_places=6,

@@ -21,7 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware  # noqa: E40
 
 from proxy.gateway.app import GatewayApp, serves  # noqa: E402
 from proxy.gateway.errors import ServiceUnavailable  # noqa: E402
-from proxy.gateway.http import Response, send_response  # noqa: E402
+from proxy.gateway.http import Receive, Response, Scope, Send, send_response  # noqa: E402
 from proxy.gateway.ids import IdSource  # noqa: E402
 from proxy.gateway.misrouted import misrouted  # noqa: E402
 
@@ -52,7 +52,7 @@ class Dispatcher:
             else None
         )
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._dispatch(scope, receive, send)
             return
@@ -70,7 +70,7 @@ class Dispatcher:
         finally:
             self.in_flight -= 1
 
-    async def _dispatch(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan" or (scope["type"] == "http" and serves(scope["path"])):
             await self.gateway(scope, receive, send)
         elif scope["type"] == "http":
@@ -78,7 +78,7 @@ class Dispatcher:
         else:
             await self.django_app(scope, receive, send)
 
-    async def _console(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def _console(self, scope: Scope, receive: Receive, send: Send) -> None:
         accept = next((value for name, value in scope["headers"] if name == b"accept"), b"")
         body = misrouted(scope["method"], scope["path"], accept)
         if body is None:
@@ -87,7 +87,7 @@ class Dispatcher:
         response = Response(404, body, [(b"content-type", b"application/json")])
         await send_response(send, response, "req_" + self._ids())
 
-    async def _overloaded(self, scope: dict[str, Any], send: Any) -> None:
+    async def _overloaded(self, scope: Scope, send: Send) -> None:
         error = ServiceUnavailable(
             f"The server is at its limit of {self.max_concurrency} requests in flight; "
             f"retry in {RETRY_AFTER_SECONDS} s.",

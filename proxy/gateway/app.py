@@ -3,11 +3,18 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from proxy.gateway import health
 from proxy.gateway.errors import GatewayError, MethodNotAllowed, NotFound
-from proxy.gateway.http import ClientDisconnected, Request, Response, send_response
+from proxy.gateway.http import (
+    ClientDisconnected,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    send_response,
+)
 from proxy.gateway.routes import chat, embeddings, messages, models
 from proxy.gateway.runtime import Runtime
 
@@ -58,7 +65,7 @@ class GatewayApp:
         self.runtime: Runtime | None = None
         self._starting = asyncio.Lock()
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.lifespan(receive, send)
             return
@@ -92,7 +99,7 @@ class GatewayApp:
             runtime, self.runtime = self.runtime, None
             await runtime.stop()
 
-    async def lifespan(self, receive: Any, send: Any) -> None:
+    async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":

@@ -1,7 +1,7 @@
 """Just enough HTTP on raw ASGI for the gateway: no framework on the hot path."""
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -9,7 +9,12 @@ import orjson
 from proxy.gateway.errors import InvalidRequest, PayloadTooLarge
 
 Headers = list[tuple[bytes, bytes]]
+# ASGI's three arguments. Messages stay plain dicts: the gateway reads a few keys of a few
+# message types, and asgiref.typing's TypedDict unions would need a cast at each read.
 Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
 JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 # A client's own x-request-id is kept when it is this tame; otherwise we mint one.
@@ -19,7 +24,9 @@ _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{8,128}")
 class Request:
     __slots__ = ("headers", "method", "path", "receive", "request_id", "scope", "send")
 
-    def __init__(self, scope: Scope, receive: Any, send: Any, new_id: Callable[[], str]) -> None:
+    def __init__(
+        self, scope: Scope, receive: Receive, send: Send, new_id: Callable[[], str]
+    ) -> None:
         self.scope = scope
         self.receive = receive
         self.send = send
@@ -85,7 +92,7 @@ class Response:
         return cls(status, orjson.dumps(data))
 
 
-async def send_response(send: Any, response: Response, request_id: str) -> None:
+async def send_response(send: Send, response: Response, request_id: str) -> None:
     headers = [
         *response.headers,
         (b"content-length", str(len(response.body)).encode()),

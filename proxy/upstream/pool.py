@@ -335,7 +335,7 @@ class UpstreamPool:
 
 def _backoff(attempt: int) -> float:
     # Jittered exponential: 50-150 ms, then 100-300 ms; short, as a client is waiting.
-    return 0.1 * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)  # noqa: S311  # jitter, not crypto
+    return float(0.1 * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))  # noqa: S311  # jitter
 
 
 def _weighted_shuffle(group: list[Upstream]) -> list[Upstream]:

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from billing.usage import Usage
 from proxy.gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
-from proxy.gateway.http import Request
+from proxy.gateway.http import Receive, Request, Send
 from proxy.gateway.pipeline.calls import CallRecord
 from proxy.gateway.runtime import Runtime
 from proxy.gateway.sse import Event, SSEParser
@@ -60,7 +60,7 @@ class _StreamState:
         self.finished = False
 
 
-async def _watch_disconnect(receive: Any, state: _StreamState, task: asyncio.Task[Any]) -> None:
+async def _watch_disconnect(receive: Receive, state: _StreamState, task: asyncio.Task[Any]) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -166,7 +166,7 @@ async def relay_stream(
 
 
 async def _pump(
-    send: Any,
+    send: Send,
     opened: Opened,
     parser: SSEParser,
     output: StreamOutput,
