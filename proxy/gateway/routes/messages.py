@@ -1,10 +1,11 @@
 """POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API, for any card.
 
 To an Anthropic card the client's body goes on as it is (thinking blocks and their signatures
-untouched), but for the fields the Claude model behind it would refuse (adapters/claude_models.py);
-the answer comes back with the catalog title and `usage.cost` added. To any other card the
-request is translated into the OpenAI-shaped core (messages_translate.py), sent through that
-card's adapter, and its answer translated back (messages_stream.py for streams). Either way the
+untouched), but for the fields the Claude model behind it would refuse
+(providers/anthropic/claude_models.py); the answer comes back with the catalog title and
+`usage.cost` added. To any other card the request is translated into the OpenAI-shaped core
+(dialects/anthropic_messages/translate.py), sent through that card's adapter, and its answer
+translated back (dialects/anthropic_messages/stream.py for streams). Either way the
 failover, usage buckets, pricing and metering event are the chat endpoint's own.
 """
 
