@@ -6,7 +6,6 @@ the tests that look at what the fake upstream received run their one case alone.
 """
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.clients.conftest import CLAUDE, GEMINI, GPT, MISTRAL, REPLIES, UPSTREAM_IDS, Stack
+from tests.conftest import missing_part
 
 # django_db: so the test database is set up; the data itself is the module fixture's (conftest).
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
@@ -66,11 +66,7 @@ def _expected(case: dict[str, Any]) -> Any:
 def python() -> Path:
     if PYTHON.exists():
         return PYTHON
-    reason = f"needs {PYTHON.parent.parent.name}/ (`make client-deps` builds it)"
-    # Under .ci/run (TOKENBYTE_REQUIRE_SERVICES=1) a missing venv fails instead.
-    if os.environ.get("TOKENBYTE_REQUIRE_SERVICES") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    missing_part(f"needs {PYTHON.parent.parent.name}/ (`make client-deps` builds it)")
 
 
 def _drive(python: Path, *args: str, stdin: str | None = None) -> Any:

@@ -15,7 +15,7 @@ import pytest
 
 from proxy.catalog.specs import card_spec_from_entry
 from proxy.services import card_create
-from tests.conftest import REPO, LiveServer
+from tests.conftest import REPO, LiveServer, missing_part
 from tests.fakes.anthropic_rules import THINKING_TEXT, signature_for
 from tests.fakes.server import FakeServer
 
@@ -35,11 +35,9 @@ CARDS = [
 def claude_bin() -> Path:
     if CLAUDE_BIN.exists():
         return CLAUDE_BIN
-    reason = f"needs Claude Code at {CLAUDE_BIN} (`make agent-deps` runs npm ci in tests/agents/)"
-    # Under .ci/run (TOKENBYTE_REQUIRE_SERVICES=1) a missing agent fails instead.
-    if os.environ.get("TOKENBYTE_REQUIRE_SERVICES") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    missing_part(
+        f"needs Claude Code at {CLAUDE_BIN} (`make agent-deps` runs npm ci in tests/agents/)"
+    )
 
 
 @pytest.fixture
