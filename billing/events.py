@@ -13,13 +13,15 @@ from billing.usage import Usage
 class UsageEvent:
     event_id: str  # unique per event: the idempotency key of the usage record and its charge
     request_id: str  # what the client saw in x-request-id (a client may choose its own)
-    endpoint: str  # "chat.completions", "embeddings", "messages"
+    endpoint: str  # "chat.completions", "embeddings", "messages", "messages.count_tokens"
     key_id: int | None
     account_id: int | None
-    card_id: int
+    # None when the request ended before a card was found for it (a 404 model, a bad body):
+    # then `model` is what the client named, or "" when its body had none.
+    card_id: int | None
     model: str  # the card title
-    provider: str
-    upstream_model: str
+    provider: str | None
+    upstream_model: str | None
     credential_id: int | None
     status: int  # HTTP status the client received
     error_code: str | None

@@ -38,3 +38,12 @@ KEY_LOOKUPS_REFUSED = Counter(
     "Key-cache misses answered without looking the key up.",
     ["reason"],
 )
+
+# Requests refused before their key was known (missing, malformed, unknown, expired or
+# revoked keys, a key from a refused address): counted here, never as usage events, which
+# belong to an account. `code` is the error code the client got.
+REQUESTS_REFUSED_BEFORE_AUTH = Counter(
+    "tokenbyte_requests_refused_before_auth",
+    "API requests refused before authentication succeeded.",
+    ["code"],
+)

@@ -3,6 +3,8 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
 
 from proxy.gateway import health
 from proxy.gateway.errors import GatewayError, MethodNotAllowed, NotFound
@@ -20,59 +22,106 @@ from proxy.gateway.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[Request, Runtime], Awaitable[Response | None]]
-
-# (path -> {method -> handler}); paths under a prefix go to the prefix's handlers.
-EXACT_ROUTES: dict[str, dict[str, Handler]] = {
-    "/v1/models": {"GET": models.list_models},
-    "/v1/chat/completions": {"POST": chat.chat_completions},
-    "/v1/embeddings": {"POST": embeddings.embeddings},
-    "/v1/messages": {"POST": messages.messages},
-    "/v1/messages/count_tokens": {"POST": messages.count_tokens},
-    "/healthz": {"GET": health.healthz, "HEAD": health.healthz},
-    "/readyz": {"GET": health.readyz, "HEAD": health.readyz},
-}
-PREFIX_ROUTES: tuple[tuple[str, dict[str, Handler]], ...] = (
-    (models.MODELS_PREFIX, {"GET": models.retrieve_model}),
-)
+# A route's handler takes the request; what else it uses is bound when the runtime starts.
+Handler = Callable[[Request], Awaitable[Response | None]]
+Routes = dict[str, dict[str, Handler]]
 GATEWAY_PATHS = ("/v1/", "/healthz", "/readyz")
+# At shutdown, how long requests still being served may take to end (the server has waited
+# its graceful timeout and cancelled them by then) before the runtime stops under them.
+STOP_WAIT_SECONDS = 5.0
+# The paths served, known before a runtime exists (misrouted.py points clients at them).
+EXACT_PATHS = frozenset(
+    {
+        "/v1/models",
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/healthz",
+        "/readyz",
+    }
+)
+PREFIXES = (models.MODELS_PREFIX,)
 
 
 def serves(path: str) -> bool:
     return path.startswith(GATEWAY_PATHS) or path == "/v1"
 
 
-def _find_handler(method: str, path: str) -> Handler:
-    methods = EXACT_ROUTES.get(path)
-    if methods is None:
-        for prefix, prefixed in PREFIX_ROUTES:
-            if path.startswith(prefix) and len(path) > len(prefix):
-                methods = prefixed
-                break
-    if methods is None:
-        raise NotFound(f"Unknown endpoint: {method} {path}.", code="unknown_url")
-    handler = methods.get(method)
-    if handler is None:
-        raise MethodNotAllowed(
-            f"{method} is not allowed on {path}; use {', '.join(methods)}.",
-            headers=[(b"allow", ", ".join(methods).encode())],
+class RouteTable:
+    """(path -> {method -> handler}); paths under a prefix go to the prefix's handlers."""
+
+    __slots__ = ("exact", "new_id", "prefixed")
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.new_id = runtime.ids
+        pipeline = runtime.pipeline()
+        keys, catalog = runtime.keys, runtime.catalog
+        self.exact: Routes = {
+            "/v1/models": {"GET": partial(models.list_models, keys=keys, catalog=catalog)},
+            "/v1/chat/completions": {"POST": partial(chat.chat_completions, pipeline=pipeline)},
+            "/v1/embeddings": {"POST": partial(embeddings.embeddings, pipeline=pipeline)},
+            "/v1/messages": {"POST": partial(messages.messages, pipeline=pipeline)},
+            "/v1/messages/count_tokens": {
+                "POST": partial(messages.count_tokens, pipeline=pipeline)
+            },
+            "/healthz": {"GET": health.healthz, "HEAD": health.healthz},
+            "/readyz": dict.fromkeys(("GET", "HEAD"), partial(health.readyz, runtime=runtime)),
+        }
+        self.prefixed: tuple[tuple[str, dict[str, Handler]], ...] = (
+            (
+                models.MODELS_PREFIX,
+                {"GET": partial(models.retrieve_model, keys=keys, catalog=catalog)},
+            ),
         )
-    return handler
+
+        if set(self.exact) != EXACT_PATHS or tuple(p for p, _ in self.prefixed) != PREFIXES:
+            raise RuntimeError("EXACT_PATHS and PREFIXES must name the routes")
+
+    def find(self, method: str, path: str) -> Handler:
+        methods = self.exact.get(path)
+        if methods is None:
+            for prefix, prefixed in self.prefixed:
+                if path.startswith(prefix) and len(path) > len(prefix):
+                    methods = prefixed
+                    break
+        if methods is None:
+            raise NotFound(f"Unknown endpoint: {method} {path}.", code="unknown_url")
+        handler = methods.get(method)
+        if handler is None:
+            raise MethodNotAllowed(
+                f"{method} is not allowed on {path}; use {', '.join(methods)}.",
+                headers=[(b"allow", ", ".join(methods).encode())],
+            )
+        return handler
 
 
 class GatewayApp:
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
+        self._routes: RouteTable | None = None
         self._starting = asyncio.Lock()
+        # Requests being served: at shutdown the runtime (and its metering) stops only once
+        # they have ended, so the events of requests the server cancelled still go out.
+        self._in_flight: set[asyncio.Task[Any]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.lifespan(receive, send)
             return
-        runtime = self.runtime or await self.start()
-        request = Request(scope, receive, send, runtime.ids)
+        routes = self._routes or await self._start()
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
         try:
-            response = await _find_handler(request.method, request.path)(request, runtime)
+            await self._serve(Request(scope, receive, send, routes.new_id), routes)
+        finally:
+            self._in_flight.discard(task)  # type: ignore[arg-type]  # None was never added
+
+    async def _serve(self, request: Request, routes: RouteTable) -> None:
+        send = request.send
+        try:
+            response = await routes.find(request.method, request.path)(request)
         except GatewayError as exc:
             response = Response(exc.status, exc.body_for(request.path), [*exc.headers])
             response.headers.append((b"content-type", b"application/json"))
@@ -91,12 +140,20 @@ class GatewayApp:
             if self.runtime is None:
                 runtime = Runtime()
                 await runtime.start()
-                self.runtime = runtime
+                self.runtime, self._routes = runtime, RouteTable(runtime)
         return self.runtime
 
+    async def _start(self) -> RouteTable:
+        await self.start()
+        if self._routes is None:  # pragma: no cover  # start() sets both, or raises
+            raise RuntimeError("the gateway did not start")
+        return self._routes
+
     async def stop(self) -> None:
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=STOP_WAIT_SECONDS)
         if self.runtime is not None:
-            runtime, self.runtime = self.runtime, None
+            runtime, self.runtime, self._routes = self.runtime, None, None
             await runtime.stop()
 
     async def lifespan(self, receive: Receive, send: Send) -> None:

@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 PROBE_TIMEOUT_SECONDS = 3.0
 
 
-async def healthz(request: Request, runtime: Runtime) -> Response:
+async def healthz(request: Request) -> Response:
     return Response.json({"status": "ok"})
 
 
@@ -40,7 +40,7 @@ async def readyz(request: Request, runtime: Runtime) -> Response:
     checks = {"database": await _check("the database", run_in_db_thread(_database_ping))}
     if runtime.redis is not None:
         checks["redis"] = await _check("Redis", runtime.redis.ping())
-    routing = runtime.routing
+    routing = runtime.catalog.table
     checks["catalog"] = (
         f"ok ({len(routing.cards)} models)" if routing is not None else "not loaded yet"
     )

@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
@@ -25,11 +25,20 @@ from billing.events import UsageEvent
 from proxy.gateway.errors import RateLimited
 from tokenbyte.redis import GatewayRedis
 
-if TYPE_CHECKING:
-    from proxy.gateway.auth.policy import KeyPolicy
-
 WINDOW_MS = 60_000.0
 Headers = list[tuple[bytes, bytes]]
+
+
+class KeyLimits(Protocol):
+    """What the limiter reads of a key's policy (auth.policy.KeyPolicy)."""
+
+    @property
+    def key_id(self) -> int: ...
+    @property
+    def rpm(self) -> int | None: ...
+    @property
+    def tpm(self) -> int | None: ...
+
 
 # KEYS: requests bucket, tokens bucket. ARGV: rpm (0: none), tpm (0: none), window ms.
 # Returns: allowed, requests remaining, requests reset ms, tokens remaining, tokens reset ms,
@@ -95,7 +104,7 @@ def duration(ms: float) -> str:
     return f"{minutes}m{rest}s"
 
 
-def limit_headers(policy: "KeyPolicy", verdict: Verdict) -> Headers:
+def limit_headers(policy: KeyLimits, verdict: Verdict) -> Headers:
     headers: Headers = []
     if policy.rpm:
         headers += [
@@ -182,7 +191,7 @@ class RateLimiter:
             redis.hot.register_script(CONSUME_SCRIPT) if redis is not None else None
         )
 
-    async def admit(self, policy: "KeyPolicy") -> Headers:
+    async def admit(self, policy: KeyLimits) -> Headers:
         """The rate-limit headers for the response; RateLimited (429) when over a limit."""
         rpm, tpm = policy.rpm or 0, policy.tpm or 0
         if not rpm and not tpm:

@@ -8,7 +8,7 @@ Django's redirect there.
 
 import re
 
-from proxy.gateway.app import EXACT_ROUTES, PREFIX_ROUTES
+from proxy.gateway.app import EXACT_PATHS, PREFIXES
 from proxy.gateway.errors import NotFound
 
 # OpenAI's and Anthropic's endpoints as a client without the /v1 prefix asks for them.
@@ -21,8 +21,8 @@ _SERVED = "POST /v1/chat/completions, POST /v1/embeddings, POST /v1/messages and
 
 
 def _served(path: str) -> bool:
-    return path in EXACT_ROUTES or any(
-        path.startswith(prefix) and len(path) > len(prefix) for prefix, _ in PREFIX_ROUTES
+    return path in EXACT_PATHS or any(
+        path.startswith(prefix) and len(path) > len(prefix) for prefix in PREFIXES
     )
 
 

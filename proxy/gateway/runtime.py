@@ -12,7 +12,9 @@ from proxy.gateway.auth.key_cache import KeyResolver
 from proxy.gateway.db import PollingThread, run_in_db_thread
 from proxy.gateway.ids import IdSource
 from proxy.gateway.limits import RateLimiter
+from proxy.gateway.pipeline.call import Pipeline
 from proxy.gateway.pipeline.metering import Metering
+from proxy.gateway.pipeline.resolve import Catalog
 from proxy.gateway.routing import RoutingTable
 from proxy.routing_version import routing_version_get
 from proxy.selectors import load_routing_table
@@ -34,7 +36,7 @@ class Runtime:
         # Nothing here connects yet: clients open their connections on first use, in the loop.
         # Its breaker decides for every hot-path caller when Redis is skipped.
         self.redis = GatewayRedis(settings.REDIS_URL) if settings.REDIS_URL else None
-        self.routing: RoutingTable | None = None
+        self.catalog = Catalog()
         self.ids = IdSource()
         self.keys = KeyResolver(self.redis)
         self.upstreams = UpstreamPool(self.redis)
@@ -43,6 +45,21 @@ class Runtime:
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
         self._version_reader = PollingThread("routing-version")
+
+    @property
+    def routing(self) -> RoutingTable | None:
+        return self.catalog.table
+
+    def pipeline(self) -> Pipeline:
+        """What the model endpoints use of this runtime."""
+        return Pipeline(
+            keys=self.keys,
+            catalog=self.catalog,
+            limiter=self.limits,
+            upstreams=self.upstreams,
+            meter=self.metering.emit,
+            new_id=self.ids,
+        )
 
     async def start(self) -> None:
         await self.keys.start()
@@ -79,7 +96,7 @@ class Runtime:
 
     async def reload_routing(self) -> None:
         version = await self.routing_version()
-        self.routing = await run_in_db_thread(load_routing_table, version)
+        self.catalog.table = await run_in_db_thread(load_routing_table, version)
         self._loaded_at = time.monotonic()
 
     async def _refresh_forever(self) -> None:
@@ -89,7 +106,8 @@ class Runtime:
             try:
                 version = await self.routing_version()
                 stale = time.monotonic() - self._loaded_at > FULL_RELOAD_SECONDS
-                if self.routing is None or version != self.routing.version or stale:
+                table = self.catalog.table
+                if table is None or version != table.version or stale:
                     await self.reload_routing()
             except Exception:  # keep serving the last good table
                 logger.warning("routing refresh failed; keeping the current table", exc_info=True)

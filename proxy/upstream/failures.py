@@ -8,7 +8,7 @@ An upstream's own validation message (its 4xx about the request) is passed on sc
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import orjson
@@ -17,10 +17,21 @@ from proxy.gateway.errors import GatewayError, ServiceUnavailable, UpstreamError
 from proxy.upstream.redact import log_safe, scrub
 
 if TYPE_CHECKING:
-    from proxy.gateway.pipeline.calls import CallRecord
     from proxy.gateway.routing import Upstream
 
 logger = logging.getLogger(__name__)
+
+
+class AttemptLog(Protocol):
+    """What the upstream layer reads and counts of a call (the gateway's CallRecord)."""
+
+    request_id: str
+    attempts: int
+    upstream: "Upstream | None"
+
+    @property
+    def provider(self) -> str: ...
+
 
 MAX_COOLDOWN_SECONDS = 60.0
 LOG_BODY_CHARS = 1000  # of an upstream's error body, in the log line
@@ -161,7 +172,7 @@ def _trimmed(text: str) -> str:
 
 
 # --- the log lines ----------------------------------------------------------------------------
-def log_failed_attempt(record: "CallRecord", upstream: "Upstream", error: GatewayError) -> None:
+def log_failed_attempt(record: AttemptLog, upstream: "Upstream", error: GatewayError) -> None:
     """One WARNING per failed attempt: everything the client was not told, no secret."""
     logger.warning(
         "request %s: %s credential %r (id %s) failed on attempt %d: %s [client got %s %s]",
@@ -176,7 +187,7 @@ def log_failed_attempt(record: "CallRecord", upstream: "Upstream", error: Gatewa
     )
 
 
-def log_refusal(record: "CallRecord", upstream: "Upstream", status: int, body: bytes) -> None:
+def log_refusal(record: AttemptLog, upstream: "Upstream", status: int, body: bytes) -> None:
     """The upstream refused the client's own request: INFO, as it is the client's to fix."""
     logger.info(
         "request %s: %s credential %r (id %s) refused the request: %s",
@@ -188,7 +199,7 @@ def log_refusal(record: "CallRecord", upstream: "Upstream", status: int, body: b
     )
 
 
-def log_failed_answer(record: "CallRecord", error: GatewayError) -> None:
+def log_failed_answer(record: AttemptLog, error: GatewayError) -> None:
     """An answer that failed after the upstream accepted the call: a stream that broke off or
     errored, or a whole answer the gateway could not use. Never the answer itself: that is the
     tenant's (the console's body logging is theirs to switch on)."""
@@ -197,7 +208,7 @@ def log_failed_answer(record: "CallRecord", error: GatewayError) -> None:
     logger.warning(
         "request %s: %s credential %r (id %s) answered, then failed: %s [client got %s]",
         record.request_id,
-        record.card.provider,
+        record.provider,
         upstream.name if upstream else None,
         upstream.id if upstream else None,
         log_safe(detail, upstream.api_key if upstream else ""),

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from django.conf import settings
@@ -24,6 +24,7 @@ from proxy.gateway.errors import GatewayError, ServiceUnavailable, UpstreamTimeo
 from proxy.gateway.routing import Card, Upstream
 from proxy.upstream.failures import (
     MAX_COOLDOWN_SECONDS,
+    AttemptLog,
     Failure,
     cite_request,
     failed,
@@ -35,9 +36,6 @@ from proxy.upstream.failures import (
 from proxy.upstream.request import UpstreamRequest
 from proxy.upstream.transport import TransportOptions, UpstreamTransport
 from tokenbyte.redis import GatewayRedis, subscribe_forever
-
-if TYPE_CHECKING:
-    from proxy.gateway.pipeline.calls import CallRecord
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +241,7 @@ class UpstreamPool:
         *,
         stream: bool,
         provider: str,
-        record: "CallRecord",
+        record: AttemptLog,
         rejects_credential: Callable[[int, bytes], bool] | None = None,
     ) -> Opened:
         """Send to the first credential that answers; fail over before anything reached the client.

@@ -83,7 +83,9 @@ def runtime_with_resolver(redis: Any = None) -> Runtime:
 
 def authenticate_sync(runtime: Runtime, *headers: tuple[bytes, bytes], **kwargs: Any) -> KeyPolicy:
     client = kwargs.pop("client", ("127.0.0.1", 50123))
-    return async_to_sync(authenticate)(gateway_request(*headers, client=client), runtime, **kwargs)
+    return async_to_sync(authenticate)(
+        gateway_request(*headers, client=client), runtime.keys, **kwargs
+    )
 
 
 def made_up_key() -> str:

@@ -160,12 +160,12 @@ def test_x_api_key_is_read_only_where_allowed(owner: User, mint: Mint) -> None:
 def test_optional_authentication_ignores_no_key_or_a_foreign_key(owner: User, mint: Mint) -> None:
     runtime = runtime_with_resolver()
     optional = async_to_sync(authenticate_optional)
-    assert optional(gateway_request(), runtime) is None
-    assert optional(gateway_request(bearer("unused-placeholder")), runtime) is None
+    assert optional(gateway_request(), runtime.keys) is None
+    assert optional(gateway_request(bearer("unused-placeholder")), runtime.keys) is None
     with pytest.raises(AuthenticationFailed):
-        optional(gateway_request(bearer(made_up_key())), runtime)
+        optional(gateway_request(bearer(made_up_key())), runtime.keys)
     minted = mint(owner)
-    policy = optional(gateway_request(bearer(minted.secret)), runtime)
+    policy = optional(gateway_request(bearer(minted.secret)), runtime.keys)
     assert policy is not None
     assert policy.key_id == minted.key.pk
 

@@ -47,7 +47,7 @@ def test_concurrent_misses_for_one_key_share_one_query(owner: User, mint: Mint) 
 
     async def many() -> list[KeyPolicy]:
         request = gateway_request(bearer(minted.secret))
-        return await asyncio.gather(*(authenticate(request, runtime) for _ in range(20)))
+        return await asyncio.gather(*(authenticate(request, runtime.keys) for _ in range(20)))
 
     with assert_num_queries_anywhere(1):
         policies = async_to_sync(many)()
@@ -97,7 +97,7 @@ def test_redis_serves_keys_to_a_fresh_process_without_queries(owner: User, mint:
     async def fresh_resolver_authenticates(*headers: tuple[bytes, bytes]) -> KeyPolicy:
         async with GatewayRedis(settings.REDIS_URL) as redis:
             runtime = runtime_with_resolver(redis)
-            return await authenticate(gateway_request(*headers), runtime)
+            return await authenticate(gateway_request(*headers), runtime.keys)
 
     with assert_num_queries_anywhere(0):
         assert async_to_sync(fresh_resolver_authenticates)(bearer(minted.secret)).rpm == 7
@@ -123,7 +123,7 @@ def test_an_announcement_on_redis_drops_the_cached_key(owner: User, mint: Mint) 
             # Only the Redis channel may tell it: as if the revoke happened in another process.
             key_cache.key_changed.disconnect(dispatch_uid=resolver._dispatch_uid)
             try:
-                await authenticate(request, runtime)
+                await authenticate(request, runtime.keys)
                 channel = key_cache.changes_channel(redis.db)
 
                 async def subscribed() -> bool:
@@ -131,12 +131,12 @@ def test_an_announcement_on_redis_drops_the_cached_key(owner: User, mint: Mint) 
                     return bool(counts and counts[0][1] >= 1)
 
                 await _wait_for(subscribed)
-                await authenticate(request, runtime)  # cached after the subscription's clear
+                await authenticate(request, runtime.keys)  # cached after the subscription's clear
                 await sync_to_async(key_revoke)(key=minted.key)
 
                 async def refused_now() -> bool:
                     try:
-                        await authenticate(request, runtime)
+                        await authenticate(request, runtime.keys)
                     except AuthenticationFailed as exc:
                         return "revoked" in exc.message
                     return False
@@ -160,8 +160,8 @@ def test_a_due_refresh_happens_behind_the_request(
     request = gateway_request(bearer(minted.secret))
 
     async def scenario() -> tuple[int, int]:
-        await authenticate(request, runtime)  # a miss: loaded, and already due again
-        policy = await authenticate(request, runtime)  # served from memory at once...
+        await authenticate(request, runtime.keys)  # a miss: loaded, and already due again
+        policy = await authenticate(request, runtime.keys)  # served from memory at once...
         in_flight = len(resolver._loading)  # ...with its refresh still under way
         await resolver.settle()
         return policy.key_id, in_flight
@@ -193,9 +193,9 @@ def test_while_the_database_is_down_known_keys_work_and_unknown_ones_get_503(
         relay.cut()
 
         async def during_the_outage() -> tuple[int, int]:
-            policy = await authenticate(known, runtime)  # due a refresh, served anyway
+            policy = await authenticate(known, runtime.keys)  # due a refresh, served anyway
             await resolver.settle()  # the refresh failed: retried in a few seconds, not now
-            await authenticate(known, runtime)
+            await authenticate(known, runtime.keys)
             return policy.key_id, len(resolver._loading)
 
         assert async_to_sync(during_the_outage)() == (minted.key.pk, 0)

@@ -85,15 +85,15 @@ def test_past_the_backlog_an_uncached_key_gets_503_at_once_never_401(
 
     async def scenario() -> tuple[GatewayError, tuple[Any, ...]]:
         running = asyncio.ensure_future(
-            authenticate(gateway_request(bearer(made_up_key())), runtime)
+            authenticate(gateway_request(bearer(made_up_key())), runtime.keys)
         )
         await asyncio.to_thread(blocked_lookups.entered.acquire, timeout=WAIT)  # on the thread
         waiting = asyncio.ensure_future(
-            authenticate(gateway_request(bearer(made_up_key())), runtime)
+            authenticate(gateway_request(bearer(made_up_key())), runtime.keys)
         )
         await asyncio.sleep(0.05)  # in the backlog
         with pytest.raises(ServiceUnavailable) as caught:
-            await authenticate(gateway_request(bearer(made_up_key())), runtime)
+            await authenticate(gateway_request(bearer(made_up_key())), runtime.keys)
         blocked_lookups.release.set()
         done = await asyncio.wait_for(
             asyncio.gather(running, waiting, return_exceptions=True), WAIT
@@ -121,7 +121,7 @@ def test_key_lookups_do_not_wait_behind_other_database_work(owner: User, mint: M
         await asyncio.sleep(0.05)
         try:
             return await asyncio.wait_for(
-                authenticate(gateway_request(bearer(minted.secret)), runtime), WAIT
+                authenticate(gateway_request(bearer(minted.secret)), runtime.keys), WAIT
             )
         finally:
             release.set()
@@ -150,7 +150,9 @@ def test_stopping_the_resolver_closes_its_threads_connections(
     runtime = runtime_with_resolver()
 
     async def lookups_then_stop() -> int:
-        await asyncio.gather(*(authenticate(gateway_request(bearer(k)), runtime) for k in keys))
+        await asyncio.gather(
+            *(authenticate(gateway_request(bearer(k)), runtime.keys) for k in keys)
+        )
         during = await run_in_db_thread(backends)
         await runtime.keys.start()
         await runtime.keys.stop()
@@ -211,20 +213,22 @@ def test_past_the_limit_unknown_keys_get_429_without_touching_redis_or_the_datab
         gateway_redis = GatewayRedis(stand_in.url) if stand_in else None
         try:
             runtime = runtime_with_resolver(gateway_redis)
-            await authenticate(from_address(flood, known.secret), runtime)  # cached now
+            await authenticate(from_address(flood, known.secret), runtime.keys)  # cached now
             outcomes: dict[str, Any] = {}
             with assert_num_queries_anywhere(3):
                 for _ in range(3):
                     with pytest.raises(AuthenticationFailed):
-                        await authenticate(from_address(flood, made_up_key()), runtime)
+                        await authenticate(from_address(flood, made_up_key()), runtime.keys)
                 sent = stand_in.bytes_from(HOT) if stand_in else 0
                 with pytest.raises(RateLimited) as caught:
-                    await authenticate(from_address(flood, made_up_key()), runtime)
+                    await authenticate(from_address(flood, made_up_key()), runtime.keys)
                 outcomes["refused"] = caught.value
                 outcomes["redis_untouched"] = (stand_in.bytes_from(HOT) if stand_in else 0) == sent
-                outcomes["known"] = await authenticate(from_address(flood, known.secret), runtime)
+                outcomes["known"] = await authenticate(
+                    from_address(flood, known.secret), runtime.keys
+                )
             with assert_num_queries_anywhere(1), pytest.raises(AuthenticationFailed):
-                await authenticate(from_address("198.51.100.8", made_up_key()), runtime)
+                await authenticate(from_address("198.51.100.8", made_up_key()), runtime.keys)
             return outcomes
         finally:
             if gateway_redis is not None:

@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from accounts.models import User
+from billing.usage import Usage
 from keys.services import key_mint
 from keys.validation import KeySpec
 from proxy.gateway.auth.policy import KeyPolicy
@@ -50,7 +51,10 @@ def test_requests_per_minute_refuse_with_retry_after_and_charge_nothing(
     assert third.headers["x-ratelimit-remaining-requests"] == "0"
     assert len(fake_openai.app.received) == 2  # the refused request never reached upstream
     usage_events.for_request(second.headers["x-request-id"])
-    assert not [e for e in usage_events.events if e.request_id == third.headers["x-request-id"]]
+    # Refused after authentication: its one event tells of it, and charges nothing.
+    refusal = usage_events.for_request(third.headers["x-request-id"])
+    assert (refusal.status, refusal.error_code) == (429, "rate_limit_exceeded")
+    assert (refusal.cost, refusal.usage, refusal.attempts) == (0, Usage(), 0)
 
 
 @pytest.mark.slow

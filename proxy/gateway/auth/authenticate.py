@@ -9,15 +9,12 @@ import ipaddress
 import time
 from datetime import UTC, datetime
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from proxy.gateway.auth.key_cache import KeyResolver
 from proxy.gateway.auth.policy import KeyPolicy
 from proxy.gateway.errors import AuthenticationFailed, PermissionDenied
 from proxy.gateway.http import Request
-
-if TYPE_CHECKING:
-    from proxy.gateway.runtime import Runtime
-
 
 KEY_PREFIX = b"tb-"
 # Far longer than any key we mint; longer values are refused before hashing.
@@ -71,8 +68,7 @@ def _check_client(policy: KeyPolicy, scope: dict[str, Any]) -> None:
         )
 
 
-async def _authenticate_token(token: bytes, request: Request, runtime: "Runtime") -> KeyPolicy:
-    resolver = runtime.keys
+async def _authenticate_token(token: bytes, request: Request, resolver: KeyResolver) -> KeyPolicy:
     if not token.startswith(KEY_PREFIX) or len(token) > MAX_KEY_LENGTH:
         raise AuthenticationFailed(NOT_OUR_KEY_MESSAGE)
     digest = sha256(token).hexdigest()
@@ -92,7 +88,7 @@ async def _authenticate_token(token: bytes, request: Request, runtime: "Runtime"
 
 
 async def authenticate(
-    request: Request, runtime: "Runtime", *, allow_x_api_key: bool = False
+    request: Request, keys: KeyResolver, *, allow_x_api_key: bool = False
 ) -> KeyPolicy:
     """The policy of the request's key, or 401 / 403 / 503 (never 401 for an outage).
 
@@ -104,11 +100,11 @@ async def authenticate(
     token = _presented_key(request, allow_x_api_key)
     if token is None:
         raise AuthenticationFailed(MISSING_KEY_MESSAGE)
-    return await _authenticate_token(token, request, runtime)
+    return await _authenticate_token(token, request, keys)
 
 
 async def authenticate_optional(
-    request: Request, runtime: "Runtime", *, allow_x_api_key: bool = False
+    request: Request, keys: KeyResolver, *, allow_x_api_key: bool = False
 ) -> KeyPolicy | None:
     """For public endpoints: None without a TokenByte key; a TokenByte key is checked fully.
 
@@ -117,4 +113,4 @@ async def authenticate_optional(
     token = _presented_key(request, allow_x_api_key)
     if token is None or not token.startswith(KEY_PREFIX):
         return None
-    return await _authenticate_token(token, request, runtime)
+    return await _authenticate_token(token, request, keys)

@@ -1,4 +1,5 @@
-"""The call path every endpoint shares: admit, open the upstream (failover), complete, meter."""
+"""The call path every model endpoint shares: authenticate, record, admit, open the upstream
+(failover), then complete a whole answer or relay a stream (pipeline/relay.py)."""
 
 from collections.abc import Callable
 from decimal import Decimal
@@ -6,54 +7,100 @@ from typing import Any
 
 import orjson
 
+from billing.events import UsageEvent
 from billing.usage import Usage
+from proxy.gateway.auth.authenticate import authenticate
+from proxy.gateway.auth.key_cache import KeyResolver
 from proxy.gateway.auth.policy import KeyPolicy
 from proxy.gateway.errors import GatewayError
 from proxy.gateway.http import JSON_CONTENT_TYPE, Request, Response
+from proxy.gateway.limits import RateLimiter
 from proxy.gateway.pipeline.calls import CallRecord
-from proxy.gateway.pipeline.resolve import routing_or_503
+from proxy.gateway.pipeline.resolve import Catalog, resolve_card
 from proxy.gateway.routing import Card
-from proxy.gateway.runtime import Runtime
 from proxy.providers.base import ProviderAdapter
 from proxy.upstream.failures import cite_request, log_failed_answer, log_refusal
-from proxy.upstream.pool import Opened, timeouts_for
+from proxy.upstream.pool import Opened, UpstreamPool, timeouts_for
+from proxy.upstream.request import UpstreamRequest
+from tokenbyte.metrics import REQUESTS_REFUSED_BEFORE_AUTH
 
-ZERO_USAGE = Usage()
-
-
-async def start_call(
-    request: Request,
-    runtime: Runtime,
-    policy: KeyPolicy,
-    card: Card,
-    endpoint: str,
-    *,
-    stream: bool,
-    rate_limited: bool = True,
-) -> CallRecord:
-    """Admit a call (the key's allowlist and rate limits) and open its record."""
-    policy.check_card(card)
-    headers = await runtime.limits.admit(policy) if rate_limited else []
-    return CallRecord(
-        request_id=request.request_id,
-        new_id=runtime.ids,
-        endpoint=endpoint,
-        card=card,
-        key_id=policy.key_id,
-        account_id=policy.account_id,
-        stream=stream,
-        headers=headers,
-    )
+Parse = Callable[[bytes], tuple[dict[str, Any], Usage]]
+Render = Callable[[dict[str, Any], Usage, Decimal], dict[str, Any]]
 
 
-async def open_upstream(
-    runtime: Runtime, record: CallRecord, adapter: ProviderAdapter, build: Any, *, stream: bool
-) -> Opened:
-    """Open the upstream call; on failure emit the request's event, then raise."""
-    card = record.card
-    try:
-        opened = await runtime.upstreams.open(
-            routing_or_503(runtime).upstreams_for(card),
+class Pipeline:
+    """What the model endpoints use, and nothing else of the process's runtime."""
+
+    __slots__ = ("catalog", "keys", "limiter", "meter", "new_id", "upstreams")
+
+    def __init__(
+        self,
+        *,
+        keys: KeyResolver,
+        catalog: Catalog,
+        limiter: RateLimiter,
+        upstreams: UpstreamPool,
+        meter: Callable[[UsageEvent], None],
+        new_id: Callable[[], str],
+    ) -> None:
+        self.keys = keys
+        self.catalog = catalog
+        self.limiter = limiter
+        self.upstreams = upstreams
+        self.meter = meter
+        self.new_id = new_id
+
+    async def authenticate(self, request: Request, *, allow_x_api_key: bool = False) -> KeyPolicy:
+        """The request's key policy; a refusal here is a metric, not a usage event."""
+        try:
+            return await authenticate(request, self.keys, allow_x_api_key=allow_x_api_key)
+        except GatewayError as error:
+            REQUESTS_REFUSED_BEFORE_AUTH.labels(error.code).inc()
+            raise
+
+    def record(self, request: Request, policy: KeyPolicy, endpoint: str) -> CallRecord:
+        """The call's record: use it as a context manager, which emits its one event."""
+        return CallRecord(
+            request_id=request.request_id,
+            new_id=self.new_id,
+            sink=self.meter,
+            endpoint=endpoint,
+            policy=policy,
+        )
+
+    async def admit(
+        self,
+        record: CallRecord,
+        model: str,
+        *,
+        card_type: str,
+        stream: bool,
+        rate_limited: bool = True,
+    ) -> Card:
+        """The card the client named, if its key may use it and its rate limits allow."""
+        record.model, record.stream = model, stream
+        card = resolve_card(self.catalog.current(), model, card_type=card_type)
+        record.card = card
+        record.policy.check_card(card)
+        if rate_limited:
+            record.headers = await self.limiter.admit(record.policy)
+        return card
+
+    async def open_upstream(
+        self,
+        record: CallRecord,
+        adapter: ProviderAdapter,
+        build: Callable[[Any], UpstreamRequest],
+        *,
+        stream: bool,
+    ) -> Opened:
+        """The upstream's accepted answer (failing over between credentials), or its refusal
+        raised as the client's error."""
+        card = record.card
+        if card is None:
+            raise RuntimeError("open_upstream() before admit()")
+        opened = await self.upstreams.open(
+            self.catalog.current().upstreams_for(card),
             build,
             timeouts_for(card),
             stream=stream,
@@ -61,43 +108,24 @@ async def open_upstream(
             record=record,
             rejects_credential=adapter.rejects_credential,
         )
-    except GatewayError as error:
-        runtime.metering.emit(
-            record.event(status=error.status, usage=ZERO_USAGE, error_code=error.code)
-        )
-        raise
-    record.upstream_request_id = opened.upstream_request_id()
-    if opened.response.status_code >= 400:
-        log_refusal(record, opened.upstream, opened.response.status_code, opened.body)
-        refusal = cite_request(
-            adapter.client_error(opened.response.status_code, opened.body, card), record.request_id
-        )
-        runtime.metering.emit(
-            record.event(status=refusal.status, usage=ZERO_USAGE, error_code=refusal.code)
-        )
-        raise refusal
-    return opened
+        record.upstream_request_id = opened.upstream_request_id()
+        if opened.response.status_code >= 400:
+            log_refusal(record, opened.upstream, opened.response.status_code, opened.body)
+            status = opened.response.status_code
+            raise cite_request(adapter.client_error(status, opened.body, card), record.request_id)
+        return opened
 
-
-def complete(
-    runtime: Runtime,
-    record: CallRecord,
-    opened: Opened,
-    parse: Callable[[bytes], tuple[dict[str, Any], Usage]],
-    render: Callable[[dict[str, Any], Usage, Decimal], dict[str, Any]],
-) -> Response:
-    """A whole upstream answer: parsed, metered once, priced into the client's body."""
-    try:
-        data, usage = parse(opened.body)
-    except GatewayError as error:
-        # The upstream did the work (and bills us) but its answer is unusable: still recorded.
-        runtime.metering.emit(
-            record.event(status=error.status, usage=ZERO_USAGE, error_code=error.code)
-        )
-        log_failed_answer(record, cite_request(error, record.request_id))
-        raise
-    record.mark_first_byte()
-    event = record.event(status=200, usage=usage)
-    data = render(data, usage, event.cost)
-    runtime.metering.emit(event)
-    return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE, *record.headers])
+    @staticmethod
+    def complete(record: CallRecord, opened: Opened, parse: Parse, render: Render) -> Response:
+        """A whole upstream answer: parsed, settled (priced once), rendered for the client."""
+        try:
+            data, usage = parse(opened.body)
+        except GatewayError as error:
+            # The upstream did the work (and bills us) but its answer is unusable: the record
+            # still tells of it.
+            log_failed_answer(record, cite_request(error, record.request_id))
+            raise
+        record.mark_first_byte()
+        event = record.settle(usage)
+        data = render(data, usage, event.cost)
+        return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE, *record.headers])

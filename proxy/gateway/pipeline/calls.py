@@ -1,32 +1,54 @@
-"""What every upstream call shares: timing, the attempt log, and its one usage event."""
+"""The call record: one request's story, told as exactly one usage event when it ends.
 
+A record opens once the request's key is known (`with pipeline.record(...) as record:`) and
+emits on leaving the block, whichever way it is left: the settled event when the call ran to
+its end, otherwise an event for how it ended (a gateway error, another exception, the client
+leaving, cancellation at shutdown), with whatever usage the upstream had reported by then.
+Nothing else emits usage events, so there is no exit path that emits none or two.
+"""
+
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import orjson
 
 from billing.events import UsageEvent
 from billing.pricing import cost_text, usage_cost
 from billing.usage import Usage
+from proxy.gateway.auth.policy import KeyPolicy
+from proxy.gateway.errors import GatewayError
+from proxy.gateway.http import ClientDisconnected
 from proxy.gateway.routing import Card, Upstream
 
+logger = logging.getLogger(__name__)
+
 ZERO = Decimal(0)
+ZERO_USAGE = Usage()
+# What the client named is kept on events of requests no card was found for; a client may send
+# a model string of any length.
+MAX_MODEL_NAME = 200
+# nginx's code for "the client closed the connection before the answer".
+CLIENT_CLOSED_STATUS = 499
 
 
 @dataclass(slots=True)
 class CallRecord:
-    """Filled in as a request travels; turned into exactly one UsageEvent at the end."""
+    """Filled in as a request travels; turned into exactly one UsageEvent when it ends."""
 
     request_id: str
     new_id: Callable[[], str]
+    sink: Callable[[UsageEvent], None]
     endpoint: str
-    card: Card
-    key_id: int | None
-    account_id: int | None
-    stream: bool
+    policy: KeyPolicy
+    card: Card | None = None
+    model: str = ""  # what the client named, until a card is found for it
+    stream: bool = False
     started_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
     first_byte: float | None = None
@@ -35,36 +57,108 @@ class CallRecord:
     upstream_request_id: str | None = None
     # Sent with the answer, whatever its shape (the key's rate-limit state).
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # The status the client has already been sent (a stream's 200), if any.
+    response_status: int | None = None
+    # What the upstream has reported so far; `measure`, when set (a stream), says it at the end.
+    usage: Usage = ZERO_USAGE
+    measure: Callable[[], Usage] | None = None
+    _settled: UsageEvent | None = None
+    _emitted: bool = False
+
+    @property
+    def provider(self) -> str:
+        return self.card.provider if self.card is not None else "the provider"
 
     def mark_first_byte(self) -> None:
         if self.first_byte is None:
             self.first_byte = time.perf_counter()
 
-    def event(
+    def settle(
+        self, usage: Usage, *, error_code: str | None = None, client_disconnected: bool = False
+    ) -> UsageEvent:
+        """The event of a call that ran to its end, priced for the answer's last bytes.
+
+        It is emitted on leaving the block, or by `hand_over` before those bytes are sent; an
+        exception in between (rendering the answer, say) replaces it with an error event that
+        keeps this usage.
+        """
+        self.usage = usage
+        self._settled = self._event(
+            status=self.response_status or 200,
+            error_code=error_code,
+            client_disconnected=client_disconnected,
+        )
+        return self._settled
+
+    def hand_over(self) -> None:
+        """Emit the settled event now (a stream's, before its final bytes leave)."""
+        if self._settled is None:
+            raise RuntimeError("hand_over() before settle()")
+        self._emit(self._settled)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
         self,
-        *,
-        status: int,
-        usage: Usage,
-        error_code: str | None = None,
-        client_disconnected: bool = False,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._emitted:
+            return
+        if exc is None and self._settled is not None:
+            self._emit(self._settled)
+            return
+        self._emit(self._ending(exc))
+
+    def _ending(self, exc: BaseException | None) -> UsageEvent:
+        """The event of a call that did not run to its end (or left without settling)."""
+        if self.measure is not None:
+            try:
+                self.usage = self.measure()
+            except Exception:  # the event must still go out, with the usage known before
+                logger.exception("request %s: reading the stream's usage failed", self.request_id)
+        if isinstance(exc, GatewayError):
+            return self._event(status=self.response_status or int(exc.status), error_code=exc.code)
+        if isinstance(exc, ClientDisconnected):
+            return self._event(
+                status=CLIENT_CLOSED_STATUS,
+                error_code="client_disconnected",
+                client_disconnected=True,
+            )
+        if isinstance(exc, asyncio.CancelledError):
+            # The server stopped the request (shutdown); the client gets no more.
+            return self._event(status=self.response_status or 500, error_code="cancelled")
+        if exc is None:
+            logger.error("request %s: the call ended without an outcome", self.request_id)
+        return self._event(status=self.response_status or 500, error_code="internal_error")
+
+    def _emit(self, event: UsageEvent) -> None:
+        self._emitted = True
+        self.sink(event)
+
+    def _event(
+        self, *, status: int, error_code: str | None, client_disconnected: bool = False
     ) -> UsageEvent:
         now = time.perf_counter()
+        card = self.card
         return UsageEvent(
             event_id=self.new_id(),
             request_id=self.request_id,
             endpoint=self.endpoint,
-            key_id=self.key_id,
-            account_id=self.account_id,
-            card_id=self.card.id,
-            model=self.card.title,
-            provider=self.card.provider,
-            upstream_model=self.card.upstream_id,
+            key_id=self.policy.key_id,
+            account_id=self.policy.account_id,
+            card_id=card.id if card is not None else None,
+            model=card.title if card is not None else self.model[:MAX_MODEL_NAME],
+            provider=card.provider if card is not None else None,
+            upstream_model=card.upstream_id if card is not None else None,
             credential_id=self.upstream.id if self.upstream else None,
             status=status,
             error_code=error_code,
             stream=self.stream,
-            usage=usage,
-            cost=usage_cost(usage, self.card.prices),
+            usage=self.usage,
+            cost=usage_cost(self.usage, card.prices) if card is not None else ZERO,
             started_at=self.started_at,
             latency_ms=round((now - self.started) * 1000, 3),
             ttfb_ms=None
@@ -88,4 +182,4 @@ def priced_usage(original: Any, usage: Usage, cost: Decimal) -> dict[str, Any]:
     return result
 
 
-__all__ = ["ZERO", "CallRecord", "priced_usage"]
+__all__ = ["ZERO", "ZERO_USAGE", "CallRecord", "priced_usage"]

@@ -1,5 +1,5 @@
-"""Relaying a streamed upstream answer: frames out as they arrive, disconnects watched,
-metered once."""
+"""Relaying a streamed upstream answer: frames out as they arrive, disconnects watched, its
+event handed over before the final bytes."""
 
 import asyncio
 import logging
@@ -14,7 +14,6 @@ from billing.usage import Usage
 from proxy.gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
 from proxy.gateway.http import Receive, Request, Send
 from proxy.gateway.pipeline.calls import CallRecord
-from proxy.gateway.runtime import Runtime
 from proxy.gateway.sse import Event, SSEParser
 from proxy.upstream.failures import cite_request, exception_detail, failed, log_failed_answer
 from proxy.upstream.pool import Opened
@@ -78,14 +77,14 @@ STREAM_HEADERS = [
 
 
 async def relay_stream(
-    request: Request,
-    runtime: Runtime,
-    record: CallRecord,
-    opened: Opened,
-    output: StreamOutput,
+    request: Request, record: CallRecord, opened: Opened, output: StreamOutput
 ) -> None:
     send = request.send
     card = record.card
+    if card is None:
+        raise RuntimeError("relay_stream() before admit()")
+    # Whichever way the stream ends, its event bills what was produced by then.
+    record.measure = output.final_usage
     parser = SSEParser()
     state = _StreamState()
     task = asyncio.current_task()
@@ -105,6 +104,7 @@ async def relay_stream(
                 ],
             }
         )
+        record.response_status = 200
 
         # Watching for a disconnect starts after the first bytes left: the first byte waits
         # for nothing it does not need (a task's creation is ~35 µs on a cold path).
@@ -138,25 +138,19 @@ async def relay_stream(
             failure = UpstreamError(cut_short)
         if failure is not None:
             log_failed_answer(record, cite_request(failure, record.request_id))
-        event = record.event(
-            status=200, usage=usage, error_code=failure.code if failure is not None else None
-        )
-        runtime.metering.emit(event)
+        event = record.settle(usage, error_code=failure.code if failure is not None else None)
         last = output.failure(failure) if failure is not None else output.closing(usage, event.cost)
+        record.hand_over()
         state.finished = True
         await send({"type": "http.response.body", "body": last, "more_body": False})
     except asyncio.CancelledError:
         if not state.disconnected:
             raise
         task.uncancel()
-        # The client left: the upstream is cancelled below; bill what was produced so far.
-        runtime.metering.emit(
-            record.event(
-                status=200,
-                usage=output.final_usage(),
-                error_code="client_disconnected",
-                client_disconnected=True,
-            )
+        # The client left (before the final bytes: the watcher stops at `finished`); the
+        # upstream is closed below; bill what was produced so far.
+        record.settle(
+            output.final_usage(), error_code="client_disconnected", client_disconnected=True
         )
     finally:
         state.finished = True
@@ -189,7 +183,7 @@ async def _pump(
         if not chunk:
             break
         if loop.time() > opened.deadline:
-            raise UpstreamTimeout(failed(record.card.provider, "exceeded the total time allowed"))
+            raise UpstreamTimeout(failed(record.provider, "exceeded the total time allowed"))
         chunk = await anext(chunks, b"")
     tail = output.tail()
     if tail:

@@ -2,13 +2,20 @@
 
 from proxy.gateway.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
 from proxy.gateway.routing import Card, RoutingTable
-from proxy.gateway.runtime import Runtime
 
 
-def routing_or_503(runtime: Runtime) -> RoutingTable:
-    if runtime.routing is None:
-        raise ServiceUnavailable("The model catalog is not loaded yet; retry in a moment.")
-    return runtime.routing
+class Catalog:
+    """The process's current routing snapshot, swapped whole when the catalog changes."""
+
+    __slots__ = ("table",)
+
+    def __init__(self) -> None:
+        self.table: RoutingTable | None = None
+
+    def current(self) -> RoutingTable:
+        if self.table is None:
+            raise ServiceUnavailable("The model catalog is not loaded yet; retry in a moment.")
+        return self.table
 
 
 def model_not_found(routing: RoutingTable, name: str, param: str | None = "model") -> ModelNotFound:
@@ -28,9 +35,8 @@ def model_not_found(routing: RoutingTable, name: str, param: str | None = "model
 ENDPOINT_FOR_TYPE = {"chat": "POST /v1/chat/completions", "embedding": "POST /v1/embeddings"}
 
 
-def resolve_card(runtime: Runtime, model: str, *, card_type: str) -> Card:
+def resolve_card(routing: RoutingTable, model: str, *, card_type: str) -> Card:
     """The card a client's `model` names: 404 with suggestions, 400 for the wrong type."""
-    routing = routing_or_503(runtime)
     card = routing.resolve(model)
     if card is None:
         raise model_not_found(routing, model)

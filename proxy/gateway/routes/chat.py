@@ -7,46 +7,36 @@ import orjson
 from django.conf import settings
 
 from billing.usage import Usage
-from proxy.gateway.auth.authenticate import authenticate
 from proxy.gateway.dialects.openai_chat import validate_chat
 from proxy.gateway.errors import GatewayError
 from proxy.gateway.http import Request, Response
-from proxy.gateway.pipeline.call import complete, open_upstream, start_call
+from proxy.gateway.pipeline.call import Pipeline
 from proxy.gateway.pipeline.calls import priced_usage
 from proxy.gateway.pipeline.relay import StreamOutput, relay_stream
-from proxy.gateway.pipeline.resolve import resolve_card
-from proxy.gateway.runtime import Runtime
 from proxy.gateway.sse import DONE, Event, frame
 from proxy.providers import adapter_for
 from proxy.providers.base import StreamTranslator
 from proxy.upstream.request import UpstreamRequest
 
 
-async def chat_completions(request: Request, runtime: Runtime) -> Response | None:
-    policy = await authenticate(request, runtime)
-    body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
-    call = validate_chat(body)
-    card = resolve_card(runtime, call.model, card_type="chat")
-    record = await start_call(
-        request, runtime, policy, card, "chat.completions", stream=call.stream
-    )
-    adapter = adapter_for(card.provider)
+async def chat_completions(request: Request, pipeline: Pipeline) -> Response | None:
+    policy = await pipeline.authenticate(request)
+    with pipeline.record(request, policy, "chat.completions") as record:
+        body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
+        call = validate_chat(body)
+        card = await pipeline.admit(record, call.model, card_type="chat", stream=call.stream)
+        adapter = adapter_for(card.provider)
 
-    def build(upstream: Any) -> UpstreamRequest:
-        return adapter.chat_request(body, card, upstream, stream=call.stream)
+        def build(upstream: Any) -> UpstreamRequest:
+            return adapter.chat_request(body, card, upstream, stream=call.stream)
 
-    opened = await open_upstream(runtime, record, adapter, build, stream=call.stream)
-    if not call.stream:
-        return complete(
-            runtime,
-            record,
-            opened,
-            lambda payload: adapter.chat_response(payload, card, body),
-            _priced_completion,
-        )
-    output = ChatStreamOutput(adapter.chat_stream(card, body), body, call.include_usage)
-    await relay_stream(request, runtime, record, opened, output)
-    return None
+        opened = await pipeline.open_upstream(record, adapter, build, stream=call.stream)
+        if not call.stream:
+            parse = lambda payload: adapter.chat_response(payload, card, body)  # noqa: E731
+            return pipeline.complete(record, opened, parse, _priced_completion)
+        output = ChatStreamOutput(adapter.chat_stream(card, body), body, call.include_usage)
+        await relay_stream(request, record, opened, output)
+        return None
 
 
 def _priced_completion(data: dict[str, Any], usage: Usage, cost: Decimal) -> dict[str, Any]:

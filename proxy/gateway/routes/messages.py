@@ -6,7 +6,7 @@ untouched), but for the fields the Claude model behind it would refuse
 `usage.cost` added. To any other card the request is translated into the OpenAI-shaped core
 (dialects/anthropic_messages/translate.py), sent through that card's adapter, and its answer
 translated back (dialects/anthropic_messages/stream.py for streams). Either way the
-failover, usage buckets, pricing and metering event are the chat endpoint's own.
+failover, usage buckets, pricing and usage event are the shared pipeline's.
 """
 
 from decimal import Decimal
@@ -17,104 +17,90 @@ from django.conf import settings
 
 from billing.pricing import cost_text, usage_cost
 from billing.usage import Usage
-from proxy.gateway.auth.authenticate import authenticate
 from proxy.gateway.dialects.anthropic_messages.api import message_from_completion, validate_messages
 from proxy.gateway.dialects.anthropic_messages.betas import ga_betas, ga_body
 from proxy.gateway.dialects.anthropic_messages.stream import AnthropicEventWriter, frames
 from proxy.gateway.dialects.anthropic_messages.translate import chat_body
 from proxy.gateway.errors import GatewayError, InvalidRequest, UpstreamError
-from proxy.gateway.http import JSON_CONTENT_TYPE, Request, Response
-from proxy.gateway.pipeline.call import ZERO_USAGE, complete, open_upstream, start_call
+from proxy.gateway.http import Request, Response
+from proxy.gateway.pipeline.call import Pipeline
+from proxy.gateway.pipeline.calls import ZERO_USAGE
 from proxy.gateway.pipeline.relay import StreamOutput, relay_stream
-from proxy.gateway.pipeline.resolve import resolve_card
 from proxy.gateway.routing import Card
-from proxy.gateway.runtime import Runtime
 from proxy.gateway.sse import Event, named_frame
 from proxy.providers import adapter_for
 from proxy.providers.anthropic.adapter import COUNT_TOKENS_PATH, AnthropicAdapter
 from proxy.providers.anthropic.stream import AnthropicEvents, stream_error
 from proxy.providers.base import StreamTranslator
 from proxy.providers.openai import parse_json_object
-from proxy.upstream.failures import cite_request, log_failed_answer
 from proxy.upstream.request import UpstreamRequest
 
 
-async def messages(request: Request, runtime: Runtime) -> Response | None:
-    policy = await authenticate(request, runtime, allow_x_api_key=True)
-    body = ga_body(await request.json(settings.TOKENBYTE_MAX_BODY_BYTES))
-    call = validate_messages(body)
-    card = resolve_card(runtime, call.model, card_type="chat")
-    record = await start_call(request, runtime, policy, card, "messages", stream=call.stream)
-    adapter = adapter_for(card.provider)
-    output: StreamOutput
-    if isinstance(adapter, AnthropicAdapter):
+async def messages(request: Request, pipeline: Pipeline) -> Response | None:
+    policy = await pipeline.authenticate(request, allow_x_api_key=True)
+    with pipeline.record(request, policy, "messages") as record:
+        body = ga_body(await request.json(settings.TOKENBYTE_MAX_BODY_BYTES))
+        call = validate_messages(body)
+        card = await pipeline.admit(record, call.model, card_type="chat", stream=call.stream)
+        adapter = adapter_for(card.provider)
+        output: StreamOutput
+        if isinstance(adapter, AnthropicAdapter):
+            beta = ga_betas(request.header(b"anthropic-beta"))
+
+            def build_native(upstream: Any) -> UpstreamRequest:
+                return adapter.messages_request(body, card, upstream, stream=call.stream, beta=beta)
+
+            opened = await pipeline.open_upstream(record, adapter, build_native, stream=call.stream)
+            if not call.stream:
+                parse = lambda payload: adapter.messages_response(payload, card)  # noqa: E731
+                return pipeline.complete(record, opened, parse, _with_cost)
+            output = NativeOutput(AnthropicEvents(card), body)
+        else:
+            translated = chat_body(body, card, stream=call.stream)
+
+            def build(upstream: Any) -> UpstreamRequest:
+                return adapter.chat_request(translated, card, upstream, stream=call.stream)
+
+            opened = await pipeline.open_upstream(record, adapter, build, stream=call.stream)
+            if not call.stream:
+                return pipeline.complete(
+                    record,
+                    opened,
+                    lambda payload: adapter.chat_response(payload, card, translated),
+                    lambda data, usage, cost: message_from_completion(data, usage, cost, card),
+                )
+            output = TranslatedOutput(adapter.chat_stream(card, translated), translated, card)
+        await relay_stream(request, record, opened, output)
+        return None
+
+
+async def count_tokens(request: Request, pipeline: Pipeline) -> Response:
+    policy = await pipeline.authenticate(request, allow_x_api_key=True)
+    with pipeline.record(request, policy, "messages.count_tokens") as record:
+        body = ga_body(await request.json(settings.TOKENBYTE_MAX_BODY_BYTES))
+        call = validate_messages(body, count_only=True)
+        # Counting is free and does not spend the key's rate limits.
+        card = await pipeline.admit(
+            record, call.model, card_type="chat", stream=False, rate_limited=False
+        )
+        adapter = adapter_for(card.provider)
+        if not isinstance(adapter, AnthropicAdapter):
+            raise InvalidRequest(
+                f"model: token counting is available for Anthropic models; {card.title} is a "
+                f"{card.provider} model.",
+                param="model",
+                code="unsupported_model",
+            )
         beta = ga_betas(request.header(b"anthropic-beta"))
 
-        def build_native(upstream: Any) -> UpstreamRequest:
-            return adapter.messages_request(body, card, upstream, stream=call.stream, beta=beta)
-
-        opened = await open_upstream(runtime, record, adapter, build_native, stream=call.stream)
-        if not call.stream:
-            parse = lambda payload: adapter.messages_response(payload, card)  # noqa: E731
-            return complete(runtime, record, opened, parse, _with_cost)
-        output = NativeOutput(AnthropicEvents(card), body)
-    else:
-        translated = chat_body(body, card, stream=call.stream)
-
         def build(upstream: Any) -> UpstreamRequest:
-            return adapter.chat_request(translated, card, upstream, stream=call.stream)
-
-        opened = await open_upstream(runtime, record, adapter, build, stream=call.stream)
-        if not call.stream:
-            return complete(
-                runtime,
-                record,
-                opened,
-                lambda payload: adapter.chat_response(payload, card, translated),
-                lambda data, usage, cost: message_from_completion(data, usage, cost, card),
+            return adapter.messages_request(
+                body, card, upstream, stream=False, beta=beta, path=COUNT_TOKENS_PATH
             )
-        output = TranslatedOutput(adapter.chat_stream(card, translated), translated, card)
-    await relay_stream(request, runtime, record, opened, output)
-    return None
 
-
-async def count_tokens(request: Request, runtime: Runtime) -> Response:
-    policy = await authenticate(request, runtime, allow_x_api_key=True)
-    body = ga_body(await request.json(settings.TOKENBYTE_MAX_BODY_BYTES))
-    call = validate_messages(body, count_only=True)
-    card = resolve_card(runtime, call.model, card_type="chat")
-    policy.check_card(card)
-    adapter = adapter_for(card.provider)
-    if not isinstance(adapter, AnthropicAdapter):
-        raise InvalidRequest(
-            f"model: token counting is available for Anthropic models; {card.title} is a "
-            f"{card.provider} model.",
-            param="model",
-            code="unsupported_model",
-        )
-    # Counting is free and does not spend the key's rate limits.
-    record = await start_call(
-        request, runtime, policy, card, "messages.count_tokens", stream=False, rate_limited=False
-    )
-    beta = ga_betas(request.header(b"anthropic-beta"))
-
-    def build(upstream: Any) -> UpstreamRequest:
-        return adapter.messages_request(
-            body, card, upstream, stream=False, beta=beta, path=COUNT_TOKENS_PATH
-        )
-
-    opened = await open_upstream(runtime, record, adapter, build, stream=False)
-    record.mark_first_byte()
-    try:
-        data = parse_json_object(opened.body, card.provider)
-    except GatewayError as error:
-        runtime.metering.emit(
-            record.event(status=error.status, usage=ZERO_USAGE, error_code=error.code)
-        )
-        log_failed_answer(record, cite_request(error, record.request_id))
-        raise
-    runtime.metering.emit(record.event(status=200, usage=ZERO_USAGE))  # counting is free
-    return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE])
+        opened = await pipeline.open_upstream(record, adapter, build, stream=False)
+        parse = lambda payload: (parse_json_object(payload, card.provider), ZERO_USAGE)  # noqa: E731
+        return pipeline.complete(record, opened, parse, lambda data, _usage, _cost: data)
 
 
 def _with_cost(data: dict[str, Any], usage: Usage, cost: Decimal) -> dict[str, Any]:

@@ -9,11 +9,11 @@ from urllib.parse import parse_qs
 import orjson
 
 from proxy.gateway.auth.authenticate import authenticate_optional
+from proxy.gateway.auth.key_cache import KeyResolver
 from proxy.gateway.errors import GatewayError, InvalidRequest
 from proxy.gateway.http import JSON_CONTENT_TYPE, Request, Response
-from proxy.gateway.pipeline.resolve import model_not_found, routing_or_503
+from proxy.gateway.pipeline.resolve import Catalog, model_not_found
 from proxy.gateway.routing import Card
-from proxy.gateway.runtime import Runtime
 
 MODELS_PREFIX = "/v1/models/"
 # Anthropic's Models API pages: `limit` defaults to 20 and ranges from 1 to 1000.
@@ -24,12 +24,12 @@ def wants_anthropic(request: Request) -> bool:
     return request.header(b"anthropic-version") is not None
 
 
-async def list_models(request: Request, runtime: Runtime) -> Response:
+async def list_models(request: Request, keys: KeyResolver, catalog: Catalog) -> Response:
     """Public; with a key, only the models its allowlist admits."""
     anthropic = wants_anthropic(request)
     try:
-        policy = await authenticate_optional(request, runtime, allow_x_api_key=anthropic)
-        routing = routing_or_503(runtime)
+        policy = await authenticate_optional(request, keys, allow_x_api_key=anthropic)
+        routing = catalog.current()
         cards = None
         if policy is not None and policy.allowed_models:
             cards = [card for card in routing.cards if policy.allows_card(card)]
@@ -43,11 +43,11 @@ async def list_models(request: Request, runtime: Runtime) -> Response:
     return Response(200, routing.list_json(cards), [JSON_CONTENT_TYPE])
 
 
-async def retrieve_model(request: Request, runtime: Runtime) -> Response:
+async def retrieve_model(request: Request, keys: KeyResolver, catalog: Catalog) -> Response:
     anthropic = wants_anthropic(request)
     try:
-        policy = await authenticate_optional(request, runtime, allow_x_api_key=anthropic)
-        routing = routing_or_503(runtime)
+        policy = await authenticate_optional(request, keys, allow_x_api_key=anthropic)
+        routing = catalog.current()
         name = request.path[len(MODELS_PREFIX) :]
         card = routing.resolve(name)
         if card is None or (anthropic and card.type != "chat"):
