@@ -37,6 +37,7 @@ from proxy.gateway.auth.key_cache import KeyResolver  # noqa: E402
 from proxy.gateway.http import Request  # noqa: E402
 from proxy.gateway.ids import IdSource  # noqa: E402
 from proxy.gateway.runtime import Runtime  # noqa: E402
+from tokenbyte.gateway_stores import gateway_stores  # noqa: E402
 
 N = int(os.environ.get("N", "200000"))
 
@@ -89,8 +90,9 @@ async def main(plain: str, fenced: str) -> None:
     for _ in range(N):
         sha256(token).hexdigest()
     report("sha256(key).hexdigest() alone", start, N)
-    runtime = Runtime()
-    runtime.keys = KeyResolver(None)
+    stores = gateway_stores()
+    runtime = Runtime(stores)
+    runtime.keys = KeyResolver(None, stores.keys)
     await per_call("authenticate(), cached", plain, runtime)
     await per_call("authenticate(), cached, 2 IP ranges", fenced, runtime)
     misses = 2000

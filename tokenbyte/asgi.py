@@ -24,6 +24,7 @@ from proxy.gateway.errors import ServiceUnavailable  # noqa: E402
 from proxy.gateway.http import Receive, Response, Scope, Send, send_response  # noqa: E402
 from proxy.gateway.ids import IdSource  # noqa: E402
 from proxy.gateway.misrouted import misrouted  # noqa: E402
+from tokenbyte.gateway_stores import gateway_stores  # noqa: E402
 
 RETRY_AFTER_SECONDS = 1
 
@@ -103,7 +104,7 @@ class Dispatcher:
 
 def build_application() -> Dispatcher:
     return Dispatcher(
-        GatewayApp(),
+        GatewayApp(gateway_stores),
         django_application,
         max_concurrency=settings.TOKENBYTE_MAX_CONCURRENCY,
         forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,

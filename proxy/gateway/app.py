@@ -1,10 +1,10 @@
 """The gateway's lean ASGI app: its own router, its own lifespan, no Django middleware."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
 
 from proxy.gateway import health
 from proxy.gateway.errors import GatewayError, MethodNotAllowed, NotFound
@@ -19,6 +19,7 @@ from proxy.gateway.http import (
 )
 from proxy.gateway.routes import chat, embeddings, messages, models
 from proxy.gateway.runtime import Runtime
+from proxy.gateway.stores import GatewayStores
 
 logger = logging.getLogger(__name__)
 
@@ -97,48 +98,47 @@ class RouteTable:
 
 
 class GatewayApp:
-    def __init__(self) -> None:
+    def __init__(self, stores: Callable[[], GatewayStores]) -> None:
+        self.stores = stores  # called once the gateway starts (Django is set up by then)
         self.runtime: Runtime | None = None
         self._routes: RouteTable | None = None
         self._starting = asyncio.Lock()
         # Requests being served: at shutdown the runtime (and its metering) stops only once
         # they have ended, so the events of requests the server cancelled still go out.
-        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._in_flight = 0
+        self._idle: asyncio.Event | None = None  # set when none is left, once stopping
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.lifespan(receive, send)
             return
         routes = self._routes or await self._start()
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
+        request = Request(scope, receive, send, routes.new_id)
+        self._in_flight += 1
         try:
-            await self._serve(Request(scope, receive, send, routes.new_id), routes)
+            try:
+                response = await routes.find(request.method, request.path)(request)
+            except GatewayError as exc:
+                response = Response(exc.status, exc.body_for(request.path), [*exc.headers])
+                response.headers.append((b"content-type", b"application/json"))
+            except ClientDisconnected:
+                return
+            except Exception:
+                logger.exception("unhandled error in %s %s", request.method, request.path)
+                error = GatewayError("Internal error; the request id identifies it in our logs.")
+                response = Response(500, error.body_for(request.path))
+            if response is not None:
+                await send_response(send, response, request.request_id)
         finally:
-            self._in_flight.discard(task)  # type: ignore[arg-type]  # None was never added
-
-    async def _serve(self, request: Request, routes: RouteTable) -> None:
-        send = request.send
-        try:
-            response = await routes.find(request.method, request.path)(request)
-        except GatewayError as exc:
-            response = Response(exc.status, exc.body_for(request.path), [*exc.headers])
-            response.headers.append((b"content-type", b"application/json"))
-        except ClientDisconnected:
-            return
-        except Exception:
-            logger.exception("unhandled error in %s %s", request.method, request.path)
-            error = GatewayError("Internal error; the request id identifies it in our logs.")
-            response = Response(500, error.body_for(request.path))
-        if response is not None:
-            await send_response(send, response, request.request_id)
+            self._in_flight -= 1
+            if not self._in_flight and self._idle is not None:
+                self._idle.set()
 
     async def start(self) -> Runtime:
         """Open the shared clients once, whether or not the server sent a lifespan startup."""
         async with self._starting:
             if self.runtime is None:
-                runtime = Runtime()
+                runtime = Runtime(self.stores())
                 await runtime.start()
                 self.runtime, self._routes = runtime, RouteTable(runtime)
         return self.runtime
@@ -151,7 +151,9 @@ class GatewayApp:
 
     async def stop(self) -> None:
         if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=STOP_WAIT_SECONDS)
+            self._idle = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), STOP_WAIT_SECONDS)
         if self.runtime is not None:
             runtime, self.runtime, self._routes = self.runtime, None, None
             await runtime.stop()

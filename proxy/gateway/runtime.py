@@ -16,8 +16,7 @@ from proxy.gateway.pipeline.call import Pipeline
 from proxy.gateway.pipeline.metering import Metering
 from proxy.gateway.pipeline.resolve import Catalog
 from proxy.gateway.routing import RoutingTable
-from proxy.routing_version import routing_version_get
-from proxy.selectors import load_routing_table
+from proxy.gateway.stores import GatewayStores
 from proxy.upstream.pool import UpstreamPool
 from tokenbyte.redis import GatewayRedis
 
@@ -32,13 +31,14 @@ GC_THRESHOLDS = (20_000, 20, 20)
 
 
 class Runtime:
-    def __init__(self) -> None:
+    def __init__(self, stores: GatewayStores) -> None:
         # Nothing here connects yet: clients open their connections on first use, in the loop.
         # Its breaker decides for every hot-path caller when Redis is skipped.
         self.redis = GatewayRedis(settings.REDIS_URL) if settings.REDIS_URL else None
+        self.stores = stores
         self.catalog = Catalog()
         self.ids = IdSource()
-        self.keys = KeyResolver(self.redis)
+        self.keys = KeyResolver(self.redis, stores.keys)
         self.upstreams = UpstreamPool(self.redis)
         self.metering = Metering(self.redis)
         self.limits = RateLimiter(self.redis)
@@ -92,11 +92,11 @@ class Runtime:
 
     async def routing_version(self) -> int:
         """One primary-key read, on a thread (and connection) of its own."""
-        return await self._version_reader.run(routing_version_get)
+        return await self._version_reader.run(self.stores.catalog.version)
 
     async def reload_routing(self) -> None:
         version = await self.routing_version()
-        self.catalog.table = await run_in_db_thread(load_routing_table, version)
+        self.catalog.table = await run_in_db_thread(self.stores.catalog.load, version)
         self._loaded_at = time.monotonic()
 
     async def _refresh_forever(self) -> None:

@@ -19,6 +19,7 @@ from proxy.gateway.http import Request
 from proxy.gateway.ids import IdSource
 from proxy.gateway.runtime import Runtime
 from proxy.services import catalog_sync
+from tokenbyte.gateway_stores import gateway_stores
 
 Mint = Callable[..., MintedKey]
 
@@ -76,8 +77,9 @@ def bearer(secret: str) -> tuple[bytes, bytes]:
 
 def runtime_with_resolver(redis: Any = None) -> Runtime:
     """A Runtime holding only a key resolver (not started: no listener, no flusher)."""
-    runtime = Runtime()
-    runtime.keys = KeyResolver(redis)
+    stores = gateway_stores()
+    runtime = Runtime(stores)
+    runtime.keys = KeyResolver(redis, stores.keys)
     return runtime
 
 

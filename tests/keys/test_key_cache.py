@@ -4,6 +4,7 @@ Run like tests/keys/test_auth.py: through async_to_sync, so query counts are rea
 """
 
 import asyncio
+import dataclasses
 import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,14 +63,16 @@ def test_a_miss_that_raced_a_change_is_not_kept(
     runtime = runtime_with_resolver()
     resolver = runtime.keys
     assert resolver is not None
-    real_lookup = key_cache.key_cache_lookup
+    real_lookup = resolver.store.lookup
 
     def lookup_while_the_key_changes(secret_hash: str) -> dict[str, Any]:
         entry = real_lookup(secret_hash)
         resolver.invalidate([secret_hash])  # the announcement lands while the miss is out
         return entry
 
-    monkeypatch.setattr(key_cache, "key_cache_lookup", lookup_while_the_key_changes)
+    monkeypatch.setattr(
+        resolver, "store", dataclasses.replace(resolver.store, lookup=lookup_while_the_key_changes)
+    )
     authenticate_sync(runtime, bearer(minted.secret))
     assert resolver.cached(digest) is None
 
@@ -121,10 +124,10 @@ def test_an_announcement_on_redis_drops_the_cached_key(owner: User, mint: Mint) 
             assert resolver is not None
             await resolver.start()
             # Only the Redis channel may tell it: as if the revoke happened in another process.
-            key_cache.key_changed.disconnect(dispatch_uid=resolver._dispatch_uid)
+            resolver.store.changed.disconnect(dispatch_uid=resolver._dispatch_uid)
             try:
                 await authenticate(request, runtime.keys)
-                channel = key_cache.changes_channel(redis.db)
+                channel = resolver.store.channel(redis.db)
 
                 async def subscribed() -> bool:
                     counts = await redis.hot.pubsub_numsub(channel)

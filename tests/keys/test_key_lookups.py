@@ -18,7 +18,7 @@ from asgiref.sync import async_to_sync
 from prometheus_client import REGISTRY
 
 from accounts.models import User
-from proxy.gateway.auth import key_cache
+from keys import cache as keys_cache
 from proxy.gateway.auth.authenticate import authenticate
 from proxy.gateway.auth.policy import KeyPolicy
 from proxy.gateway.db import run_in_db_thread
@@ -55,14 +55,15 @@ class BlockedLookups:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.entered = threading.Semaphore(0)
         self.release = threading.Event()
-        real = key_cache.key_cache_lookup
+        real = keys_cache.key_cache_lookup
 
         def held(secret_hash: str) -> dict[str, Any]:
             self.entered.release()
             self.release.wait(WAIT)
             return real(secret_hash)
 
-        monkeypatch.setattr(key_cache, "key_cache_lookup", held)
+        # Read when a runtime's stores are filled (tokenbyte/gateway_stores.py).
+        monkeypatch.setattr(keys_cache, "key_cache_lookup", held)
 
 
 @pytest.fixture

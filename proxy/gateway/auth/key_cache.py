@@ -4,7 +4,8 @@
   digests live in a separate, smaller table so a flood of made-up keys cannot push real keys
   out. An entry past its freshness is still served while a background load refreshes it, so
   no request waits for a refresh (and none waits on a database that stopped answering).
-- Redis (when configured): the entry writers stored (keys/cache.py); gateways fill it on a miss
+- Redis (when configured): the entry writers stored (keys/cache.py, reached through the
+  KeyStore the runtime hands in: proxy/gateway/stores.py); gateways fill it on a miss
   only where it is absent, so a slow miss can never overwrite a newer write.
 - Database: one query on a miss, on threads of their own (a bounded lane: past its backlog an
   uncached key gets 503 at once); concurrent misses for one digest share it.
@@ -37,23 +38,11 @@ from django.conf import settings
 from django.db import Error as DatabaseError
 from redis.exceptions import RedisError
 
-from keys.cache import (
-    KEY_CHANGE_RETENTION,
-    REDIS_NEGATIVE_TTL_SECONDS,
-    REDIS_TTL_SECONDS,
-    UNKNOWN_KEY_MESSAGE,
-    changes_channel,
-    key_cache_lookup,
-    key_changed,
-    key_changes_after,
-    key_changes_latest,
-    policy_redis_key,
-)
-from keys.services import key_last_used_record
 from proxy.gateway.auth.policy import KeyPolicy
 from proxy.gateway.db import DatabaseLane, LaneFull, PollingThread, run_in_db_thread
 from proxy.gateway.errors import AuthenticationFailed, RateLimited, ServiceUnavailable
 from proxy.gateway.limits import ClientAddress, UnknownKeyLimiter
+from proxy.gateway.stores import KeyStore
 from tokenbyte.metrics import KEY_LOOKUPS_REFUSED
 from tokenbyte.redis import GatewayRedis, subscribe_forever
 
@@ -83,8 +72,9 @@ LOOKUPS_BUSY_MESSAGE = (
 
 
 class KeyResolver:
-    def __init__(self, redis: GatewayRedis | None) -> None:
+    def __init__(self, redis: GatewayRedis | None, store: KeyStore) -> None:
         self.redis = redis
+        self.store = store
         self._lookups = DatabaseLane(
             "key-lookup",
             threads=settings.TOKENBYTE_KEY_LOOKUP_THREADS,
@@ -107,11 +97,13 @@ class KeyResolver:
     # --- lifecycle (Runtime.start / Runtime.stop) -------------------------------------------
 
     async def start(self) -> None:
-        key_changed.connect(self._on_key_changed, weak=False, dispatch_uid=self._dispatch_uid)
+        self.store.changed.connect(
+            self._on_key_changed, weak=False, dispatch_uid=self._dispatch_uid
+        )
         if self.redis is not None:
             listener = subscribe_forever(
                 self.redis.listener,
-                changes_channel(self.redis.db),
+                self.store.channel(self.redis.db),
                 self._on_announcement,
                 name="key invalidations",
             )
@@ -121,7 +113,7 @@ class KeyResolver:
         self._tasks.append(asyncio.create_task(self._flush_forever(), name="key-last-used"))
 
     async def stop(self) -> None:
-        key_changed.disconnect(dispatch_uid=self._dispatch_uid)
+        self.store.changed.disconnect(dispatch_uid=self._dispatch_uid)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -153,7 +145,7 @@ class KeyResolver:
             return value
         unknown_until = self._unknown.get(digest)
         if unknown_until is not None and unknown_until > time.monotonic():
-            raise AuthenticationFailed(UNKNOWN_KEY_MESSAGE)
+            raise AuthenticationFailed(self.store.unknown_key_message)
         return None
 
     def mark_used(self, key_id: int) -> None:
@@ -203,7 +195,7 @@ class KeyResolver:
         entry = await self._redis_entry(digest)
         if entry is None:
             try:
-                entry = await self._lookups.run(key_cache_lookup, digest)
+                entry = await self._lookups.run(self.store.lookup, digest)
             except LaneFull:
                 KEY_LOOKUPS_REFUSED.labels("busy").inc()
                 busy = ServiceUnavailable(LOOKUPS_BUSY_MESSAGE, headers=[(b"retry-after", b"1")])
@@ -243,7 +235,7 @@ class KeyResolver:
     async def _redis_entry(self, digest: str) -> dict[str, Any] | None:
         if self.redis is None:
             return None
-        key = policy_redis_key(digest)
+        key = self.store.redis_key(digest)
         try:
             raw = await self.redis.call("key_lookup", lambda client: client.get(key))
         except RedisError:  # counted and logged by the breaker; the database answers instead
@@ -260,8 +252,9 @@ class KeyResolver:
     async def _redis_fill(self, digest: str, entry: dict[str, Any]) -> None:
         if self.redis is None:
             return
-        ttl = REDIS_NEGATIVE_TTL_SECONDS if entry.get("unknown") else REDIS_TTL_SECONDS
-        key, value = policy_redis_key(digest), orjson.dumps(entry)
+        store = self.store
+        ttl = store.redis_negative_ttl_seconds if entry.get("unknown") else store.redis_ttl_seconds
+        key, value = store.redis_key(digest), orjson.dumps(entry)
         with contextlib.suppress(RedisError):  # counted by the breaker; memory has it anyway
             await self.redis.call(
                 "key_fill", lambda client: client.set(key, value, ex=ttl, nx=True)
@@ -302,10 +295,10 @@ class KeyResolver:
         while True:
             try:
                 if last_id is None:
-                    last_id = await self._changes.run(key_changes_latest)
+                    last_id = await self._changes.run(self.store.changes_latest)
                 else:
-                    last_id, digests = await self._changes.run(key_changes_after, last_id)
-                    if time.monotonic() - last_read > KEY_CHANGE_RETENTION.total_seconds():
+                    last_id, digests = await self._changes.run(self.store.changes_after, last_id)
+                    if time.monotonic() - last_read > self.store.change_retention_seconds:
                         self.clear()  # rows we never read may be gone
                     elif digests:
                         self.invalidate(digests)
@@ -335,7 +328,7 @@ class KeyResolver:
             return
         moments = {key_id: datetime.fromtimestamp(at, UTC) for key_id, at in used.items()}
         try:
-            await run_in_db_thread(key_last_used_record, used=moments)
+            await run_in_db_thread(self.store.record_last_used, moments)
         except DatabaseError as exc:
             logger.warning("could not record the keys' last use (%s); retrying later", exc)
             for key_id, at in used.items():  # keep them for the next flush

@@ -1,0 +1,52 @@
+"""What the gateway reads and writes of the Django apps, handed in at start.
+
+The gateway imports no app's models: the composition root (tokenbyte/gateway_stores.py) fills
+these with the keys app's and the catalog's own functions, and the runtime takes them. The
+functions are synchronous (ORM calls); the gateway runs them on its database threads.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from proxy.gateway.routing import RoutingTable
+
+
+class ChangeSignal(Protocol):
+    """A signal fired in this process when keys change (a django.dispatch.Signal)."""
+
+    def connect(self, receiver: Callable[..., Any], *, weak: bool, dispatch_uid: str) -> None: ...
+
+    def disconnect(self, *, dispatch_uid: str) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStore:
+    """The keys app's side of the key cache (keys/cache.py, keys/services.py)."""
+
+    lookup: Callable[[str], dict[str, Any]]  # digest -> cache entry
+    changes_latest: Callable[[], int]
+    changes_after: Callable[[int], tuple[int, list[str]]]
+    record_last_used: Callable[[Mapping[int, datetime]], int]
+    changed: ChangeSignal
+    redis_key: Callable[[str], str]  # digest -> the entry's Redis key
+    channel: Callable[[int], str]  # Redis db -> the invalidation channel
+    redis_ttl_seconds: int
+    redis_negative_ttl_seconds: int
+    change_retention_seconds: float
+    unknown_key_message: str
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogStore:
+    """The catalog app's side of the routing snapshot (proxy/selectors.py)."""
+
+    version: Callable[[], int]
+    load: Callable[[int], RoutingTable]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayStores:
+    keys: KeyStore
+    catalog: CatalogStore

@@ -1,0 +1,34 @@
+"""The gateway's stores, filled from the apps: the one place where the gateway meets the
+keys app's and the catalog's models (proxy/gateway/stores.py says why)."""
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from keys import cache as key_cache
+from keys.services import key_last_used_record
+from proxy.gateway.stores import CatalogStore, GatewayStores, KeyStore
+from proxy.routing_version import routing_version_get
+from proxy.selectors import load_routing_table
+
+
+def _record_last_used(used: Mapping[int, datetime]) -> int:
+    return key_last_used_record(used=used)
+
+
+def gateway_stores() -> GatewayStores:
+    return GatewayStores(
+        keys=KeyStore(
+            lookup=key_cache.key_cache_lookup,
+            changes_latest=key_cache.key_changes_latest,
+            changes_after=key_cache.key_changes_after,
+            record_last_used=_record_last_used,
+            changed=key_cache.key_changed,
+            redis_key=key_cache.policy_redis_key,
+            channel=key_cache.changes_channel,
+            redis_ttl_seconds=key_cache.REDIS_TTL_SECONDS,
+            redis_negative_ttl_seconds=key_cache.REDIS_NEGATIVE_TTL_SECONDS,
+            change_retention_seconds=key_cache.KEY_CHANGE_RETENTION.total_seconds(),
+            unknown_key_message=key_cache.UNKNOWN_KEY_MESSAGE,
+        ),
+        catalog=CatalogStore(version=routing_version_get, load=load_routing_table),
+    )
