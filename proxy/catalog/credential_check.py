@@ -14,9 +14,9 @@ import httpx
 
 from proxy.gateway.routing import Upstream
 from proxy.providers import adapter_for
-from proxy.upstream.failures import upstream_message
 from proxy.upstream.pool import build_transport
 from proxy.upstream.request import UpstreamRequest
+from proxy.upstream.wording import upstream_message
 
 # Seconds for the whole check, connecting included: an operator is waiting at a prompt.
 VERIFY_TIMEOUT_SECONDS = 10.0

@@ -2,13 +2,15 @@
 
 from django.db import models
 
+from proxy.gateway.routing import ProviderKind
+
 
 class Provider(models.TextChoices):
-    OPENAI = "openai", "OpenAI"
-    ANTHROPIC = "anthropic", "Anthropic"
-    GEMINI = "gemini", "Google Gemini"
-    MISTRAL = "mistral", "Mistral"
-    OPENAI_COMPATIBLE = "openai-compatible", "OpenAI-compatible"
+    OPENAI = ProviderKind.OPENAI.value, "OpenAI"
+    ANTHROPIC = ProviderKind.ANTHROPIC.value, "Anthropic"
+    GEMINI = ProviderKind.GEMINI.value, "Google Gemini"
+    MISTRAL = ProviderKind.MISTRAL.value, "Mistral"
+    OPENAI_COMPATIBLE = ProviderKind.OPENAI_COMPATIBLE.value, "OpenAI-compatible"
 
 
 # openai-compatible has no default: its credentials must name their server.

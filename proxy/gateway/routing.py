@@ -8,6 +8,7 @@ import difflib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 
 import orjson
@@ -15,6 +16,18 @@ import orjson
 from billing.pricing import Prices, price_text
 
 logger = logging.getLogger(__name__)
+
+
+class ProviderKind(StrEnum):
+    """The kinds of upstream a card's `provider` names: plain strings, so the request path
+    needs no Django (the catalog's Provider choices, proxy/catalog/providers.py, take their
+    values from here)."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+    MISTRAL = "mistral"
+    OPENAI_COMPATIBLE = "openai-compatible"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """One adapter per provider kind; the gateway's core never branches on the provider."""
 
-from proxy.catalog.providers import Provider
 from proxy.gateway.errors import ServiceUnavailable
+from proxy.gateway.routing import ProviderKind
 from proxy.providers.anthropic.adapter import AnthropicAdapter
 from proxy.providers.base import ProviderAdapter
 from proxy.providers.gemini.adapter import GeminiAdapter
@@ -9,11 +9,11 @@ from proxy.providers.mistral import MistralAdapter
 from proxy.providers.openai import OpenAIAdapter, OpenAICompatibleAdapter
 
 ADAPTERS: dict[str, ProviderAdapter] = {
-    Provider.OPENAI: OpenAIAdapter(),
-    Provider.OPENAI_COMPATIBLE: OpenAICompatibleAdapter(),
-    Provider.MISTRAL: MistralAdapter(),
-    Provider.ANTHROPIC: AnthropicAdapter(),
-    Provider.GEMINI: GeminiAdapter(),
+    ProviderKind.OPENAI: OpenAIAdapter(),
+    ProviderKind.OPENAI_COMPATIBLE: OpenAICompatibleAdapter(),
+    ProviderKind.MISTRAL: MistralAdapter(),
+    ProviderKind.ANTHROPIC: AnthropicAdapter(),
+    ProviderKind.GEMINI: GeminiAdapter(),
 }
 
 

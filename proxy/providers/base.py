@@ -13,8 +13,8 @@ from billing.usage import Usage, estimate_tokens, prompt_chars
 from proxy.gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge, UpstreamError
 from proxy.gateway.routing import Card, Upstream
 from proxy.gateway.sse import Event
-from proxy.upstream.failures import upstream_message
 from proxy.upstream.request import UpstreamRequest
+from proxy.upstream.wording import upstream_message
 
 USER_AGENT = b"TokenByte/0.1"
 

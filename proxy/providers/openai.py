@@ -16,8 +16,8 @@ from proxy.providers.base import (
     json_headers,
     upstream_url,
 )
-from proxy.upstream.failures import stream_failure
 from proxy.upstream.request import UpstreamRequest
+from proxy.upstream.wording import stream_failure
 
 # A field's name or an error's code as OpenAI writes them (messages[0].content, invalid_value);
 # anything else an upstream puts there is not passed on.

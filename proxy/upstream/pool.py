@@ -27,7 +27,6 @@ from proxy.upstream.failures import (
     AttemptLog,
     Failure,
     cite_request,
-    failed,
     failure_for_status,
     is_client_error,
     log_failed_attempt,
@@ -35,6 +34,7 @@ from proxy.upstream.failures import (
 )
 from proxy.upstream.request import UpstreamRequest
 from proxy.upstream.transport import TransportOptions, UpstreamTransport
+from proxy.upstream.wording import failed
 from tokenbyte.redis import GatewayRedis, subscribe_forever
 
 logger = logging.getLogger(__name__)

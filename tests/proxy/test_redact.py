@@ -10,14 +10,9 @@ import orjson
 import pytest
 
 from proxy.gateway.health import _check
-from proxy.upstream.failures import (
-    cite_request,
-    failure_for_status,
-    stream_failure,
-    transport_failure,
-    upstream_message,
-)
+from proxy.upstream.failures import cite_request, failure_for_status, transport_failure
 from proxy.upstream.redact import log_safe, scrub
+from proxy.upstream.wording import stream_failure, upstream_message
 from tests.fakes.anthropic_rules import AnthropicError
 from tests.fakes.gemini_rules import GeminiError
 from tests.fakes.openai_rules import OpenAIError

@@ -15,8 +15,9 @@ from proxy.gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
 from proxy.gateway.http import Receive, Request, Send
 from proxy.gateway.pipeline.calls import CallRecord
 from proxy.gateway.sse import Event, SSEParser
-from proxy.upstream.failures import cite_request, exception_detail, failed, log_failed_answer
+from proxy.upstream.failures import cite_request, exception_detail, log_failed_answer
 from proxy.upstream.pool import Opened
+from proxy.upstream.wording import failed
 
 logger = logging.getLogger(__name__)
 

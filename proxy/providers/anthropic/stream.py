@@ -13,7 +13,7 @@ from proxy.gateway.sse import Event
 from proxy.providers.anthropic.request import JSON_TOOL
 from proxy.providers.base import StreamTranslator
 from proxy.providers.translate import token_count
-from proxy.upstream.failures import stream_failure
+from proxy.upstream.wording import stream_failure
 
 _JSON_BLOCK = -1  # the block index map's marker for the JSON-mode tool
 FINISH_REASONS = {

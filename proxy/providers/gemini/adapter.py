@@ -29,8 +29,8 @@ from proxy.providers.base import (
 from proxy.providers.gemini.request import gemini_body
 from proxy.providers.openai import parse_json_object
 from proxy.providers.translate import token_count
-from proxy.upstream.failures import stream_failure
 from proxy.upstream.request import UpstreamRequest
+from proxy.upstream.wording import stream_failure
 
 FILTERED = frozenset(
     {

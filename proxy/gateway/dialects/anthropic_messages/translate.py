@@ -7,9 +7,8 @@ from typing import Any
 
 import orjson
 
-from proxy.catalog.providers import Provider
 from proxy.gateway.errors import InvalidRequest
-from proxy.gateway.routing import Card
+from proxy.gateway.routing import Card, ProviderKind
 
 # Fields of Anthropic's request (betas included) that translate onto the OpenAI-shaped core.
 TRANSLATED = frozenset(
@@ -87,7 +86,7 @@ def chat_body(body: dict[str, Any], card: Card, *, stream: bool) -> dict[str, An
     for field in ("temperature", "top_p"):
         if body.get(field) is not None:
             out[field] = body[field]
-    if body.get("top_k") is not None and card.provider == Provider.GEMINI:
+    if body.get("top_k") is not None and card.provider == ProviderKind.GEMINI:
         out["top_k"] = body["top_k"]  # only Gemini has it; elsewhere it is dropped
     if body.get("stop_sequences"):
         out["stop"] = list(body["stop_sequences"])
