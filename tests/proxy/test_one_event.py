@@ -10,6 +10,7 @@ import itertools
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
@@ -60,17 +61,21 @@ def chat(api: httpx.Client, request_id: str, **body: Any) -> httpx.Response:
     )
 
 
+def streamed_chat(api: httpx.Client, request_id: str) -> AbstractContextManager[httpx.Response]:
+    return api.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={"model": "GPT-4o", "messages": HELLO, "stream": True},
+        headers={"x-request-id": request_id},
+    )
+
+
 def test_success_whole_and_streamed(
     api: httpx.Client, fake_openai: FakeServer, usage_events: EventLog
 ) -> None:
     whole, streamed = new_id("whole"), new_id("streamed")
     assert chat(api, whole).status_code == 200
-    with api.stream(
-        "POST",
-        "/v1/chat/completions",
-        json={"model": "GPT-4o", "messages": HELLO, "stream": True},
-        headers={"x-request-id": streamed},
-    ) as response:
+    with streamed_chat(api, streamed) as response:
         assert response.status_code == 200
         assert b"data: [DONE]" in response.read()
     for request_id, stream in ((whole, False), (streamed, True)):
@@ -182,12 +187,7 @@ def test_the_client_leaving_mid_stream(
 ) -> None:
     request_id = new_id("left")
     fake_openai.app.script.append(Scripted(chunk_delay=0.2))
-    with api.stream(
-        "POST",
-        "/v1/chat/completions",
-        json={"model": "GPT-4o", "messages": HELLO, "stream": True},
-        headers={"x-request-id": request_id},
-    ) as response:
+    with streamed_chat(api, request_id) as response:
         for chunk in response.iter_bytes():
             if chunk.count(b"data: ") >= 1:
                 break
@@ -219,12 +219,7 @@ def test_cancellation_at_shutdown(
     request_id = new_id("shutdown")
     fake_openai.app.script.append(Scripted(chunk_delay=0.3))  # about 4 s in all
     gateway.server.config.timeout_graceful_shutdown = 1
-    with api.stream(
-        "POST",
-        "/v1/chat/completions",
-        json={"model": "GPT-4o", "messages": HELLO, "stream": True},
-        headers={"x-request-id": request_id},
-    ) as response:
+    with streamed_chat(api, request_id) as response:
         assert response.status_code == 200
         chunks = response.iter_bytes()
         next(chunks)
