@@ -23,16 +23,21 @@ import time
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httptools
 import httpx
 
-if TYPE_CHECKING:
-    from proxy.upstream.transport import UpstreamTransport
-
 HIGH_WATER = 256 * 1024
 Headers = list[tuple[bytes, bytes]]
+
+
+class ConnectionPool(Protocol):
+    """Where a connection goes back once its answer was read whole (transport.py's pool)."""
+
+    def release(self, conn: "Http1Connection") -> None: ...
+
+
 # Seconds before the upstream's own keep-alive deadline that we stop reusing a connection: a
 # request sent just as the upstream closes would be lost (and may not be retried).
 KEEPALIVE_MARGIN = 1.0
@@ -278,7 +283,7 @@ class ResponseBody(httpx.AsyncByteStream):
     """The body as it arrives; closing it hands the connection back (or closes it)."""
 
     def __init__(
-        self, pool: "UpstreamTransport", conn: Http1Connection, read_timeout: float | None
+        self, pool: "ConnectionPool", conn: Http1Connection, read_timeout: float | None
     ) -> None:
         self._pool = pool
         self._conn: Http1Connection | None = conn
