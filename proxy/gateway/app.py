@@ -4,7 +4,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
 
 from proxy.gateway import health
 from proxy.gateway.errors import GatewayError, MethodNotAllowed, NotFound
@@ -58,21 +57,26 @@ class RouteTable:
         self.new_id = runtime.ids
         pipeline = runtime.pipeline()
         keys, catalog = runtime.keys, runtime.catalog
+        # Closures, not partial(..., name=value): no keyword dict built per request.
         self.exact: Routes = {
-            "/v1/models": {"GET": partial(models.list_models, keys=keys, catalog=catalog)},
-            "/v1/chat/completions": {"POST": partial(chat.chat_completions, pipeline=pipeline)},
-            "/v1/embeddings": {"POST": partial(embeddings.embeddings, pipeline=pipeline)},
-            "/v1/messages": {"POST": partial(messages.messages, pipeline=pipeline)},
+            "/v1/models": {"GET": lambda request: models.list_models(request, keys, catalog)},
+            "/v1/chat/completions": {
+                "POST": lambda request: chat.chat_completions(request, pipeline)
+            },
+            "/v1/embeddings": {"POST": lambda request: embeddings.embeddings(request, pipeline)},
+            "/v1/messages": {"POST": lambda request: messages.messages(request, pipeline)},
             "/v1/messages/count_tokens": {
-                "POST": partial(messages.count_tokens, pipeline=pipeline)
+                "POST": lambda request: messages.count_tokens(request, pipeline)
             },
             "/healthz": {"GET": health.healthz, "HEAD": health.healthz},
-            "/readyz": dict.fromkeys(("GET", "HEAD"), partial(health.readyz, runtime=runtime)),
+            "/readyz": dict.fromkeys(
+                ("GET", "HEAD"), lambda request: health.readyz(request, runtime)
+            ),
         }
         self.prefixed: tuple[tuple[str, dict[str, Handler]], ...] = (
             (
                 models.MODELS_PREFIX,
-                {"GET": partial(models.retrieve_model, keys=keys, catalog=catalog)},
+                {"GET": lambda request: models.retrieve_model(request, keys, catalog)},
             ),
         )
 

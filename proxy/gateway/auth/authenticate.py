@@ -13,8 +13,9 @@ from typing import Any
 
 from proxy.gateway.auth.key_cache import KeyResolver
 from proxy.gateway.auth.policy import KeyPolicy
-from proxy.gateway.errors import AuthenticationFailed, PermissionDenied
+from proxy.gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
 from proxy.gateway.http import Request
+from tokenbyte.metrics import REQUESTS_REFUSED_BEFORE_AUTH
 
 KEY_PREFIX = b"tb-"
 # Far longer than any key we mint; longer values are refused before hashing.
@@ -69,6 +70,16 @@ def _check_client(policy: KeyPolicy, scope: dict[str, Any]) -> None:
 
 
 async def _authenticate_token(token: bytes, request: Request, resolver: KeyResolver) -> KeyPolicy:
+    # Refusals here are a metric, never usage events (no account's yet); a try costs nothing
+    # until it catches.
+    try:
+        return await _policy_for(token, request, resolver)
+    except GatewayError as error:
+        REQUESTS_REFUSED_BEFORE_AUTH.labels(error.code).inc()
+        raise
+
+
+async def _policy_for(token: bytes, request: Request, resolver: KeyResolver) -> KeyPolicy:
     if not token.startswith(KEY_PREFIX) or len(token) > MAX_KEY_LENGTH:
         raise AuthenticationFailed(NOT_OUR_KEY_MESSAGE)
     digest = sha256(token).hexdigest()
@@ -99,6 +110,7 @@ async def authenticate(
     """
     token = _presented_key(request, allow_x_api_key)
     if token is None:
+        REQUESTS_REFUSED_BEFORE_AUTH.labels(AuthenticationFailed.code).inc()
         raise AuthenticationFailed(MISSING_KEY_MESSAGE)
     return await _authenticate_token(token, request, keys)
 

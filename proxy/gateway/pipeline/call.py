@@ -1,7 +1,7 @@
 """The call path every model endpoint shares: authenticate, record, admit, open the upstream
 (failover), then complete a whole answer or relay a stream (pipeline/relay.py)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,6 @@ from proxy.providers.base import ProviderAdapter
 from proxy.upstream.failures import cite_request, log_failed_answer, log_refusal
 from proxy.upstream.pool import Opened, UpstreamPool, timeouts_for
 from proxy.upstream.request import UpstreamRequest
-from tokenbyte.metrics import REQUESTS_REFUSED_BEFORE_AUTH
 
 Parse = Callable[[bytes], tuple[dict[str, Any], Usage]]
 Render = Callable[[dict[str, Any], Usage, Decimal], dict[str, Any]]
@@ -50,13 +49,11 @@ class Pipeline:
         self.meter = meter
         self.new_id = new_id
 
-    async def authenticate(self, request: Request, *, allow_x_api_key: bool = False) -> KeyPolicy:
-        """The request's key policy; a refusal here is a metric, not a usage event."""
-        try:
-            return await authenticate(request, self.keys, allow_x_api_key=allow_x_api_key)
-        except GatewayError as error:
-            REQUESTS_REFUSED_BEFORE_AUTH.labels(error.code).inc()
-            raise
+    def authenticate(
+        self, request: Request, *, allow_x_api_key: bool = False
+    ) -> Coroutine[Any, Any, KeyPolicy]:
+        """The request's key policy (to await); a refusal here is a metric, not a usage event."""
+        return authenticate(request, self.keys, allow_x_api_key=allow_x_api_key)
 
     def record(self, request: Request, policy: KeyPolicy, endpoint: str) -> CallRecord:
         """The call's record: use it as a context manager, which emits its one event."""
@@ -81,9 +78,10 @@ class Pipeline:
         record.model, record.stream = model, stream
         card = resolve_card(self.catalog.current(), model, card_type=card_type)
         record.card = card
-        record.policy.check_card(card)
-        if rate_limited:
-            record.headers = await self.limiter.admit(record.policy)
+        policy = record.policy
+        policy.check_card(card)
+        if rate_limited and (policy.rpm or policy.tpm):  # most keys have neither: no await
+            record.headers = await self.limiter.admit(policy)
         return card
 
     async def open_upstream(

@@ -10,7 +10,7 @@ Nothing else emits usage events, so there is no exit path that emits none or two
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import TracebackType
@@ -56,7 +56,7 @@ class CallRecord:
     attempts: int = 0
     upstream_request_id: str | None = None
     # Sent with the answer, whatever its shape (the key's rate-limit state).
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    headers: Sequence[tuple[bytes, bytes]] = ()
     # The status the client has already been sent (a stream's 200), if any.
     response_status: int | None = None
     # What the upstream has reported so far; `measure`, when set (a stream), says it at the end.
