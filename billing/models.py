@@ -1,0 +1,90 @@
+"""The ledger: every movement of an account's money, append-only, and the balance it sums to."""
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.money import LEDGER_DIGITS, LEDGER_PLACES
+
+
+def money_field(**kwargs: Any) -> "models.DecimalField[Decimal, Decimal]":
+    return models.DecimalField(max_digits=LEDGER_DIGITS, decimal_places=LEDGER_PLACES, **kwargs)
+
+
+class EntryKind(models.TextChoices):
+    TOPUP = "topup", "Top-up"
+    CHARGE = "charge", "Charge"
+    REFUND = "refund", "Refund"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+class LedgerEntry(models.Model):
+    """One movement of money: credits positive, charges negative. Never changed or deleted."""
+
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    amount = money_field(help_text="US dollars: positive adds to the balance, negative takes.")
+    kind = models.CharField(max_length=16, choices=EntryKind.choices)
+    # The usage event a charge (or its refund) is for: at most one charge per event.
+    event_id = models.CharField(max_length=64, blank=True, default="")
+    request_id = models.CharField(max_length=128, blank=True, default="")
+    note = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The operator who made it (none: the CLI or the gateway).",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        ordering = ("-created_at", "-id")
+        indexes = (
+            models.Index(fields=("account", "-created_at", "-id"), name="ledger_by_account"),
+        )
+        constraints = (
+            models.UniqueConstraint(
+                fields=("event_id",),
+                condition=Q(kind="charge"),
+                name="ledger_one_charge_per_event",
+            ),
+            models.CheckConstraint(condition=~Q(amount=0), name="ledger_amount_not_zero"),
+            models.CheckConstraint(
+                condition=~Q(kind="charge") | ~Q(event_id=""), name="ledger_charge_has_event"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} ({self.account_id})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("ledger entries are append-only: add a new entry instead")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError("ledger entries are append-only: add a new entry instead")
+
+
+class Balance(models.Model):
+    """The sum of an account's ledger, kept in the same transaction as each entry."""
+
+    account = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        primary_key=True,
+        related_name="balance",
+    )
+    amount = money_field(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.amount} ({self.account_id})"
