@@ -63,8 +63,3 @@ def settings_overview(request: HttpRequest) -> HttpResponse:
 @require_GET
 def logs_placeholder(request: HttpRequest) -> HttpResponse:
     return render(request, "console/logs.html")
-
-
-@require_GET
-def billing_placeholder(request: HttpRequest) -> HttpResponse:
-    return render(request, "console/billing.html")

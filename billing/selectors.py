@@ -1,10 +1,13 @@
 """Reads of the ledger."""
 
+from collections.abc import Iterator
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 
 from billing.models import Balance, LedgerEntry
+
+LEDGER_PAGE_SIZE = 50
 
 
 def balance_get(*, account_id: int) -> Decimal:
@@ -17,3 +20,28 @@ def ledger_sum(*, account_id: int) -> Decimal:
     """The sum of the account's ledger, which the balance must always equal."""
     total = LedgerEntry.objects.filter(account_id=account_id).aggregate(total=Sum("amount"))
     return total["total"] if total["total"] is not None else Decimal(0)
+
+
+def _ledger(account_id: int) -> "QuerySet[LedgerEntry]":
+    # Newest first by id: ids grow as entries are appended, so a page boundary is one id.
+    return LedgerEntry.objects.filter(account_id=account_id).order_by("-id")
+
+
+def ledger_page(
+    *, account_id: int, before: int | None = None, size: int = LEDGER_PAGE_SIZE
+) -> tuple[list[LedgerEntry], int | None]:
+    """One page of the account's ledger, newest first, from just before entry `before`
+    (keyset pagination: as fast on the thousandth page as on the first), and the cursor of the
+    next page (None on the last)."""
+    entries = _ledger(account_id)
+    if before is not None:
+        entries = entries.filter(id__lt=before)
+    page = list(entries[: size + 1])
+    more = len(page) > size
+    page = page[:size]
+    return page, (page[-1].id if more else None)
+
+
+def ledger_rows(*, account_id: int) -> Iterator[LedgerEntry]:
+    """Every entry of the account's ledger, newest first, read in chunks (for the export)."""
+    return _ledger(account_id).iterator(chunk_size=2000)

@@ -19,6 +19,15 @@ def usd(value: Decimal | int | None) -> str:
 
 
 @register.filter
+def usd_signed(value: Decimal | int | None) -> str:
+    """-$2.50 for a charge, $10.00 for a credit: usd() with the sign before the dollar."""
+    if value is None:
+        return "—"
+    amount = Decimal(value)
+    return ("-" if amount < 0 else "") + usd(abs(amount))
+
+
+@register.filter
 def tokens(value: int | None) -> str:
     """128K, 1M, 1.05M: a context window as people say it (the exact number is in a title)."""
     if not value:

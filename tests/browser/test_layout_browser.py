@@ -28,6 +28,7 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from accounts.models import User
+from billing.services import ledger_credit
 from keys.models import ApiKey
 from keys.services import key_last_used_record, key_mint, key_revoke
 from keys.validation import KeySpec
@@ -50,6 +51,7 @@ NOT_PAGES: dict[str, str] = {
     "account_confirm_login_code": "signing in by a mailed code is off (ACCOUNT_LOGIN_BY_CODE)",
     "mfa_login_webauthn": "the passkey sign-in's JSON endpoint; a plain GET goes to sign-in",
     "mfa_download_recovery_codes": "a text file download",
+    "billing:ledger_csv": "a CSV download",
     "socialaccount_signup": "only during a sign-up through GitHub or Discord",
 }
 
@@ -210,6 +212,8 @@ def busy_user(live_gateway: object) -> tuple[User, str]:
     key_revoke(key=key_mint(owner=user, spec=KeySpec(name="old laptop")).key)
     key_mint(owner=user, spec=KeySpec(name="staging"))
     key_last_used_record(used={limited.pk: timezone.now() - timedelta(minutes=5)})
+    ledger_credit(account=user, amount=Decimal("1250.5"), note="Annual prepayment, PO 2026-0042")
+    ledger_credit(account=user, amount=Decimal("-0.000123457"), note="Correction " + "x" * 60)
     return user, secret
 
 

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from billing import views
+
+app_name = "billing"
+
+urlpatterns = [
+    path("", views.billing_page, name="page"),
+    path("ledger.csv", views.ledger_csv, name="ledger_csv"),
+]

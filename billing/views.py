@@ -1,0 +1,77 @@
+"""The console's billing page: the balance and the ledger, paginated and exported as CSV."""
+
+import csv
+from collections.abc import Iterator
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from billing import selectors
+from billing.money import money_text
+
+CSV_COLUMNS = ("created_at", "kind", "amount_usd", "note", "request_id", "event_id")
+
+
+def _account_id(request: HttpRequest) -> int:
+    """The signed-in user's id (LoginRequiredMiddleware lets no one else here)."""
+    pk = request.user.pk
+    if not isinstance(pk, int):
+        raise PermissionDenied
+    return pk
+
+
+def _cursor(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() and len(text) < 19 else None
+
+
+@require_GET
+def billing_page(request: HttpRequest) -> HttpResponse:
+    account_id = _account_id(request)
+    before = _cursor(request.GET.get("before"))
+    entries, next_before = selectors.ledger_page(account_id=account_id, before=before)
+    context = {
+        "balance": selectors.balance_get(account_id=account_id),
+        "entries": entries,
+        "next_before": next_before,
+        "paged": before is not None,
+    }
+    return render(request, "billing/page.html", context)
+
+
+class _Echo:
+    """A file-like target for csv.writer that hands back each row it is given."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+@require_GET
+def ledger_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """The whole ledger as CSV, streamed row by row (never built in memory)."""
+    writer = csv.writer(_Echo())
+    account_id = _account_id(request)
+
+    def rows() -> Iterator[str]:
+        yield writer.writerow(CSV_COLUMNS)
+        for entry in selectors.ledger_rows(account_id=account_id):
+            yield writer.writerow(
+                (
+                    entry.created_at.isoformat(),
+                    entry.kind,
+                    money_text(entry.amount),
+                    _plain(entry.note),
+                    entry.request_id,
+                    entry.event_id,
+                )
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="tokenbyte-ledger.csv"'
+    return response
+
+
+def _plain(text: str) -> str:
+    """A note as a spreadsheet cell that cannot run as a formula (CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
