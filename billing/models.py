@@ -88,3 +88,49 @@ class Balance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} ({self.account_id})"
+
+
+class UsageRecord(models.Model):
+    """One request that passed authentication, as its usage event told it: lean, one row each.
+
+    Ids of keys, cards and credentials are plain numbers, not foreign keys: a record outlives
+    the key or card it names, and billing stays below the apps that own them. Durations are
+    whole microseconds. `event_id` makes recording idempotent: a replayed event changes nothing.
+    """
+
+    event_id = models.CharField(max_length=64, unique=True)
+    request_id = models.CharField(max_length=128, db_index=True)
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_records"
+    )
+    key_id = models.BigIntegerField(null=True)
+    card_id = models.BigIntegerField(null=True)
+    credential_id = models.BigIntegerField(null=True)
+    endpoint = models.CharField(max_length=32)
+    model = models.CharField(max_length=200)
+    provider = models.CharField(max_length=32, blank=True, default="")
+    status = models.PositiveSmallIntegerField()
+    error_code = models.CharField(max_length=64, blank=True, default="")
+    stream = models.BooleanField(default=False)
+    client_disconnected = models.BooleanField(default=False)
+    uncached_input_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    estimated = models.BooleanField(
+        default=False, help_text="Counted by the gateway, not reported."
+    )
+    cost = models.DecimalField(max_digits=LEDGER_DIGITS + 3, decimal_places=12)  # exact
+    charged = money_field(help_text="The ledger charge: the cost rounded to 1e-9 USD.")
+    started_at = models.DateTimeField()
+    latency_us = models.BigIntegerField()
+    ttfb_us = models.BigIntegerField(null=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    upstream_request_id = models.CharField(max_length=128, blank=True, default="")
+
+    class Meta:
+        indexes = (models.Index(fields=("account", "-started_at"), name="usage_by_account"),)
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.model} {self.cost}"

@@ -1,14 +1,18 @@
 """Writes to the ledger: each entry and its balance change in one transaction."""
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 
-from billing.models import Balance, EntryKind, LedgerEntry
-from billing.money import ledger_amount
+from billing.events import UsageEvent
+from billing.models import Balance, EntryKind, LedgerEntry, UsageRecord
+from billing.money import charge_for, ledger_amount
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +50,72 @@ def _balance_add(account_id: int, amount: Decimal) -> Decimal:
     Balance.objects.filter(account_id=account_id).update(amount=F("amount") + amount)
     balance: Decimal = Balance.objects.values_list("amount", flat=True).get(account_id=account_id)
     return balance
+
+
+def usage_events_record(*, events: Sequence[UsageEvent]) -> int:
+    """Record a batch of usage events and charge them, in one transaction; returns how many
+    were new. Idempotent on the event id: events recorded before are skipped, so a batch that
+    is delivered again (a consumer that died before acknowledging it) changes nothing."""
+    with transaction.atomic():
+        ids = [event.event_id for event in events]
+        known = set(UsageRecord.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
+        fresh: dict[str, tuple[int, UsageEvent]] = {}
+        for event in events:
+            # Every event has an account (it passed authentication); the check is for types.
+            if event.event_id not in known and event.account_id is not None:
+                fresh.setdefault(event.event_id, (event.account_id, event))  # twice in a batch
+        if not fresh:
+            return 0
+        records, charges = [], []
+        spent: dict[int, Decimal] = defaultdict(Decimal)
+        for account_id, event in fresh.values():
+            charge = charge_for(event.cost)
+            records.append(_usage_record(event, account_id, charge))
+            if charge:
+                charges.append(
+                    LedgerEntry(
+                        account_id=account_id,
+                        amount=-charge,
+                        kind=EntryKind.CHARGE,
+                        event_id=event.event_id,
+                        request_id=event.request_id,
+                    )
+                )
+                spent[account_id] += charge
+        UsageRecord.objects.bulk_create(records)
+        LedgerEntry.objects.bulk_create(charges)
+        for account_id in sorted(spent):  # one order for every writer: no deadlocks
+            _balance_add(account_id, -spent[account_id])
+        return len(records)
+
+
+def _usage_record(event: UsageEvent, account_id: int, charge: Decimal) -> UsageRecord:
+    usage = event.usage
+    return UsageRecord(
+        event_id=event.event_id,
+        request_id=event.request_id,
+        account_id=account_id,
+        key_id=event.key_id,
+        card_id=event.card_id,
+        credential_id=event.credential_id,
+        endpoint=event.endpoint,
+        model=event.model[:200],
+        provider=event.provider or "",
+        status=event.status,
+        error_code=event.error_code or "",
+        stream=event.stream,
+        client_disconnected=event.client_disconnected,
+        uncached_input_tokens=usage.uncached_input,
+        cache_read_tokens=usage.cache_read,
+        cache_write_tokens=usage.cache_write,
+        output_tokens=usage.output,
+        reasoning_tokens=usage.reasoning,
+        estimated=usage.estimated,
+        cost=event.cost,
+        charged=charge,
+        started_at=datetime.fromtimestamp(event.started_at, UTC),
+        latency_us=round(event.latency_ms * 1000),
+        ttfb_us=None if event.ttfb_ms is None else round(event.ttfb_ms * 1000),
+        attempts=event.attempts,
+        upstream_request_id=event.upstream_request_id or "",
+    )
