@@ -1,11 +1,13 @@
 """Writes to the ledger: each entry and its balance change in one transaction."""
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
@@ -13,6 +15,8 @@ from django.db.models import F
 from billing.events import UsageEvent
 from billing.models import Balance, EntryKind, LedgerEntry, UsageRecord
 from billing.money import charge_for, ledger_amount
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +63,21 @@ def usage_events_record(*, events: Sequence[UsageEvent]) -> int:
     with transaction.atomic():
         ids = [event.event_id for event in events]
         known = set(UsageRecord.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
+        accounts = set(
+            get_user_model()
+            .objects.filter(pk__in={event.account_id for event in events})
+            .values_list("pk", flat=True)
+        )
         fresh: dict[str, tuple[int, UsageEvent]] = {}
         for event in events:
-            # Every event has an account (it passed authentication); the check is for types.
-            if event.event_id not in known and event.account_id is not None:
-                fresh.setdefault(event.event_id, (event.account_id, event))  # twice in a batch
+            if event.event_id in known:
+                continue
+            if event.account_id not in accounts or event.account_id is None:
+                # Deleted while its request was in flight: nothing left to charge. Said loudly,
+                # and skipped, so one such event cannot hold back the batch around it.
+                logger.error("usage event %s: account %s is gone", event.event_id, event.account_id)
+                continue
+            fresh.setdefault(event.event_id, (event.account_id, event))  # twice in a batch
         if not fresh:
             return 0
         records, charges = [], []

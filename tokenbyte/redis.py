@@ -45,6 +45,11 @@ breaker_logger = logging.getLogger(f"{__name__}.breaker")
 
 T = TypeVar("T")
 
+# The gateway's usage events (proxy/gateway/pipeline/metering.py appends them), read by billing's
+# consumer group (billing/tasks.py), which alone trims it, below what it has acknowledged.
+USAGE_STREAM = "tb:usage"
+USAGE_GROUP = "billing"
+
 # What a call that got no usable answer raises: redis-py's errors (its TimeoutError is one),
 # and OSError, which covers the builtin TimeoutError that asyncio.timeout raises.
 REDIS_FAILURES = (RedisError, OSError)

@@ -155,7 +155,16 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# Billing's consumer drains the gateway's usage stream this often (billing/tasks.py); a run
+# that finds the worker busy expires rather than piling up.
+TOKENBYTE_USAGE_DRAIN_SECONDS = env.float("TOKENBYTE_USAGE_DRAIN_SECONDS", default=1.0)
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "usage-drain": {
+        "task": "billing.usage_drain",
+        "schedule": TOKENBYTE_USAGE_DRAIN_SECONDS,
+        "options": {"expires": max(5.0, 5 * TOKENBYTE_USAGE_DRAIN_SECONDS)},
+    },
+}
 
 # --- auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -83,3 +83,12 @@ def test_a_record_keeps_what_the_event_told() -> None:
     assert record.charged == Decimal("0.012345679")
     assert (record.latency_us, record.ttfb_us) == (812_345, 95_500)
     assert record.started_at.timestamp() == 1_796_000_000.25
+
+
+def test_an_event_of_an_account_deleted_meanwhile_does_not_hold_the_batch() -> None:
+    alice = User.objects.create_user("a@example.com")
+    gone = event(alice, "0.5", account_id=alice.pk + 1000)
+    assert usage_events_record(events=[gone, event(alice, "0.25")]) == 1
+    assert [e.amount for e in LedgerEntry.objects.filter(kind=EntryKind.CHARGE)] == [
+        Decimal("-0.25")
+    ]

@@ -20,10 +20,10 @@ from django.conf import settings
 from billing.events import UsageEvent, events_from_stream
 from billing.usage import Usage
 from proxy.gateway.pipeline import metering
-from proxy.gateway.pipeline.metering import USAGE_STREAM, Metering
+from proxy.gateway.pipeline.metering import Metering
 from tests.redis_faults import LISTENER, StallingRedis
 from tokenbyte import redis as tokenbyte_redis
-from tokenbyte.redis import GatewayRedis, subscribe_forever
+from tokenbyte.redis import USAGE_STREAM, GatewayRedis, subscribe_forever
 
 WAIT = 10.0  # seconds: generous, the machine is shared
 

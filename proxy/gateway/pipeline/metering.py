@@ -1,9 +1,10 @@
-"""Usage events: one per request that reached an upstream, handed off without blocking.
+"""Usage events: one per request that passed authentication, handed off without blocking.
 
-The gateway never waits for PostgreSQL. `Metering.emit` is synchronous and O(1); a background
-task hands events in batches to in-process consumers (the billing worker in embedded mode, the
-rate limiter's token counts, live metrics, tests), and another ships them to Redis (a stream,
-when REDIS_URL is set), retrying while Redis is slow or gone.
+The gateway never waits for the database. `Metering.emit` is synchronous and O(1); a background
+task hands events in batches to in-process consumers (the rate limiter's token counts; in
+embedded mode, the runtime's recorder, which charges them; tests), and another ships them to
+Redis when REDIS_URL is set (a stream, which billing's consumer group drains and charges:
+billing/tasks.py), retrying while Redis is slow or gone.
 """
 
 import asyncio
@@ -16,12 +17,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 from billing.events import UsageEvent
-from tokenbyte.redis import REDIS_FAILURES, GatewayRedis, describe
+from tokenbyte.redis import REDIS_FAILURES, USAGE_STREAM, GatewayRedis, describe
 
 logger = logging.getLogger(__name__)
 
-USAGE_STREAM = "tb:usage"
-USAGE_STREAM_MAXLEN = 1_000_000
 BATCH_SIZE = 256
 QUEUE_LIMIT = 100_000  # events waiting for the consumers; as many again waiting for Redis
 RETRY_DELAYS = (0.2, 1.0, 5.0)  # between failed shipments to Redis, then every 5 s
@@ -157,12 +156,9 @@ class Metering:
         batch = list(itertools.islice(self._outbox, BATCH_SIZE))
         async with self._redis.background.pipeline(transaction=False) as pipe:
             for event in batch:
-                pipe.xadd(
-                    USAGE_STREAM,
-                    {"event": event.to_json()},
-                    maxlen=USAGE_STREAM_MAXLEN,
-                    approximate=True,
-                )
+                # No MAXLEN: trimming here could drop events not yet billed (the consumer
+                # trims, below what it acknowledged).
+                pipe.xadd(USAGE_STREAM, {"event": event.to_json()})
             await pipe.execute()
         # Meanwhile others may have been appended, and the oldest dropped (overflow).
         shipped = {id(event) for event in batch}

@@ -1,0 +1,131 @@
+"""The Celery side of metering: billing's consumer group drains the gateway's usage stream.
+
+Celery's own Redis transport uses lists, not streams, so the consumer is a short periodic task
+(beat, every TOKENBYTE_USAGE_DRAIN_SECONDS): each run first claims what a dead consumer left
+pending (XAUTOCLAIM past CLAIM_IDLE_MS), then reads new entries (XREADGROUP) batch by batch
+for at most DRAIN_BUDGET_SECONDS, records each batch in one transaction
+(billing.services.usage_events_record, idempotent on the event id) and acknowledges it (XACK)
+only once that transaction committed; last, it trims the stream below what the group has
+acknowledged. A worker killed mid-batch leaves its entries pending: the next run claims them
+after CLAIM_IDLE_MS, and events recorded before the kill are skipped, so each is recorded once.
+"""
+
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import orjson
+from celery import shared_task
+from django.conf import settings
+from redis import Redis
+from redis.exceptions import ResponseError
+
+from billing.events import UsageEvent
+from billing.services import usage_events_record
+from tokenbyte.redis import USAGE_GROUP, USAGE_STREAM, sync_client
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+CLAIM_IDLE_MS = 60_000  # a live consumer finishes a batch well within this
+DRAIN_BUDGET_SECONDS = 5  # whole seconds: nothing in billing/ is a float
+DEAD_LETTERS = f"{USAGE_STREAM}:unreadable"
+REDIS_TIMEOUT_SECONDS = 10
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+@shared_task(name="billing.usage_drain", ignore_result=True)
+def usage_drain() -> int:
+    """Record what the gateway's usage stream holds (one periodic run); returns the count."""
+    if not settings.REDIS_URL:
+        return 0  # embedded mode records in-process
+    with sync_client(settings.REDIS_URL, timeout=REDIS_TIMEOUT_SECONDS) as client:
+        return drain(client, consumer=f"{socket.gethostname()}-{os.getpid()}")
+
+
+def drain(client: Redis, *, consumer: str, budget: int = DRAIN_BUDGET_SECONDS) -> int:
+    ensure_group(client)
+    recorded = _claim_stale(client, consumer)
+    deadline = time.monotonic() + budget
+    while time.monotonic() < deadline:
+        reply: Any = client.xreadgroup(USAGE_GROUP, consumer, {USAGE_STREAM: ">"}, count=BATCH_SIZE)
+        if not reply or not reply[0][1]:
+            break
+        recorded += _record(client, reply[0][1])
+    _trim(client)
+    return recorded
+
+
+def ensure_group(client: Redis) -> None:
+    """The consumer group, reading from the stream's start (created with it when missing)."""
+    try:
+        client.xgroup_create(USAGE_STREAM, USAGE_GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _claim_stale(client: Redis, consumer: str) -> int:
+    recorded, start = 0, "0-0"
+    while True:
+        reply: Any = client.xautoclaim(
+            USAGE_STREAM, USAGE_GROUP, consumer, CLAIM_IDLE_MS, start_id=start, count=BATCH_SIZE
+        )
+        start, entries = reply[0], reply[1]
+        if entries:
+            logger.warning("claimed %d usage events a stopped consumer left", len(entries))
+            recorded += _record(client, entries)
+        if start in (b"0-0", "0-0"):
+            return recorded
+
+
+def _record(client: Redis, entries: list[Entry]) -> int:
+    events: list[UsageEvent] = []
+    unreadable: list[Entry] = []
+    for entry in entries:
+        try:
+            events.append(UsageEvent.from_json(entry[1][b"event"]))
+        except (KeyError, TypeError, ValueError, orjson.JSONDecodeError):
+            unreadable.append(entry)
+    recorded = usage_events_record(events=events) if events else 0  # commits before the ack
+    if unreadable:
+        # Kept, not dropped: an operator can read them; they are never billed by a guess.
+        logger.error("%d unreadable usage events moved to %s", len(unreadable), DEAD_LETTERS)
+        with client.pipeline(transaction=False) as pipe:
+            for entry_id, fields in unreadable:
+                kept: dict[Any, Any] = {**fields, b"id": entry_id}
+                pipe.xadd(DEAD_LETTERS, kept)
+            pipe.execute()
+    client.xack(USAGE_STREAM, USAGE_GROUP, *[entry_id for entry_id, _ in entries])
+    return recorded
+
+
+def _trim(client: Redis) -> None:
+    """Drop the entries every group has acknowledged: below the oldest one still pending, or
+    up to the last delivered when none is."""
+    floor: tuple[int, int] | None = None
+    groups: Any = client.xinfo_groups(USAGE_STREAM)
+    for group in groups:
+        pending: Any = client.xpending(USAGE_STREAM, group["name"])
+        mark = pending["min"] if pending["pending"] else group["last-delivered-id"]
+        if isinstance(mark, bytes):
+            mark = mark.decode()
+        if not pending["pending"]:
+            mark = _next_id(mark)  # the last delivered one is acknowledged: it may go too
+        point = _parse_id(mark)
+        floor = point if floor is None or point < floor else floor
+    if floor is not None:
+        client.xtrim(USAGE_STREAM, minid=f"{floor[0]}-{floor[1]}", approximate=False)
+
+
+def _parse_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _next_id(entry_id: str) -> str:
+    ms, seq = _parse_id(entry_id)
+    return f"{ms}-{seq + 1}"
