@@ -1,11 +1,9 @@
 """The gateway's stores, filled from the apps: the one place where the gateway meets the
-keys app's, the catalog's and billing's models (proxy/gateway/stores.py says why)."""
+keys app's and the catalog's models (proxy/gateway/stores.py says why)."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 
-from billing.events import UsageEvent
-from billing.services import usage_events_record
 from keys import cache as key_cache
 from keys.services import key_last_used_record
 from proxy.gateway.stores import CatalogStore, GatewayStores, KeyStore
@@ -15,10 +13,6 @@ from proxy.selectors import load_routing_table
 
 def _record_last_used(used: Mapping[int, datetime]) -> int:
     return key_last_used_record(used=used)
-
-
-def _record_usage(events: Sequence[UsageEvent]) -> int:
-    return usage_events_record(events=events)
 
 
 def gateway_stores() -> GatewayStores:
@@ -37,5 +31,4 @@ def gateway_stores() -> GatewayStores:
             unknown_key_message=key_cache.UNKNOWN_KEY_MESSAGE,
         ),
         catalog=CatalogStore(version=routing_version_get, load=load_routing_table),
-        record_usage=_record_usage,
     )

@@ -8,7 +8,6 @@ import time
 
 from django.conf import settings
 
-from billing.events import UsageEvent
 from proxy.gateway.auth.key_cache import KeyResolver
 from proxy.gateway.db import PollingThread, run_in_db_thread
 from proxy.gateway.ids import IdSource
@@ -29,8 +28,6 @@ FULL_RELOAD_SECONDS = 60.0
 # A request allocates a few thousand short-lived objects; the default first-generation
 # threshold (700) ran the collector several times per request.
 GC_THRESHOLDS = (20_000, 20, 20)
-# Embedded mode: how long to wait before each retry of a batch the database refused.
-RECORD_RETRY_DELAYS = (0.2, 1.0, 2.0, 5.0, 5.0, 5.0, 10.0)
 
 
 class Runtime:
@@ -48,7 +45,6 @@ class Runtime:
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
         self._version_reader = PollingThread("routing-version")
-        self._usage_writer = PollingThread("usage-records")
 
     @property
     def routing(self) -> RoutingTable | None:
@@ -69,8 +65,6 @@ class Runtime:
         await self.keys.start()
         await self.upstreams.start()
         self.metering.add_consumer(self.limits.on_usage)
-        if self.redis is None:  # with Redis, billing's consumer group records the stream
-            self.metering.add_consumer(self._record_usage)
         self.metering.start()
         try:
             await self.reload_routing()
@@ -95,23 +89,6 @@ class Runtime:
         if self.redis is not None:
             await self.redis.aclose()
         await self._version_reader.close()
-        await self._usage_writer.close()
-
-    async def _record_usage(self, batch: list[UsageEvent]) -> None:
-        """Embedded mode: record and charge the batch in one transaction, retried while the
-        database refuses (each try is idempotent on the event ids)."""
-        for attempt, delay in enumerate((*RECORD_RETRY_DELAYS, None)):
-            try:
-                await self._usage_writer.run(self.stores.record_usage, batch)
-                return
-            except Exception:
-                if delay is None:
-                    ids = " ".join(event.event_id for event in batch)
-                    logger.exception("could not record %d usage events: %s", len(batch), ids)
-                    return
-                if not attempt:
-                    logger.warning("recording usage events failed; retrying", exc_info=True)
-                await asyncio.sleep(delay)
 
     async def routing_version(self) -> int:
         """One primary-key read, on a thread (and connection) of its own."""

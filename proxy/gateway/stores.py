@@ -5,12 +5,11 @@ these with the keys app's and the catalog's own functions, and the runtime takes
 functions are synchronous (ORM calls); the gateway runs them on its database threads.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from billing.events import UsageEvent
 from proxy.gateway.routing import RoutingTable
 
 
@@ -51,6 +50,3 @@ class CatalogStore:
 class GatewayStores:
     keys: KeyStore
     catalog: CatalogStore
-    # Embedded mode: records and charges a batch of usage events in one transaction
-    # (billing.services.usage_events_record; with Redis, billing's consumer group does it).
-    record_usage: Callable[[Sequence[UsageEvent]], int]

@@ -1,10 +1,11 @@
 """Usage events: one per request that passed authentication, handed off without blocking.
 
 The gateway never waits for the database. `Metering.emit` is synchronous and O(1); a background
-task hands events in batches to in-process consumers (the rate limiter's token counts; in
-embedded mode, the runtime's recorder, which charges them; tests), and another ships them to
-Redis when REDIS_URL is set (a stream, which billing's consumer group drains and charges:
-billing/tasks.py), retrying while Redis is slow or gone.
+task hands events in batches to in-process consumers (the rate limiter's token counts, tests),
+and another ships them to Redis when REDIS_URL is set (a stream, which billing's consumer group
+drains and charges: billing/tasks.py), retrying while Redis is slow or gone. In embedded mode
+nothing records them yet: the in-process writer comes with a leaner write path (the ORM's
+halved the gateway's throughput; bench/README.md).
 """
 
 import asyncio
