@@ -13,7 +13,6 @@ LEDGER_PLACES = 9
 LEDGER_DIGITS = 24
 LEDGER_QUANTUM = Decimal(1).scaleb(-LEDGER_PLACES)
 LEDGER_LIMIT = Decimal(10) ** (LEDGER_DIGITS - LEDGER_PLACES)
-_CENT = Decimal("0.01")
 
 
 class BadAmount(ValueError):
@@ -40,12 +39,3 @@ def ledger_amount(amount: Decimal) -> Decimal:
     if abs(exact) >= LEDGER_LIMIT:
         raise BadAmount(f"{amount} is too large for the ledger")
     return exact
-
-
-def money_text(amount: Decimal) -> str:
-    """A plain decimal with at least cents and no trailing zeros past them: "10.00", "0.000123"."""
-    normal = amount.normalize()
-    exponent = normal.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        normal = normal.quantize(_CENT)
-    return format(normal, "f")

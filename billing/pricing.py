@@ -19,7 +19,8 @@ class Prices:
 
 
 def price_text(price: Decimal) -> str:
-    """Prices as decimal strings with at least cents: "3.00", "0.075", "0.30"."""
+    """Prices and other dollar amounts as plain decimals with at least cents: "3.00", "0.075",
+    "0.30", "-2.50"."""
     normal = price.normalize()
     exponent = normal.as_tuple().exponent
     if isinstance(exponent, int) and exponent > -2:

@@ -9,7 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from billing import selectors
-from billing.money import money_text
+from billing.pricing import price_text
 
 CSV_COLUMNS = ("created_at", "kind", "amount_usd", "note", "request_id", "event_id")
 
@@ -60,7 +60,7 @@ def ledger_csv(request: HttpRequest) -> StreamingHttpResponse:
                 (
                     entry.created_at.isoformat(),
                     entry.kind,
-                    money_text(entry.amount),
+                    price_text(entry.amount),
                     _plain(entry.note),
                     entry.request_id,
                     entry.event_id,

@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from accounts.models import User
 from billing.models import Balance, EntryKind, LedgerEntry
-from billing.money import BadAmount, charge_for, ledger_amount, money_text
+from billing.money import BadAmount, charge_for, ledger_amount
+from billing.pricing import price_text
 from billing.selectors import balance_get, ledger_sum
 from billing.services import ledger_credit
 from tests.accounts.otp import force_admin_login
@@ -70,8 +71,8 @@ def test_the_rounding_rule_is_half_to_even_at_a_nano_dollar() -> None:
     assert charge_for(Decimal("3.75")) == Decimal("3.750000000")
     with pytest.raises(BadAmount):
         ledger_amount(Decimal("0.0000000005"))  # an operator's amount is never rounded
-    assert money_text(Decimal("0.000123000")) == "0.000123"
-    assert money_text(Decimal("-2.5")) == "-2.50"
+    assert price_text(Decimal("0.000123000")) == "0.000123"
+    assert price_text(Decimal("-2.5")) == "-2.50"
 
 
 @pytest.mark.django_db

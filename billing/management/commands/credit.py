@@ -4,7 +4,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandParser
 
-from billing.money import BadAmount, money_text
+from billing.money import BadAmount
+from billing.pricing import price_text
 from billing.services import ledger_credit
 from tokenbyte.cli import OperatorCommand, fail
 
@@ -33,4 +34,4 @@ class Command(OperatorCommand):
             credited = ledger_credit(account=account, amount=amount, note=options["note"])
         except BadAmount as exc:
             raise fail(f"AMOUNT: {exc}") from None
-        self.stdout.write(money_text(credited.balance))
+        self.stdout.write(price_text(credited.balance))
