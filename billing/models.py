@@ -77,17 +77,54 @@ class LedgerEntry(models.Model):
 class Balance(models.Model):
     """The sum of an account's ledger, kept in the same transaction as each entry."""
 
+    # Derived from the ledger, which protects an account with any money history; an account
+    # without one may be deleted, and its zero balance with it.
     account = models.OneToOneField(
         settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
+        on_delete=models.CASCADE,
         primary_key=True,
         related_name="balance",
     )
     amount = money_field(default=0)
+    # How far below zero the balance may go in postpaid mode (TOKENBYTE_BILLING_MODE).
+    credit_limit = money_field(default=0, help_text="US dollars; postpaid billing only.")
+    # Bumped by every change of `amount`: the gateways' mirrors of the balance (in Redis) take
+    # a value only when it is newer than the one they hold (proxy/gateway/purse.py).
+    version = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = (
+            models.CheckConstraint(
+                condition=Q(credit_limit__gte=0), name="balance_credit_limit_not_negative"
+            ),
+        )
 
     def __str__(self) -> str:
         return f"{self.amount} ({self.account_id})"
+
+
+class BudgetSpend(models.Model):
+    """What one key was charged in one budget window (billing/periods.py names them): kept for
+    the day, ISO week, month and lifetime windows of every charge, so a key's budget reads one
+    row whatever its period, and a period changed later still finds its spend."""
+
+    key_id = models.BigIntegerField()
+    window_name = models.CharField(max_length=16)  # "2026-12-02", "2026-W49", "2026-12", "lifetime"
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    amount = money_field(default=0)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(
+                fields=("key_id", "window_name"), name="budget_spend_per_window"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"key {self.key_id} {self.window_name}: {self.amount}"
 
 
 class UsageRecord(models.Model):

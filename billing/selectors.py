@@ -1,11 +1,12 @@
 """Reads of the ledger."""
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import QuerySet, Sum
+from django.db.models import QuerySet, Subquery, Sum
 
-from billing.models import Balance, LedgerEntry
+from billing.models import Balance, BudgetSpend, LedgerEntry
 
 LEDGER_PAGE_SIZE = 50
 
@@ -45,3 +46,35 @@ def ledger_page(
 def ledger_rows(*, account_id: int) -> Iterator[LedgerEntry]:
     """Every entry of the account's ledger, newest first, read in chunks (for the export)."""
     return _ledger(account_id).iterator(chunk_size=2000)
+
+
+@dataclass(frozen=True, slots=True)
+class MoneySnapshot:
+    """An account's balance and one key's spend in one budget window, read at one instant."""
+
+    balance: Decimal
+    credit_limit: Decimal
+    version: int  # Balance.version: orders snapshots of the same account
+    spent: Decimal  # in the window; zero when no window was asked for
+
+
+def money_snapshot(*, account_id: int, key_id: int, window: str | None) -> MoneySnapshot:
+    """One statement, so the balance, its version and the spend agree (one snapshot of the
+    database even under READ COMMITTED)."""
+    spend = BudgetSpend.objects.filter(key_id=key_id, window_name=window or "").values("amount")
+    row = (
+        Balance.objects.filter(account_id=account_id)
+        .annotate(spent=Subquery(spend[:1]))
+        .values_list("amount", "credit_limit", "version", "spent")
+        .first()
+    )
+    if row is None:  # no balance row yet: nothing was ever credited or charged
+        return MoneySnapshot(Decimal(0), Decimal(0), 0, Decimal(0))
+    amount, credit_limit, version, spent = row
+    return MoneySnapshot(amount, credit_limit, version, spent if spent is not None else Decimal(0))
+
+
+def budget_spent(*, key_ids: list[int], windows: list[str]) -> dict[tuple[int, str], Decimal]:
+    """What keys were charged in budget windows: (key id, window name) -> amount (absent: 0)."""
+    rows = BudgetSpend.objects.filter(key_id__in=key_ids, window_name__in=windows)
+    return {(row.key_id, row.window_name): row.amount for row in rows}

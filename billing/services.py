@@ -7,22 +7,48 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
 
 from billing.events import UsageEvent
-from billing.models import Balance, EntryKind, LedgerEntry, UsageRecord
+from billing.models import Balance, BudgetSpend, EntryKind, LedgerEntry, UsageRecord
 from billing.money import charge_for, ledger_amount
+from billing.periods import DAILY, LIFETIME, MONTHLY, WEEKLY, budget_window
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceState:
+    """An account's balance as one transaction left it; `version` orders such states."""
+
+    amount: Decimal
+    version: int
+    credit_limit: Decimal
 
 
 @dataclass(frozen=True, slots=True)
 class Credited:
     entry: LedgerEntry
     balance: Decimal  # the account's balance after it
+    state: BalanceState
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedBatch:
+    """What recording a batch changed, for the gateways' mirrors of balances and budgets."""
+
+    recorded: int  # events new to the database
+    # Every event of the batch that is now in the database (new or seen before), by account.
+    event_ids: dict[int, list[str]]
+    balances: dict[int, BalanceState]  # accounts whose balance moved
+    spends: dict[tuple[int, str], Decimal]  # (key id, window name) -> spend, for keys charged
+    accounts_of_keys: dict[int, int]  # key id -> account id, for the keys in `spends`
+
+
+BUDGET_PERIODS = (DAILY, WEEKLY, MONTHLY, LIFETIME)
 
 
 @transaction.atomic
@@ -45,21 +71,48 @@ def ledger_credit(
         note=note.strip(),
         created_by_id=created_by.pk if created_by is not None else None,
     )
-    return Credited(entry=entry, balance=_balance_add(account.pk, exact))
+    state = _balance_add(account.pk, exact)
+    return Credited(entry=entry, balance=state.amount, state=state)
 
 
-def _balance_add(account_id: int, amount: Decimal) -> Decimal:
-    """Add to the materialised balance (the row is locked until the transaction ends)."""
-    Balance.objects.get_or_create(account_id=account_id)
-    Balance.objects.filter(account_id=account_id).update(amount=F("amount") + amount)
-    balance: Decimal = Balance.objects.values_list("amount", flat=True).get(account_id=account_id)
-    return balance
+STARTING_BALANCE_NOTE = "Starting balance"
 
 
-def usage_events_record(*, events: Sequence[UsageEvent]) -> int:
-    """Record a batch of usage events and charge them, in one transaction; returns how many
-    were new. Idempotent on the event id: events recorded before are skipped, so a batch that
-    is delivered again (a consumer that died before acknowledging it) changes nothing."""
+@transaction.atomic
+def account_open(*, account_id: int) -> None:
+    """A new account's balance row, with the configured credit limit and starting balance."""
+    created = Balance.objects.bulk_create(
+        [Balance(account_id=account_id, credit_limit=settings.TOKENBYTE_CREDIT_LIMIT)],
+        ignore_conflicts=True,
+    )
+    starting = settings.TOKENBYTE_STARTING_BALANCE
+    if created and starting > 0 and not LedgerEntry.objects.filter(account_id=account_id).exists():
+        LedgerEntry.objects.create(
+            account_id=account_id,
+            amount=ledger_amount(starting),
+            kind=EntryKind.TOPUP,
+            note=STARTING_BALANCE_NOTE,
+        )
+        _balance_add(account_id, starting)
+
+
+def _balance_add(account_id: int, amount: Decimal) -> BalanceState:
+    """Add to the materialised balance (the row is locked until the transaction ends).
+
+    The sum is taken in Python, not in SQL: SQLite would add decimals as floats.
+    """
+    Balance.objects.bulk_create([Balance(account_id=account_id)], ignore_conflicts=True)
+    row = Balance.objects.select_for_update().get(account_id=account_id)
+    row.amount += amount
+    row.version += 1
+    row.save(update_fields=["amount", "version", "updated_at"])
+    return BalanceState(amount=row.amount, version=row.version, credit_limit=row.credit_limit)
+
+
+def usage_events_record(*, events: Sequence[UsageEvent]) -> RecordedBatch:
+    """Record a batch of usage events and charge them, in one transaction. Idempotent on the
+    event id: events recorded before are skipped, so a batch that is delivered again (a
+    consumer that died before acknowledging it) changes nothing."""
     with transaction.atomic():
         ids = [event.event_id for event in events]
         known = set(UsageRecord.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
@@ -69,7 +122,12 @@ def usage_events_record(*, events: Sequence[UsageEvent]) -> int:
             .values_list("pk", flat=True)
         )
         fresh: dict[str, tuple[int, UsageEvent]] = {}
+        settled: dict[int, list[str]] = defaultdict(list)
         for event in events:
+            if event.account_id is not None and (
+                event.event_id in known or event.account_id in accounts
+            ):
+                settled[event.account_id].append(event.event_id)
             if event.event_id in known:
                 continue
             if event.account_id not in accounts or event.account_id is None:
@@ -79,9 +137,11 @@ def usage_events_record(*, events: Sequence[UsageEvent]) -> int:
                 continue
             fresh.setdefault(event.event_id, (event.account_id, event))  # twice in a batch
         if not fresh:
-            return 0
+            return RecordedBatch(0, dict(settled), {}, {}, {})
         records, charges = [], []
         spent: dict[int, Decimal] = defaultdict(Decimal)
+        key_spent: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+        accounts_of_keys: dict[int, int] = {}
         for account_id, event in fresh.values():
             charge = charge_for(event.cost)
             records.append(_usage_record(event, account_id, charge))
@@ -96,11 +156,46 @@ def usage_events_record(*, events: Sequence[UsageEvent]) -> int:
                     )
                 )
                 spent[account_id] += charge
+                if event.key_id is not None:
+                    accounts_of_keys[event.key_id] = account_id
+                    started = datetime.fromtimestamp(event.started_at, UTC)
+                    for period in BUDGET_PERIODS:
+                        key_spent[event.key_id, budget_window(period, started).name] += charge
         UsageRecord.objects.bulk_create(records)
         LedgerEntry.objects.bulk_create(charges)
-        for account_id in sorted(spent):  # one order for every writer: no deadlocks
-            _balance_add(account_id, -spent[account_id])
-        return len(records)
+        balances = {
+            account_id: _balance_add(account_id, -spent[account_id])
+            for account_id in sorted(spent)  # one order for every writer: no deadlocks
+        }
+        spends = _budget_spend_add(key_spent, accounts_of_keys)
+        return RecordedBatch(len(records), dict(settled), balances, spends, accounts_of_keys)
+
+
+def _budget_spend_add(
+    added: dict[tuple[int, str], Decimal], accounts_of_keys: dict[int, int]
+) -> dict[tuple[int, str], Decimal]:
+    """Add to the keys' spend in each window; the rows locked in one order, sums in Python."""
+    if not added:
+        return {}
+    BudgetSpend.objects.bulk_create(
+        [
+            BudgetSpend(key_id=key_id, window_name=window, account_id=accounts_of_keys[key_id])
+            for key_id, window in added
+        ],
+        ignore_conflicts=True,
+    )
+    keys = {key_id for key_id, _ in added}
+    rows = [
+        row
+        for row in BudgetSpend.objects.select_for_update()
+        .filter(key_id__in=keys, window_name__in={window for _, window in added})
+        .order_by("key_id", "window_name")
+        if (row.key_id, row.window_name) in added
+    ]
+    for row in rows:
+        row.amount += added[row.key_id, row.window_name]
+    BudgetSpend.objects.bulk_update(rows, ["amount"])
+    return {(row.key_id, row.window_name): row.amount for row in rows}
 
 
 def _usage_record(event: UsageEvent, account_id: int, charge: Decimal) -> UsageRecord:

@@ -90,7 +90,7 @@ def _record(client: Redis, entries: list[Entry]) -> int:
             events.append(UsageEvent.from_json(entry[1][b"event"]))
         except (KeyError, TypeError, ValueError, orjson.JSONDecodeError):
             unreadable.append(entry)
-    recorded = usage_events_record(events=events) if events else 0  # commits before the ack
+    recorded = usage_events_record(events=events).recorded if events else 0  # commits first
     if unreadable:
         # Kept, not dropped: an operator can read them; they are never billed by a guess.
         logger.error("%d unreadable usage events moved to %s", len(unreadable), DEAD_LETTERS)

@@ -3,6 +3,7 @@
 The environment variables are documented in README.md (CONTRACT.md §2).
 """
 
+from decimal import Decimal
 from pathlib import Path
 
 import django_stubs_ext
@@ -165,6 +166,37 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "options": {"expires": max(5.0, 5 * TOKENBYTE_USAGE_DRAIN_SECONDS)},
     },
 }
+
+
+# --- money ----------------------------------------------------------------------------------
+def _dollars(name: str, default: str) -> Decimal:
+    text = env.str(name, default=default)
+    try:
+        amount = Decimal(text)
+    except ArithmeticError:
+        raise ImproperlyConfigured(f"{name}={text!r} is not an amount of US dollars") from None
+    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("1e-9")):
+        raise ImproperlyConfigured(f"{name}={text!r}: a non-negative amount with <= 9 decimals")
+    return amount
+
+
+# prepaid: a request needs the balance to cover its worst case; postpaid: charges may take the
+# balance below zero, down to the account's credit limit (teams that settle outside).
+TOKENBYTE_BILLING_MODE = env.str("TOKENBYTE_BILLING_MODE", default="prepaid")
+if TOKENBYTE_BILLING_MODE not in ("prepaid", "postpaid"):
+    raise ImproperlyConfigured(
+        f"TOKENBYTE_BILLING_MODE={TOKENBYTE_BILLING_MODE!r}: use prepaid or postpaid"
+    )
+# What a new account is credited on sign-up, and (postpaid) how far below zero it may go.
+TOKENBYTE_STARTING_BALANCE = _dollars("TOKENBYTE_STARTING_BALANCE", "0")
+TOKENBYTE_CREDIT_LIMIT = _dollars("TOKENBYTE_CREDIT_LIMIT", "0")
+# Below this balance the console shows a banner and the owner gets one e-mail.
+TOKENBYTE_LOW_BALANCE = _dollars("TOKENBYTE_LOW_BALANCE", "1")
+# A reservation not renewed for this long is swept (its gateway process died); live calls
+# renew theirs every third of it. A settled charge waits in Redis for the consumer at most
+# TOKENBYTE_PENDING_CHARGE_SECONDS.
+TOKENBYTE_RESERVATION_SECONDS = env.int("TOKENBYTE_RESERVATION_SECONDS", default=60)
+TOKENBYTE_PENDING_CHARGE_SECONDS = env.int("TOKENBYTE_PENDING_CHARGE_SECONDS", default=86_400)
 
 # --- auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

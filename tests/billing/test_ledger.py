@@ -54,13 +54,14 @@ def test_credit_prints_the_new_balance_alone_and_adds_up() -> None:
 )
 def test_bad_input_is_one_stderr_line_and_changes_nothing(args: tuple[str, ...], says: str) -> None:
     User.objects.create_user("payer@example.com")
+    before = list(Balance.objects.values_list("account_id", "amount", "version"))
     code, out, err = credit(*args)
     assert code != 0
     assert out == ""
     assert len(err.strip().splitlines()) == 1
     assert says in err
     assert not LedgerEntry.objects.exists()
-    assert not Balance.objects.exists()
+    assert list(Balance.objects.values_list("account_id", "amount", "version")) == before
 
 
 def test_the_rounding_rule_is_half_to_even_at_a_nano_dollar() -> None:

@@ -54,9 +54,9 @@ def test_a_batch_is_recorded_and_charged_once_however_often_it_comes() -> None:
         event(bob, "0.25", stream=True, client_disconnected=True, error_code="client_disconnected"),
         event(alice, "0", status=404, error_code="model_not_found", card_id=None),
     ]
-    assert usage_events_record(events=batch) == 4
-    assert usage_events_record(events=batch) == 0  # delivered again: nothing changes
-    assert usage_events_record(events=[batch[0], batch[0]]) == 0
+    assert usage_events_record(events=batch).recorded == 4
+    assert usage_events_record(events=batch).recorded == 0  # delivered again: nothing changes
+    assert usage_events_record(events=[batch[0], batch[0]]).recorded == 0
     assert UsageRecord.objects.count() == 4
     charges = LedgerEntry.objects.filter(kind=EntryKind.CHARGE).order_by("id")
     assert [c.amount for c in charges] == [
@@ -88,7 +88,7 @@ def test_a_record_keeps_what_the_event_told() -> None:
 def test_an_event_of_an_account_deleted_meanwhile_does_not_hold_the_batch() -> None:
     alice = User.objects.create_user("a@example.com")
     gone = event(alice, "0.5", account_id=alice.pk + 1000)
-    assert usage_events_record(events=[gone, event(alice, "0.25")]) == 1
+    assert usage_events_record(events=[gone, event(alice, "0.25")]).recorded == 1
     assert [e.amount for e in LedgerEntry.objects.filter(kind=EntryKind.CHARGE)] == [
         Decimal("-0.25")
     ]
