@@ -11,22 +11,18 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
+from redis.exceptions import RedisError
 
 from billing.events import UsageEvent
 from billing.models import Balance, BudgetSpend, EntryKind, LedgerEntry, UsageRecord
 from billing.money import charge_for, ledger_amount
 from billing.periods import DAILY, LIFETIME, MONTHLY, WEEKLY, budget_window
+from billing.reservations import BalanceState, push_balance
+from tokenbyte.redis import sync_client
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class BalanceState:
-    """An account's balance as one transaction left it; `version` orders such states."""
-
-    amount: Decimal
-    version: int
-    credit_limit: Decimal
+MIRROR_TIMEOUT_SECONDS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +68,19 @@ def ledger_credit(
         created_by_id=created_by.pk if created_by is not None else None,
     )
     state = _balance_add(account.pk, exact)
+    if settings.REDIS_URL:  # the gateways' mirror of the balance, once it is committed
+        transaction.on_commit(lambda: _mirror_balance(account.pk, state))
     return Credited(entry=entry, balance=state.amount, state=state)
+
+
+def _mirror_balance(account_id: int, state: BalanceState) -> None:
+    try:
+        with sync_client(settings.REDIS_URL, timeout=MIRROR_TIMEOUT_SECONDS) as client:
+            push_balance(client, account_id, state)
+    except RedisError as exc:
+        # The gateways read the database when their mirror expires (at most
+        # billing.reservations.MIRROR_TTL_SECONDS) or at billing's next charge of the account.
+        logger.warning("balance of account %s not mirrored to Redis: %s", account_id, exc)
 
 
 STARTING_BALANCE_NOTE = "Starting balance"

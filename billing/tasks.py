@@ -23,6 +23,7 @@ from redis import Redis
 from redis.exceptions import ResponseError
 
 from billing.events import UsageEvent
+from billing.reservations import push_recorded
 from billing.services import usage_events_record
 from tokenbyte.redis import USAGE_GROUP, USAGE_STREAM, sync_client
 
@@ -90,7 +91,22 @@ def _record(client: Redis, entries: list[Entry]) -> int:
             events.append(UsageEvent.from_json(entry[1][b"event"]))
         except (KeyError, TypeError, ValueError, orjson.JSONDecodeError):
             unreadable.append(entry)
-    recorded = usage_events_record(events=events).recorded if events else 0  # commits first
+    recorded = 0
+    if events:
+        batch = usage_events_record(events=events)  # committed before the holds are cleared
+        recorded = batch.recorded
+        push_recorded(
+            client,
+            event_ids=batch.event_ids,
+            balances=batch.balances,
+            spends={
+                (batch.accounts_of_keys[key_id], key_id, window): (
+                    amount,
+                    batch.balances[batch.accounts_of_keys[key_id]].version,
+                )
+                for (key_id, window), amount in batch.spends.items()
+            },
+        )
     if unreadable:
         # Kept, not dropped: an operator can read them; they are never billed by a guess.
         logger.error("%d unreadable usage events moved to %s", len(unreadable), DEAD_LETTERS)

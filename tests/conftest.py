@@ -50,7 +50,12 @@ def _fresh_rate_limits() -> None:
         import redis
 
         client = redis.Redis.from_url(settings.REDIS_URL)
-        stale = list(client.scan_iter("tb:rl:*"))
+        # Reservations, balance mirrors and usage events too: account ids restart as well.
+        stale = [
+            *client.scan_iter("tb:rl:*"),
+            *client.scan_iter("tb:m:*"),
+            *client.scan_iter("tb:usage*"),
+        ]
         if stale:
             client.delete(*stale)
         client.close()

@@ -4,15 +4,20 @@ keys app's and the catalog's models (proxy/gateway/stores.py says why)."""
 from collections.abc import Mapping
 from datetime import datetime
 
+from billing.selectors import MoneySnapshot, money_snapshot
 from keys import cache as key_cache
 from keys.services import key_last_used_record
-from proxy.gateway.stores import CatalogStore, GatewayStores, KeyStore
+from proxy.gateway.stores import CatalogStore, GatewayStores, KeyStore, MoneyStore
 from proxy.routing_version import routing_version_get
 from proxy.selectors import load_routing_table
 
 
 def _record_last_used(used: Mapping[int, datetime]) -> int:
     return key_last_used_record(used=used)
+
+
+def _money_snapshot(account_id: int, key_id: int, window: str | None) -> MoneySnapshot:
+    return money_snapshot(account_id=account_id, key_id=key_id, window=window)
 
 
 def gateway_stores() -> GatewayStores:
@@ -31,4 +36,5 @@ def gateway_stores() -> GatewayStores:
             unknown_key_message=key_cache.UNKNOWN_KEY_MESSAGE,
         ),
         catalog=CatalogStore(version=routing_version_get, load=load_routing_table),
+        money=MoneyStore(snapshot=_money_snapshot),
     )

@@ -191,18 +191,25 @@ class GatewayRedis:
         # Pub/sub spans every database of a server: channel names carry the db number.
         self.db = int(self.hot.connection_pool.connection_kwargs.get("db", 0) or 0)
 
-    async def call(self, operation: str, command: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+    async def call(
+        self,
+        operation: str,
+        command: Callable[[aioredis.Redis], Awaitable[T]],
+        *,
+        patient: bool = False,
+    ) -> T:
         """`command(hot_client)` within the timeout, through the breaker.
 
         Raises RedisUnavailable when the caller must use its fallback; `operation` names the
-        call in the metrics.
+        call in the metrics. `patient` calls (reservations of money, whose fallback is weaker
+        than waiting a little) run on the background client, with its longer timeout.
         """
         if not self.breaker.allow():
             REDIS_FALLBACKS.labels(operation).inc()
             raise RedisUnavailable(f"{operation} skipped: Redis is not answering")
         try:
-            async with asyncio.timeout(self.timeout):
-                result = await command(self.hot)
+            async with asyncio.timeout(BACKGROUND_TIMEOUT if patient else self.timeout):
+                result = await command(self.background if patient else self.hot)
         except ResponseError as exc:  # Redis answered, with an error: not an outage
             self.breaker.succeeded()
             REDIS_FALLBACKS.labels(operation).inc()

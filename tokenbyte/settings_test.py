@@ -7,6 +7,9 @@ and in embedded mode.
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-" + "k" * 60)
+# Every account the tests create can pay for its calls (tests of the balance itself set 0),
+# here and in the gateway processes the tests start.
+os.environ.setdefault("TOKENBYTE_STARTING_BALANCE", "1000")
 
 from tokenbyte.settings import *  # noqa: F403
 from tokenbyte.settings import DATABASES

@@ -22,7 +22,7 @@ _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{8,128}")
 
 
 class Request:
-    __slots__ = ("headers", "method", "path", "receive", "request_id", "scope", "send")
+    __slots__ = ("headers", "method", "path", "raw", "receive", "request_id", "scope", "send")
 
     def __init__(
         self, scope: Scope, receive: Receive, send: Send, new_id: Callable[[], str]
@@ -33,6 +33,7 @@ class Request:
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.headers: Headers = scope["headers"]
+        self.raw = b""  # the body, once read by json(): its size bounds the prompt's tokens
         supplied = self.header(b"x-request-id")
         self.request_id = (
             supplied.decode() if supplied and _REQUEST_ID.fullmatch(supplied) else "req_" + new_id()
@@ -66,7 +67,7 @@ class Request:
                 return b"".join(chunks)
 
     async def json(self, limit: int) -> Any:
-        raw = await self.body(limit)
+        raw = self.raw = await self.body(limit)
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

@@ -15,8 +15,9 @@ from proxy.gateway.limits import RateLimiter
 from proxy.gateway.pipeline.call import Pipeline
 from proxy.gateway.pipeline.metering import Metering
 from proxy.gateway.pipeline.resolve import Catalog
+from proxy.gateway.purse import Purse
 from proxy.gateway.routing import RoutingTable
-from proxy.gateway.stores import GatewayStores
+from proxy.gateway.stores import GatewayStores, Snapshot
 from proxy.upstream.pool import UpstreamPool
 from tokenbyte.redis import GatewayRedis
 
@@ -42,6 +43,15 @@ class Runtime:
         self.upstreams = UpstreamPool(self.redis)
         self.metering = Metering(self.redis)
         self.limits = RateLimiter(self.redis)
+        self.purse = Purse(
+            self.redis,
+            self._money_snapshot,
+            postpaid=settings.TOKENBYTE_BILLING_MODE == "postpaid",
+            hold_seconds=settings.TOKENBYTE_RESERVATION_SECONDS,
+            pending_seconds=settings.TOKENBYTE_PENDING_CHARGE_SECONDS,
+        )
+        self.metering.before_ship = self.purse.settle_into
+        self.metering.after_ship = self.purse.settled
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
         self._version_reader = PollingThread("routing-version")
@@ -57,6 +67,7 @@ class Runtime:
             catalog=self.catalog,
             limiter=self.limits,
             upstreams=self.upstreams,
+            purse=self.purse,
             meter=self.metering.emit,
             new_id=self.ids,
         )
@@ -65,7 +76,9 @@ class Runtime:
         await self.keys.start()
         await self.upstreams.start()
         self.metering.add_consumer(self.limits.on_usage)
+        self.metering.add_consumer(self.purse.on_usage)
         self.metering.start()
+        self.purse.start()
         try:
             await self.reload_routing()
         except Exception:  # the database may come up later; /readyz says so meanwhile
@@ -85,10 +98,14 @@ class Runtime:
                 await self._refresher
         await self.keys.stop()
         await self.metering.stop()
+        await self.purse.stop()
         await self.upstreams.stop()
         if self.redis is not None:
             await self.redis.aclose()
         await self._version_reader.close()
+
+    async def _money_snapshot(self, account_id: int, key_id: int, window: str | None) -> Snapshot:
+        return await run_in_db_thread(self.stores.money.snapshot, account_id, key_id, window)
 
     async def routing_version(self) -> int:
         """One primary-key read, on a thread (and connection) of its own."""

@@ -8,6 +8,7 @@ functions are synchronous (ORM calls); the gateway runs them on its database thr
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from proxy.gateway.routing import RoutingTable
@@ -46,7 +47,29 @@ class CatalogStore:
     load: Callable[[int], RoutingTable]
 
 
+class Snapshot(Protocol):
+    """billing.selectors.MoneySnapshot."""
+
+    @property
+    def balance(self) -> Decimal: ...
+    @property
+    def credit_limit(self) -> Decimal: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def spent(self) -> Decimal: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MoneyStore:
+    """Billing's side of reservations (billing/selectors.py money_snapshot)."""
+
+    # (account id, key id, budget window or None) -> balance, credit limit, version, spend
+    snapshot: Callable[[int, int, str | None], Snapshot]
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayStores:
     keys: KeyStore
     catalog: CatalogStore
+    money: MoneyStore

@@ -24,6 +24,10 @@ def within_a_second(check: Callable[[], bool]) -> float:
     return time.monotonic() - start
 
 
+# Base URL -> the process serving it, while it runs (for tests that kill one).
+RUNNING: dict[str, subprocess.Popen[bytes]] = {}
+
+
 @contextlib.contextmanager
 def gateway_process(**env: str | None) -> Iterator[str]:
     """A gateway on a free loopback port, ready (catalog loaded); yields its base URL.
@@ -50,8 +54,10 @@ def gateway_process(**env: str | None) -> Iterator[str]:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             time.sleep(0.1)
+        RUNNING[url] = process
         yield url
     finally:
+        RUNNING.pop(url, None)
         process.terminate()
         try:
             process.wait(10)

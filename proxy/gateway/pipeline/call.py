@@ -2,21 +2,26 @@
 (failover), then complete a whole answer or relay a stream (pipeline/relay.py)."""
 
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from billing.events import UsageEvent
+from billing.periods import budget_window
+from billing.pricing import price_text
 from billing.usage import Usage
 from proxy.gateway.auth.authenticate import authenticate
 from proxy.gateway.auth.key_cache import KeyResolver
 from proxy.gateway.auth.policy import KeyPolicy
-from proxy.gateway.errors import GatewayError
+from proxy.gateway.errors import GatewayError, PaymentRequired
 from proxy.gateway.http import JSON_CONTENT_TYPE, Request, Response
 from proxy.gateway.limits import RateLimiter
 from proxy.gateway.pipeline.calls import CallRecord
+from proxy.gateway.pipeline.ceiling import OutputLimit, WorstCase, worst_case
 from proxy.gateway.pipeline.resolve import Catalog, resolve_card
+from proxy.gateway.purse import Purse
 from proxy.gateway.routing import Card
 from proxy.providers.base import ProviderAdapter
 from proxy.upstream.failures import cite_request, log_failed_answer, log_refusal
@@ -30,7 +35,7 @@ Render = Callable[[dict[str, Any], Usage, Decimal], dict[str, Any]]
 class Pipeline:
     """What the model endpoints use, and nothing else of the process's runtime."""
 
-    __slots__ = ("catalog", "keys", "limiter", "meter", "new_id", "upstreams")
+    __slots__ = ("catalog", "keys", "limiter", "meter", "new_id", "purse", "upstreams")
 
     def __init__(
         self,
@@ -39,9 +44,11 @@ class Pipeline:
         catalog: Catalog,
         limiter: RateLimiter,
         upstreams: UpstreamPool,
+        purse: Purse,
         meter: Callable[[UsageEvent], None],
         new_id: Callable[[], str],
     ) -> None:
+        self.purse = purse
         self.keys = keys
         self.catalog = catalog
         self.limiter = limiter
@@ -83,6 +90,60 @@ class Pipeline:
         if rate_limited and (policy.rpm or policy.tpm):  # most keys have neither: no await
             record.headers = await self.limiter.admit(policy)
         return card
+
+    async def reserve(
+        self,
+        record: CallRecord,
+        raw: bytes,
+        output: OutputLimit | None,
+        *,
+        long_context: bool = False,
+    ) -> None:
+        """Hold the call's worst case (ceiling.py) against the key's per-request cap, what is
+        left of its budget and the account's available balance, lowering the output limit to
+        fit the smallest of the three; PaymentRequired (402) naming it when nothing fits."""
+        card, policy = record.card, record.policy
+        if card is None:
+            raise RuntimeError("reserve() before admit()")
+        worst = worst_case(card, raw, output, long_context=long_context)
+        limit = worst.output_tokens
+        cap = policy.max_request_cost
+        if cap is not None and worst.cost() > cap:
+            capped = worst.fitting(cap)
+            if capped is None:
+                raise _short_of_cap(worst, cap)
+            limit = capped
+        window = None
+        if policy.budget is not None:
+            window = budget_window(policy.budget_period, datetime.now(UTC))
+        record.event_id = self.new_id()  # the hold's id, and later its usage event's
+        for _ in range(3):  # others' calls may take what was left between two tries
+            verdict = await self.purse.reserve(
+                record.event_id,
+                account_id=policy.account_id,
+                key_id=policy.key_id,
+                budget=policy.budget,
+                window=window.name if window is not None else None,
+                amount=worst.cost(limit),
+            )
+            if verdict.held:
+                break
+            ceiling, short = verdict.available, "balance"
+            if verdict.budget_left is not None and verdict.budget_left < ceiling:
+                ceiling, short = verdict.budget_left, "budget"
+            if cap is not None and cap < ceiling:
+                ceiling, short = cap, "cap"
+            fitted = worst.fitting(ceiling)
+            if fitted is None:
+                if short == "budget" and window is not None and policy.budget is not None:
+                    raise _short_of_budget(worst, policy.budget, ceiling, window.resets_at)
+                raise _short_of_balance(worst, ceiling)
+            limit = min(fitted, limit)
+        else:
+            raise _short_of_balance(worst, Decimal(0))
+        if output is not None and output.lower is not None and limit < worst.output_tokens:
+            output.lower(limit)
+            record.headers = [*record.headers, (b"x-tokenbyte-max-tokens", str(limit).encode())]
 
     async def open_upstream(
         self,
@@ -127,3 +188,37 @@ class Pipeline:
         event = record.settle(usage)
         data = render(data, usage, event.cost)
         return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE, *record.headers])
+
+
+def _least(worst: WorstCase) -> str:
+    if worst.output is None:
+        return f"${price_text(worst.cost())}"
+    least = worst.output.minimum
+    return f"${price_text(worst.cost(least))} even with its output cut to {least} tokens"
+
+
+def _short_of_cap(worst: WorstCase, cap: Decimal) -> PaymentRequired:
+    return PaymentRequired(
+        f"This request could cost up to {_least(worst)}, over this API key's per-request "
+        f"cap of ${price_text(cap)}. Send a shorter prompt, or raise the cap under /keys/.",
+        code="request_cost_cap",
+    )
+
+
+def _short_of_budget(
+    worst: WorstCase, budget: Decimal, left: Decimal, resets_at: datetime | None
+) -> PaymentRequired:
+    resets = f" It resets at {resets_at:%Y-%m-%d %H:%M} UTC." if resets_at is not None else ""
+    return PaymentRequired(
+        f"This API key's budget of ${price_text(budget)} has ${price_text(left)} left, less "
+        f"than this request could cost ({_least(worst)}).{resets}",
+        code="budget_exhausted",
+    )
+
+
+def _short_of_balance(worst: WorstCase, available: Decimal) -> PaymentRequired:
+    return PaymentRequired(
+        f"The account's balance has ${price_text(available)} available, less than this "
+        f"request could cost ({_least(worst)}). Add credit under /billing/.",
+        code="insufficient_balance",
+    )

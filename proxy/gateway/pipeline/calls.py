@@ -62,6 +62,8 @@ class CallRecord:
     # What the upstream has reported so far; `measure`, when set (a stream), says it at the end.
     usage: Usage = ZERO_USAGE
     measure: Callable[[], Usage] | None = None
+    # Chosen when the call's worst case is held (its reservation's id), else at the end.
+    event_id: str | None = None
     _settled: UsageEvent | None = None
     _emitted: bool = False
 
@@ -144,7 +146,7 @@ class CallRecord:
         now = time.perf_counter()
         card = self.card
         return UsageEvent(
-            event_id=self.new_id(),
+            event_id=self.event_id or self.new_id(),
             request_id=self.request_id,
             endpoint=self.endpoint,
             key_id=self.policy.key_id,

@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from billing.events import UsageEvent
 from tokenbyte.redis import REDIS_FAILURES, USAGE_STREAM, GatewayRedis, describe
@@ -46,6 +47,10 @@ class Metering:
         self._shipper: asyncio.Task[None] | None = None
         self._dropped = 0
         self._dropped_logged_at = -math.inf
+        # Queued ahead of a batch's XADDs in the same pipeline, and told when it got through
+        # (the purse settles each call's reservation with its charge: proxy/gateway/purse.py).
+        self.before_ship: Callable[[Any, list[UsageEvent]], Awaitable[None]] | None = None
+        self.after_ship: Callable[[list[UsageEvent]], None] | None = None
 
     def add_consumer(self, consumer: Consumer) -> None:
         self._consumers.append(consumer)
@@ -156,11 +161,15 @@ class Metering:
             return
         batch = list(itertools.islice(self._outbox, BATCH_SIZE))
         async with self._redis.background.pipeline(transaction=False) as pipe:
+            if self.before_ship is not None:
+                await self.before_ship(pipe, batch)
             for event in batch:
                 # No MAXLEN: trimming here could drop events not yet billed (the consumer
                 # trims, below what it acknowledged).
                 pipe.xadd(USAGE_STREAM, {"event": event.to_json()})
             await pipe.execute()
+        if self.after_ship is not None:
+            self.after_ship(batch)
         # Meanwhile others may have been appended, and the oldest dropped (overflow).
         shipped = {id(event) for event in batch}
         while self._outbox and id(self._outbox[0]) in shipped:

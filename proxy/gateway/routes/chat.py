@@ -12,6 +12,7 @@ from proxy.gateway.errors import GatewayError
 from proxy.gateway.http import Request, Response
 from proxy.gateway.pipeline.call import Pipeline
 from proxy.gateway.pipeline.calls import priced_usage
+from proxy.gateway.pipeline.ceiling import OutputLimit
 from proxy.gateway.pipeline.relay import StreamOutput, relay_stream
 from proxy.gateway.sse import DONE, Event, frame
 from proxy.providers import adapter_for
@@ -25,6 +26,7 @@ async def chat_completions(request: Request, pipeline: Pipeline) -> Response | N
         body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
         call = validate_chat(body)
         card = await pipeline.admit(record, call.model, card_type="chat", stream=call.stream)
+        await pipeline.reserve(record, request.raw, chat_output_limit(body))
         adapter = adapter_for(card.provider)
 
         def build(upstream: Any) -> UpstreamRequest:
@@ -37,6 +39,19 @@ async def chat_completions(request: Request, pipeline: Pipeline) -> Response | N
         output = ChatStreamOutput(adapter.chat_stream(card, body), body, call.include_usage)
         await relay_stream(request, record, opened, output)
         return None
+
+
+def chat_output_limit(body: dict[str, Any]) -> OutputLimit:
+    """OpenAI's output limit: max_completion_tokens, else max_tokens (validated already);
+    lowered in whichever the client sent, or in max_completion_tokens when it sent none."""
+    field = "max_completion_tokens" if body.get("max_completion_tokens") is not None else None
+    if field is None and body.get("max_tokens") is not None:
+        field = "max_tokens"
+
+    def lower(tokens: int) -> None:
+        body[field or "max_completion_tokens"] = tokens
+
+    return OutputLimit(body.get(field) if field else None, body.get("n") or 1, lower)
 
 
 def _priced_completion(data: dict[str, Any], usage: Usage, cost: Decimal) -> dict[str, Any]:

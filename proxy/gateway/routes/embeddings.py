@@ -21,6 +21,7 @@ async def embeddings(request: Request, pipeline: Pipeline) -> Response:
         body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
         model = validate_embeddings(body)
         card = await pipeline.admit(record, model, card_type="embedding", stream=False)
+        await pipeline.reserve(record, request.raw, None)
         adapter = adapter_for(card.provider)
 
         def build(upstream: Any) -> UpstreamRequest:

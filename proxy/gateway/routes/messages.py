@@ -25,6 +25,7 @@ from proxy.gateway.errors import GatewayError, InvalidRequest, UpstreamError
 from proxy.gateway.http import Request, Response
 from proxy.gateway.pipeline.call import Pipeline
 from proxy.gateway.pipeline.calls import ZERO_USAGE
+from proxy.gateway.pipeline.ceiling import MINIMAL_ANSWER_TOKENS, OutputLimit
 from proxy.gateway.pipeline.relay import StreamOutput, relay_stream
 from proxy.gateway.routing import Card
 from proxy.gateway.sse import Event, named_frame
@@ -42,6 +43,10 @@ async def messages(request: Request, pipeline: Pipeline) -> Response | None:
         body = ga_body(await request.json(settings.TOKENBYTE_MAX_BODY_BYTES))
         call = validate_messages(body)
         card = await pipeline.admit(record, call.model, card_type="chat", stream=call.stream)
+        long_context = b"context-1m" in (request.header(b"anthropic-beta") or b"")
+        await pipeline.reserve(
+            record, request.raw, messages_output_limit(body), long_context=long_context
+        )
         adapter = adapter_for(card.provider)
         output: StreamOutput
         if isinstance(adapter, AnthropicAdapter):
@@ -72,6 +77,25 @@ async def messages(request: Request, pipeline: Pipeline) -> Response | None:
             output = TranslatedOutput(adapter.chat_stream(card, translated), translated, card)
         await relay_stream(request, record, opened, output)
         return None
+
+
+# Anthropic's smallest thinking budget; max_tokens must exceed the budget.
+MIN_THINKING_BUDGET = 1024
+
+
+def messages_output_limit(body: dict[str, Any]) -> OutputLimit:
+    """Anthropic's max_tokens (required, validated); a thinking budget inside it shrinks with
+    it, down to Anthropic's minimum."""
+    thinking = body.get("thinking")
+    budgeted = isinstance(thinking, dict) and isinstance(thinking.get("budget_tokens"), int)
+
+    def lower(tokens: int) -> None:
+        body["max_tokens"] = tokens
+        if isinstance(thinking, dict) and budgeted and thinking["budget_tokens"] >= tokens:
+            thinking["budget_tokens"] = tokens - 1
+
+    minimum = MIN_THINKING_BUDGET + 1 if budgeted else MINIMAL_ANSWER_TOKENS
+    return OutputLimit(body.get("max_tokens"), 1, lower, minimum)
 
 
 async def count_tokens(request: Request, pipeline: Pipeline) -> Response:

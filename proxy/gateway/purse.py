@@ -1,0 +1,266 @@
+"""Reservations: a call's worst case is held against its account's balance and its key's budget
+before the upstream is called, and becomes its actual charge when its usage event ships.
+
+With REDIS_URL the holds live in Redis (billing/reservations.py: one script decides, on every
+gateway process's behalf, atomically), so no number of processes can together overdraw a
+balance or overspend a budget. Mirrors of the balance and budget spend there are filled from
+the database on demand (the store's `snapshot`), and kept by billing as it records charges.
+
+Without Redis (embedded mode: one process), and while Redis is unreachable, this process holds
+its calls' worst cases itself against the database's balance and spend, read at most
+LOCAL_SNAPSHOT_SECONDS before.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from billing.events import UsageEvent
+from billing.money import charge_for
+from billing.reservations import (
+    MIRROR_TTL_SECONDS,
+    RENEW,
+    RESERVE,
+    SETTLE,
+    account_keys,
+    from_nanos,
+    mirrored,
+    to_nanos,
+)
+from proxy.gateway.stores import Snapshot
+from tokenbyte.redis import GatewayRedis, RedisUnavailable
+
+logger = logging.getLogger(__name__)
+
+LOCAL_SNAPSHOT_SECONDS = 1.0
+
+
+# (account id, key id, budget window or None) -> the database's figures, on a database thread.
+SnapshotReader = Callable[[int, int, str | None], Awaitable[Snapshot]]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    held: bool
+    available: Decimal  # the balance left for this call (before it, when refused)
+    budget_left: Decimal | None  # None: the key has no budget
+
+
+class Purse:
+    def __init__(
+        self,
+        redis: GatewayRedis | None,
+        read_snapshot: SnapshotReader,
+        *,
+        postpaid: bool,
+        hold_seconds: int,
+        pending_seconds: int,
+    ) -> None:
+        self._redis = redis
+        self._read = read_snapshot
+        self._postpaid = postpaid
+        self._hold_ms = hold_seconds * 1000
+        self._pending_ms = pending_seconds * 1000
+        self._reserve: Any = redis.background.register_script(RESERVE) if redis else None
+        self._settle: Any = redis.background.register_script(SETTLE) if redis else None
+        self._renew: Any = redis.background.register_script(RENEW) if redis else None
+        # Holds in Redis whose calls are alive here: hold id -> account id (renewed, settled).
+        self._live: dict[str, int] = {}
+        self._local = LocalHolds(read_snapshot, postpaid=postpaid)
+        self._renewer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._redis is not None:
+            self._renewer = asyncio.create_task(self._renew_forever(), name="purse-renewer")
+
+    async def stop(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+
+    async def reserve(
+        self,
+        hold_id: str,
+        *,
+        account_id: int,
+        key_id: int,
+        budget: Decimal | None,
+        window: str | None,
+        amount: Decimal,
+    ) -> Verdict:
+        """Hold `amount` for the call `hold_id`, or say what is left when it does not fit."""
+        if self._redis is not None:
+            try:
+                return await self._reserve_in_redis(
+                    hold_id, account_id, key_id, budget, window, amount
+                )
+            except RedisUnavailable:
+                pass  # counted and logged by the breaker; this process decides alone
+        return await self._local.reserve(hold_id, account_id, key_id, budget, window, amount)
+
+    async def _reserve_in_redis(
+        self,
+        hold_id: str,
+        account_id: int,
+        key_id: int,
+        budget: Decimal | None,
+        window: str | None,
+        amount: Decimal,
+    ) -> Verdict:
+        redis = self._redis
+        if redis is None:
+            raise RedisUnavailable("reserve: no Redis")
+        keys = account_keys(account_id)
+        redis_keys = [*keys.all, keys.spend(key_id, window or "none")]
+        head = [
+            hold_id,
+            to_nanos(amount),
+            key_id,
+            "" if budget is None else to_nanos(budget),
+            self._hold_ms,
+            "1" if self._postpaid else "0",
+        ]
+        seeds: list[Any] = ["", "", "", "", ""]
+        for _ in range(2):
+            args = [*head, *seeds, MIRROR_TTL_SECONDS]
+
+            def run(client: Any, args: list[Any] = args) -> Awaitable[Any]:
+                return self._reserve(keys=redis_keys, args=args, client=client)  # type: ignore[no-any-return]
+
+            raw: Any = await redis.call("reserve", run, patient=True)
+            if int(raw[0]) >= 0:
+                held = int(raw[0]) == 1
+                if held:
+                    self._live[hold_id] = account_id
+                left = None if budget is None else from_nanos(max(0, int(raw[2])))
+                return Verdict(held, from_nanos(int(raw[1])), left)
+            # A mirror is missing (idle, or new): read the database once, and ask again.
+            snapshot = await self._read(account_id, key_id, window)
+            seeds = [
+                mirrored(to_nanos(snapshot.balance)),
+                mirrored(to_nanos(snapshot.credit_limit)),
+                snapshot.version,
+                mirrored(to_nanos(snapshot.spent)) if window else "",
+                snapshot.version if window else "",
+            ]
+        raise RedisUnavailable("reserve: the mirrors did not take the database's figures")
+
+    def release_local(self, hold_id: str) -> None:
+        """A call held in this process (no Redis) is over: its hold goes."""
+        self._local.release(hold_id)
+
+    async def settle_into(self, pipe: Any, batch: list[UsageEvent]) -> None:
+        """Queue, ahead of the batch's XADDs in `pipe`, each held call's charge in place of its
+        worst case (so billing, which clears holds after recording, never meets an event whose
+        hold is yet to be settled)."""
+        for event in batch:
+            if event.event_id not in self._live:
+                continue
+            keys = account_keys(self._live[event.event_id])
+            charge = to_nanos(charge_for(event.cost))
+            await self._settle(
+                keys=[keys.main, keys.holds, keys.expiry],
+                args=[event.event_id, charge, self._pending_ms],
+                client=pipe,
+            )
+
+    def settled(self, batch: list[UsageEvent]) -> None:
+        """The batch reached Redis: its holds are no longer this process's to renew."""
+        for event in batch:
+            self._live.pop(event.event_id, None)
+
+    def on_usage(self, batch: list[UsageEvent]) -> None:
+        """Metering consumer: calls held in this process are over."""
+        for event in batch:
+            self._local.release(event.event_id)
+
+    async def _renew_forever(self) -> None:
+        redis = self._redis
+        if redis is None:
+            return
+        interval = self._hold_ms / 3000
+        while True:
+            await asyncio.sleep(interval)
+            by_account: dict[int, list[str]] = {}
+            for hold_id, account_id in list(self._live.items()):
+                by_account.setdefault(account_id, []).append(hold_id)
+            if not by_account:
+                continue
+            try:
+                async with redis.background.pipeline(transaction=False) as pipe:
+                    for account_id, ids in by_account.items():
+                        keys = account_keys(account_id)
+                        await self._renew(
+                            keys=[keys.main, keys.holds, keys.expiry],
+                            args=[self._hold_ms, *ids],
+                            client=pipe,
+                        )
+                    await pipe.execute()
+            except Exception as exc:  # the next round tries again; holds last hold_seconds
+                logger.warning("renewing %d reservations failed: %s", len(self._live), exc)
+
+
+class LocalHolds:
+    """This process's own holds, against the database's figures (embedded mode, or Redis
+    unreachable)."""
+
+    def __init__(self, read_snapshot: SnapshotReader, *, postpaid: bool) -> None:
+        self._read = read_snapshot
+        self._postpaid = postpaid
+        self._holds: dict[str, tuple[int, int, Decimal]] = {}  # id -> account, key, amount
+        self._held: dict[int, Decimal] = {}
+        self._held_by_key: dict[int, Decimal] = {}
+        self._snapshots: dict[tuple[int, int, str | None], tuple[float, Snapshot]] = {}
+
+    async def reserve(
+        self,
+        hold_id: str,
+        account_id: int,
+        key_id: int,
+        budget: Decimal | None,
+        window: str | None,
+        amount: Decimal,
+    ) -> Verdict:
+        snapshot = await self._snapshot(account_id, key_id, window)
+        # Re-read after the await: other calls may have held meanwhile.
+        available = snapshot.balance - self._held.get(account_id, Decimal(0))
+        if self._postpaid:
+            available += snapshot.credit_limit
+        left = None
+        if budget is not None:
+            left = max(Decimal(0), budget - snapshot.spent - self._held_by_key.get(key_id, 0))
+        if amount > available or (left is not None and amount > left):
+            return Verdict(False, max(Decimal(0), available), left)
+        self._holds[hold_id] = (account_id, key_id, amount)
+        self._held[account_id] = self._held.get(account_id, Decimal(0)) + amount
+        self._held_by_key[key_id] = self._held_by_key.get(key_id, Decimal(0)) + amount
+        return Verdict(True, available - amount, None if left is None else left - amount)
+
+    def release(self, hold_id: str) -> None:
+        hold = self._holds.pop(hold_id, None)
+        if hold is None:
+            return
+        account_id, key_id, amount = hold
+        self._held[account_id] -= amount
+        self._held_by_key[key_id] -= amount
+        if not self._held[account_id]:
+            del self._held[account_id]
+        if not self._held_by_key[key_id]:
+            del self._held_by_key[key_id]
+
+    async def _snapshot(self, account_id: int, key_id: int, window: str | None) -> Snapshot:
+        now = time.monotonic()
+        cached = self._snapshots.get((account_id, key_id, window))
+        if cached is not None and now - cached[0] < LOCAL_SNAPSHOT_SECONDS:
+            return cached[1]
+        snapshot = await self._read(account_id, key_id, window)
+        if len(self._snapshots) > 10_000:
+            self._snapshots.clear()
+        self._snapshots[account_id, key_id, window] = (now, snapshot)
+        return snapshot

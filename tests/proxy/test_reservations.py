@@ -1,0 +1,144 @@
+"""Reservations across gateway processes (Redis): however many requests race for one balance,
+it never goes below zero and the ledger moves by exactly the charges; a process that dies
+leaves holds the sweeper releases."""
+
+import concurrent.futures
+import time
+from decimal import Decimal
+
+import httpx
+import orjson
+import pytest
+import redis
+from django.conf import settings
+
+from billing import tasks
+from billing.models import Balance, LedgerEntry, UsageRecord
+from billing.reservations import account_keys
+from billing.selectors import ledger_sum
+from keys.services import key_mint
+from keys.validation import KeySpec
+from proxy.models import UpstreamCredential
+from tests.fakes.server import FakeServer, Scripted
+from tests.keys.gateway_processes import RUNNING, gateway_process
+from tests.proxy.test_ceiling import account, worst
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+REQUESTS = 100
+PROMPT = "word " * 800  # the fake counts 803 prompt tokens; the bound is its bytes + overhead
+
+
+def drain_until(count: int, account_id: int) -> None:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    deadline = time.monotonic() + 30
+    while UsageRecord.objects.filter(account_id=account_id).count() < count:
+        assert time.monotonic() < deadline, "the usage events did not all arrive"
+        tasks.drain(client, consumer="reservation-test", budget=1)
+        time.sleep(0.1)
+    client.close()
+
+
+def test_a_hundred_racing_requests_on_two_processes_never_overdraw_the_balance(
+    openai_upstream: UpstreamCredential, fake_openai: FakeServer
+) -> None:
+    raw = orjson.dumps(
+        {
+            "model": "GPT-4o",
+            "max_tokens": 100,
+            "messages": [{"role": "user", "content": PROMPT}],
+        }
+    )
+    worst_case = worst(raw, 100)
+    # Ten worst cases: were the calls not held, all hundred (each costing a sixth of its worst
+    # case) would together take more than that.
+    owner = account(str((10 * worst_case).quantize(Decimal("1e-9"))))
+    before = Balance.objects.get(account_id=owner.pk).amount
+    secret = key_mint(owner=owner, spec=KeySpec(name="racing")).secret
+    fake_openai.app.script.extend(Scripted(delay=0.3) for _ in range(REQUESTS))
+
+    with gateway_process() as first, gateway_process() as second:
+
+        def call(index: int) -> int:
+            url = first if index % 2 else second
+            return httpx.post(
+                f"{url}/v1/chat/completions",
+                content=raw,
+                headers={"authorization": f"Bearer {secret}", "content-type": "application/json"},
+                timeout=60,
+            ).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(REQUESTS) as pool:
+            statuses = list(pool.map(call, range(REQUESTS)))
+        drain_until(REQUESTS, owner.pk)
+
+    assert set(statuses) <= {200, 402}
+    served = statuses.count(200)
+    assert served >= 10
+    records = UsageRecord.objects.filter(account_id=owner.pk)
+    assert sorted(records.values_list("status", flat=True)) == sorted(statuses)
+    charged = sum(records.values_list("charged", flat=True), Decimal(0))
+    balance = Balance.objects.get(account_id=owner.pk).amount
+    assert balance >= 0
+    assert balance == ledger_sum(account_id=owner.pk) == before - charged
+    charges = LedgerEntry.objects.filter(account_id=owner.pk, kind="charge")
+    assert charges.count() == records.filter(charged__gt=0).count() == served
+    assert not records.filter(status=402, charged__gt=0).exists()
+    # Each charge is its record's, once.
+    by_event = dict(charges.values_list("event_id", "amount"))
+    assert all(by_event[r.event_id] == -r.charged for r in records.filter(status=200))
+    print(f"{served} of {REQUESTS} served within {10} worst cases of ${worst_case}")
+
+
+def test_the_holds_of_a_killed_process_are_swept(
+    openai_upstream: UpstreamCredential, fake_openai: FakeServer
+) -> None:
+    owner = account("1")
+    secret = key_mint(owner=owner, spec=KeySpec(name="killed")).secret
+    keys = account_keys(owner.pk)
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    raw = orjson.dumps(
+        {"model": "GPT-4o", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
+    )
+    fake_openai.app.script.append(Scripted(delay=30))  # the upstream thinks for long
+    with gateway_process(TOKENBYTE_RESERVATION_SECONDS="2") as url:
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        pending = pool.submit(
+            httpx.post,
+            f"{url}/v1/chat/completions",
+            content=raw,
+            headers={"authorization": f"Bearer {secret}", "content-type": "application/json"},
+            timeout=60,
+        )
+        deadline = time.monotonic() + 10
+        while not int(client.hget(keys.main, "held") or 0):
+            assert time.monotonic() < deadline, "no hold appeared"
+            time.sleep(0.05)
+        # Renewed while the call lives: still there after its first deadline.
+        time.sleep(3)
+        assert int(client.hget(keys.main, "held") or 0) > 0
+        RUNNING[url].kill()  # SIGKILL: no shutdown, no clean-up
+        RUNNING[url].wait()
+        pool.shutdown(wait=True, cancel_futures=True)
+        assert pending.exception() is not None
+    time.sleep(2.5)  # past the dead hold's deadline
+    with gateway_process() as url:
+        answer = httpx.post(
+            f"{url}/v1/chat/completions",
+            content=orjson.dumps(
+                {"model": "GPT-4o", "messages": [{"role": "user", "content": "Hi"}]}
+            ),
+            headers={"authorization": f"Bearer {secret}", "content-type": "application/json"},
+            timeout=30,
+        )
+        assert answer.status_code == 200
+        deadline = time.monotonic() + 10
+        while client.hlen(keys.holds) and client.zcard(keys.expiry) != client.hlen(keys.holds):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    # The killed call left no usage event (its client got no answer, so nothing is charged);
+    # the served call's is recorded, and its charge cleared from the holds.
+    drain_until(1, owner.pk)
+    assert int(client.hget(keys.main, "held") or 0) == 0
+    assert client.hlen(keys.holds) == 0
+    client.close()
