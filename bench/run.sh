@@ -40,6 +40,8 @@ for card in mock-gpt:mock ttfb-gpt:ttfb-mock; do
         --input-price 0.15 --output-price 0.60 >/dev/null
 done
 KEY=$(manage mintkey bench@example.com --name bench)
+# Prepaid: the balance must cover every reservation (worst case) in flight.
+manage credit bench@example.com 1000000 --note bench >/dev/null
 
 pids=()
 stop() { for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }

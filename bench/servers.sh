@@ -25,6 +25,8 @@ manage upstream add openai-compatible --name mock --api-key sk-mock --no-verify 
 manage catalog add mock-gpt --upstream mock --provider openai-compatible --upstream-id mock-gpt \
     --context-length 8192 --max-output-tokens 1024 --input-price 0.15 --output-price 0.60 >/dev/null
 KEY=$(manage mintkey bench@example.com --name bench)
+# Prepaid: the balance must cover every reservation (worst case) in flight.
+manage credit bench@example.com 1000000 --note bench >/dev/null
 pid="" mock=""
 stop() { [ -z "$pid" ] || { kill -TERM -- "-$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; pid=""; }
 trap 'stop; [ -z "$mock" ] || kill -TERM "$mock" 2>/dev/null; rm -rf "$work"' EXIT

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from billing.models import Balance, LedgerEntry
 from billing.money import BadAmount, ledger_amount
-from billing.services import ledger_credit
+from billing.services import balance_credit_limit_set, ledger_credit
 
 
 class CreditForm(forms.ModelForm[LedgerEntry]):
@@ -58,15 +58,18 @@ class LedgerEntryAdmin(admin.ModelAdmin[LedgerEntry]):
 
 @admin.register(Balance)
 class BalanceAdmin(admin.ModelAdmin[Balance]):
-    list_display = ("account", "amount", "updated_at")
+    list_display = ("account", "amount", "credit_limit", "updated_at")
     search_fields = ("account__email",)
     list_select_related = ("account",)
+    # The amount moves only with ledger entries; the credit limit (postpaid) is set here.
+    fields = ("account", "amount", "credit_limit", "version", "updated_at")
+    readonly_fields = ("account", "amount", "version", "updated_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def save_model(self, request: HttpRequest, obj: Balance, form: Any, change: bool) -> None:
+        balance_credit_limit_set(account_id=obj.account_id, credit_limit=obj.credit_limit)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from billing.events import UsageEvent
 from billing.models import Balance, BudgetSpend, EntryKind, LedgerEntry, UsageRecord
-from billing.money import charge_for, ledger_amount
+from billing.money import BadAmount, charge_for, ledger_amount
 from billing.periods import DAILY, LIFETIME, MONTHLY, WEEKLY, budget_window
 from billing.reservations import BalanceState, push_balance
 from tokenbyte.redis import sync_client
@@ -73,6 +73,17 @@ def ledger_credit(
     return Credited(entry=entry, balance=state.amount, state=state)
 
 
+@transaction.atomic
+def balance_credit_limit_set(*, account_id: int, credit_limit: Decimal) -> BalanceState:
+    """How far below zero a postpaid account may go; the gateways' mirrors follow."""
+    if credit_limit < 0:
+        raise BadAmount("the credit limit must not be negative")
+    state = _balance_add(account_id, Decimal(0), credit_limit=credit_limit)
+    if settings.REDIS_URL:
+        transaction.on_commit(lambda: _mirror_balance(account_id, state))
+    return state
+
+
 def _mirror_balance(account_id: int, state: BalanceState) -> None:
     try:
         with sync_client(settings.REDIS_URL, timeout=MIRROR_TIMEOUT_SECONDS) as client:
@@ -104,7 +115,9 @@ def account_open(*, account_id: int) -> None:
         _balance_add(account_id, starting)
 
 
-def _balance_add(account_id: int, amount: Decimal) -> BalanceState:
+def _balance_add(
+    account_id: int, amount: Decimal, *, credit_limit: Decimal | None = None
+) -> BalanceState:
     """Add to the materialised balance (the row is locked until the transaction ends).
 
     The sum is taken in Python, not in SQL: SQLite would add decimals as floats.
@@ -112,8 +125,10 @@ def _balance_add(account_id: int, amount: Decimal) -> BalanceState:
     Balance.objects.bulk_create([Balance(account_id=account_id)], ignore_conflicts=True)
     row = Balance.objects.select_for_update().get(account_id=account_id)
     row.amount += amount
+    if credit_limit is not None:
+        row.credit_limit = credit_limit
     row.version += 1
-    row.save(update_fields=["amount", "version", "updated_at"])
+    row.save(update_fields=["amount", "credit_limit", "version", "updated_at"])
     return BalanceState(amount=row.amount, version=row.version, credit_limit=row.credit_limit)
 
 

@@ -53,6 +53,8 @@ def test_readme_commands_work_beside_make_run_with_no_environment(tmp_path: Path
         secret = ok(second_terminal(checkout, "mintkey", "you@example.com")).strip()
         assert secret.startswith("tb-")
         assert len(secret.splitlines()) == 1
+        # Prepaid by default, from nothing: the README's credit step pays for the calls.
+        assert ok(second_terminal(checkout, "credit", "you@example.com", "10")).strip() == "10.00"
 
         listed = ok(second_terminal(checkout, "upstream", "list"))
         assert listed.startswith(f"{credential_id}\tanthropic\t")

@@ -2,6 +2,7 @@
 operator runs it, the admin's top-ups and adjustments through the same service."""
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -13,7 +14,7 @@ from billing.models import Balance, EntryKind, LedgerEntry
 from billing.money import BadAmount, charge_for, ledger_amount
 from billing.pricing import price_text
 from billing.selectors import balance_get, ledger_sum
-from billing.services import ledger_credit
+from billing.services import balance_credit_limit_set, ledger_credit
 from tests.accounts.otp import force_admin_login
 from tests.conftest import manage, manage_env
 
@@ -118,3 +119,29 @@ def test_the_admin_credits_through_the_service_and_never_edits(client: Client) -
     )
     assert delete.status_code == 403
     assert LedgerEntry.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_new_account_starts_with_the_configured_balance_and_credit_limit(
+    settings: Any,
+) -> None:
+    settings.TOKENBYTE_STARTING_BALANCE = Decimal("5")
+    settings.TOKENBYTE_CREDIT_LIMIT = Decimal("20")
+    owner = User.objects.create_user("new@example.com")
+    entry = LedgerEntry.objects.get(account=owner)
+    assert (entry.kind, entry.amount) == (EntryKind.TOPUP, Decimal(5))
+    assert entry.note == "Starting balance"
+    balance = Balance.objects.get(account=owner)
+    assert (balance.amount, balance.credit_limit) == (Decimal(5), Decimal(20))
+    assert balance_get(account_id=owner.pk) == ledger_sum(account_id=owner.pk) == Decimal(5)
+
+
+@pytest.mark.django_db
+def test_setting_a_credit_limit_moves_the_balance_version_not_its_amount() -> None:
+    owner = User.objects.create_user("team@example.com")
+    before = Balance.objects.get(account=owner)
+    state = balance_credit_limit_set(account_id=owner.pk, credit_limit=Decimal("50"))
+    assert (state.amount, state.credit_limit) == (before.amount, Decimal(50))
+    assert state.version == before.version + 1
+    with pytest.raises(BadAmount):
+        balance_credit_limit_set(account_id=owner.pk, credit_limit=Decimal("-1"))
