@@ -85,7 +85,8 @@ def test_local_holds_never_take_more_than_the_balance_and_free_it_when_released(
     async def run() -> None:
         first = await local.reserve("a", 1, 7, None, None, Decimal("0.60"))
         second = await local.reserve("b", 1, 7, None, None, Decimal("0.60"))
-        assert first.held and not second.held
+        assert first.held
+        assert not second.held
         assert second.available == Decimal("0.40")
         local.release("a")
         assert (await local.reserve("b", 1, 7, None, None, Decimal("0.60"))).held
@@ -100,7 +101,8 @@ def test_postpaid_lets_the_balance_go_down_to_the_credit_limit() -> None:
         assert not (await holds(figures).reserve("a", 1, 7, None, None, Decimal("1"))).held
         postpaid = holds(figures, postpaid=True)
         verdict = await postpaid.reserve("a", 1, 7, None, None, Decimal("2.50"))
-        assert verdict.held and verdict.available == Decimal("0.50")
+        assert verdict.held
+        assert verdict.available == Decimal("0.50")
         assert not (await postpaid.reserve("b", 1, 7, None, None, Decimal("0.51"))).held
 
     asyncio.run(run())
@@ -111,8 +113,10 @@ def test_a_budget_counts_what_was_spent_and_what_is_held() -> None:
 
     async def run() -> None:
         first = await local.reserve("a", 1, 7, Decimal(1), "2026-12", Decimal("0.20"))
-        assert first.held and first.budget_left == Decimal("0.10")
+        assert first.held
+        assert first.budget_left == Decimal("0.10")
         second = await local.reserve("b", 1, 7, Decimal(1), "2026-12", Decimal("0.20"))
-        assert not second.held and second.budget_left == Decimal("0.10")
+        assert not second.held
+        assert second.budget_left == Decimal("0.10")
 
     asyncio.run(run())
