@@ -47,3 +47,10 @@ REQUESTS_REFUSED_BEFORE_AUTH = Counter(
     "API requests refused before authentication succeeded.",
     ["code"],
 )
+
+# Answers whose usage event had not reached Redis when their last bytes were due (the wait is
+# bounded: proxy/gateway/pipeline/metering.py DURABLE_WAIT_SECONDS); the event is retried.
+USAGE_NOT_DURABLE = Counter(
+    "tokenbyte_usage_not_durable",
+    "Answers finished before their usage event was durable in Redis.",
+)

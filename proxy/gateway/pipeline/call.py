@@ -1,6 +1,7 @@
 """The call path every model endpoint shares: authenticate, record, admit, open the upstream
 (failover), then complete a whole answer or relay a stream (pipeline/relay.py)."""
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -45,7 +46,7 @@ class Pipeline:
         limiter: RateLimiter,
         upstreams: UpstreamPool,
         purse: Purse,
-        meter: Callable[[UsageEvent], None],
+        meter: Callable[[UsageEvent], "asyncio.Future[None] | None"],
         new_id: Callable[[], str],
     ) -> None:
         self.purse = purse
@@ -175,8 +176,11 @@ class Pipeline:
         return opened
 
     @staticmethod
-    def complete(record: CallRecord, opened: Opened, parse: Parse, render: Render) -> Response:
-        """A whole upstream answer: parsed, settled (priced once), rendered for the client."""
+    async def complete(
+        record: CallRecord, opened: Opened, parse: Parse, render: Render
+    ) -> Response:
+        """A whole upstream answer: parsed, settled (priced once), rendered for the client, and
+        handed back once its usage event is durable."""
         try:
             data, usage = parse(opened.body)
         except GatewayError as error:
@@ -186,8 +190,12 @@ class Pipeline:
             raise
         record.mark_first_byte()
         event = record.settle(usage)
-        data = render(data, usage, event.cost)
-        return Response(200, orjson.dumps(data), [JSON_CONTENT_TYPE, *record.headers])
+        response = Response(
+            200, orjson.dumps(render(data, usage, event.cost)), [JSON_CONTENT_TYPE, *record.headers]
+        )
+        record.hand_over()
+        await record.until_durable()
+        return response
 
 
 def _least(worst: WorstCase) -> str:

@@ -25,6 +25,12 @@ from proxy.gateway.auth.policy import KeyPolicy
 from proxy.gateway.errors import GatewayError
 from proxy.gateway.http import ClientDisconnected
 from proxy.gateway.routing import Card, Upstream
+from tokenbyte.metrics import USAGE_NOT_DURABLE
+
+# An answer's last bytes wait at most this long for its usage event to be in Redis (group
+# commit in pipeline/metering.py: concurrent answers share one pipelined write); past it they
+# go, and the event is retried.
+DURABLE_WAIT_SECONDS = 1.0
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +49,8 @@ class CallRecord:
 
     request_id: str
     new_id: Callable[[], str]
-    sink: Callable[[UsageEvent], None]
+    # Takes the event; with Redis, returns a future resolved once the event is durable there.
+    sink: Callable[[UsageEvent], "asyncio.Future[None] | None"]
     endpoint: str
     policy: KeyPolicy
     card: Card | None = None
@@ -66,6 +73,7 @@ class CallRecord:
     event_id: str | None = None
     _settled: UsageEvent | None = None
     _emitted: bool = False
+    _durable: "asyncio.Future[None] | None" = None
 
     @property
     def provider(self) -> str:
@@ -138,7 +146,22 @@ class CallRecord:
 
     def _emit(self, event: UsageEvent) -> None:
         self._emitted = True
-        self.sink(event)
+        self._durable = self.sink(event)
+
+    async def until_durable(self) -> None:
+        """Wait (a bounded while) until the emitted event is durable: a served answer's last
+        bytes leave only once its charge cannot be lost with this process."""
+        durable = self._durable
+        if durable is None or durable.done():
+            return
+        try:
+            async with asyncio.timeout(DURABLE_WAIT_SECONDS):
+                await asyncio.shield(durable)
+        except TimeoutError:
+            USAGE_NOT_DURABLE.inc()
+            logger.warning(
+                "request %s: answered before its usage event was durable", self.request_id
+            )
 
     def _event(
         self, *, status: int, error_code: str | None, client_disconnected: bool = False

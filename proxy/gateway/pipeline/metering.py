@@ -51,6 +51,8 @@ class Metering:
         # (the purse settles each call's reservation with its charge: proxy/gateway/purse.py).
         self.before_ship: Callable[[Any, list[UsageEvent]], Awaitable[None]] | None = None
         self.after_ship: Callable[[list[UsageEvent]], None] | None = None
+        # Event id -> resolved once Redis has it (with Redis only).
+        self._durable: dict[str, asyncio.Future[None]] = {}
 
     def add_consumer(self, consumer: Consumer) -> None:
         self._consumers.append(consumer)
@@ -58,11 +60,17 @@ class Metering:
     def remove_consumer(self, consumer: Consumer) -> None:
         self._consumers.remove(consumer)
 
-    def emit(self, event: UsageEvent) -> None:
+    def emit(self, event: UsageEvent) -> "asyncio.Future[None] | None":
+        """Queue the event; with Redis, a future resolved once it is durable there."""
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:  # a wedged consumer must not wedge the gateway: say so loudly
             logger.error("usage queue full; dropped event %s (%s)", event.event_id, event.cost)
+            return None
+        if self._redis is None:
+            return None
+        durable = self._durable[event.event_id] = asyncio.get_running_loop().create_future()
+        return durable
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._deliver_forever(), name="metering")
@@ -123,7 +131,8 @@ class Metering:
     def _to_outbox(self, batch: list[UsageEvent]) -> None:
         overflow = len(self._outbox) + len(batch) - QUEUE_LIMIT
         for _ in range(max(0, overflow)):
-            self._outbox.popleft()  # oldest first: Redis has been gone longest for those
+            dropped = self._outbox.popleft()  # oldest first: Redis has been gone longest
+            self._durable.pop(dropped.event_id, None)
             self._dropped += 1
         self._outbox.extend(batch)
         self._outbox_filled.set()
@@ -170,6 +179,10 @@ class Metering:
             await pipe.execute()
         if self.after_ship is not None:
             self.after_ship(batch)
+        for event in batch:
+            durable = self._durable.pop(event.event_id, None)
+            if durable is not None and not durable.done():
+                durable.set_result(None)
         # Meanwhile others may have been appended, and the oldest dropped (overflow).
         shipped = {id(event) for event in batch}
         while self._outbox and id(self._outbox[0]) in shipped:

@@ -142,6 +142,7 @@ async def relay_stream(
         event = record.settle(usage, error_code=failure.code if failure is not None else None)
         last = output.failure(failure) if failure is not None else output.closing(usage, event.cost)
         record.hand_over()
+        await record.until_durable()
         state.finished = True
         await send({"type": "http.response.body", "body": last, "more_body": False})
     except asyncio.CancelledError:

@@ -35,7 +35,7 @@ async def chat_completions(request: Request, pipeline: Pipeline) -> Response | N
         opened = await pipeline.open_upstream(record, adapter, build, stream=call.stream)
         if not call.stream:
             parse = lambda payload: adapter.chat_response(payload, card, body)  # noqa: E731
-            return pipeline.complete(record, opened, parse, _priced_completion)
+            return await pipeline.complete(record, opened, parse, _priced_completion)
         output = ChatStreamOutput(adapter.chat_stream(card, body), body, call.include_usage)
         await relay_stream(request, record, opened, output)
         return None

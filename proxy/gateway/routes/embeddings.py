@@ -29,7 +29,7 @@ async def embeddings(request: Request, pipeline: Pipeline) -> Response:
 
         opened = await pipeline.open_upstream(record, adapter, build, stream=False)
         parse = lambda payload: adapter.embeddings_response(payload, card, body)  # noqa: E731
-        return pipeline.complete(record, opened, parse, _priced_embeddings)
+        return await pipeline.complete(record, opened, parse, _priced_embeddings)
 
 
 def _priced_embeddings(data: dict[str, Any], usage: Usage, cost: Decimal) -> dict[str, Any]:

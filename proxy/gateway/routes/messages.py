@@ -58,7 +58,7 @@ async def messages(request: Request, pipeline: Pipeline) -> Response | None:
             opened = await pipeline.open_upstream(record, adapter, build_native, stream=call.stream)
             if not call.stream:
                 parse = lambda payload: adapter.messages_response(payload, card)  # noqa: E731
-                return pipeline.complete(record, opened, parse, _with_cost)
+                return await pipeline.complete(record, opened, parse, _with_cost)
             output = NativeOutput(AnthropicEvents(card), body)
         else:
             translated = chat_body(body, card, stream=call.stream)
@@ -68,7 +68,7 @@ async def messages(request: Request, pipeline: Pipeline) -> Response | None:
 
             opened = await pipeline.open_upstream(record, adapter, build, stream=call.stream)
             if not call.stream:
-                return pipeline.complete(
+                return await pipeline.complete(
                     record,
                     opened,
                     lambda payload: adapter.chat_response(payload, card, translated),
@@ -124,7 +124,7 @@ async def count_tokens(request: Request, pipeline: Pipeline) -> Response:
 
         opened = await pipeline.open_upstream(record, adapter, build, stream=False)
         parse = lambda payload: (parse_json_object(payload, card.provider), ZERO_USAGE)  # noqa: E731
-        return pipeline.complete(record, opened, parse, lambda data, _usage, _cost: data)
+        return await pipeline.complete(record, opened, parse, lambda data, _usage, _cost: data)
 
 
 def _with_cost(data: dict[str, Any], usage: Usage, cost: Decimal) -> dict[str, Any]:
