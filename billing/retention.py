@@ -16,7 +16,7 @@ PARTITION: instant, no dead rows, no vacuum. What changes:
 - The primary key becomes (id, started_at) (Django 5.2's CompositePrimaryKey), and nothing may
   point at a record by id alone (nothing does: charges name the event id).
 - Lookups by request id (logs, /v1/generation) visit every partition's index unless they are
-  also bounded in time; the console's pages are (newest first, per account).
+  also bounded in time (a request id could carry its start, or searches take a date range).
 - The table is created by a PostgreSQL-only RunSQL migration (rows copied over); SQLite keeps
   the plain table and these batched deletes.
 """
