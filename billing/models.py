@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from billing.histograms import histogram_empty
 from billing.money import LEDGER_DIGITS, LEDGER_PLACES
 
 
@@ -167,7 +168,72 @@ class UsageRecord(models.Model):
     upstream_request_id = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
-        indexes = (models.Index(fields=("account", "-started_at"), name="usage_by_account"),)
+        indexes = (
+            models.Index(fields=("account", "-started_at"), name="usage_by_account"),
+            # Retention deletes the oldest records first (billing/retention.py).
+            models.Index(fields=("started_at",), name="usage_by_start"),
+        )
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.model} {self.cost}"
+
+
+class RollupPeriod(models.TextChoices):
+    MINUTE = "minute", "Minute"
+    HOUR = "hour", "Hour"
+    DAY = "day", "Day"
+
+
+def cost_field(**kwargs: Any) -> "models.DecimalField[Decimal, Decimal]":
+    # A record's exact cost has 12 decimals; sums keep them all.
+    return models.DecimalField(max_digits=LEDGER_DIGITS + 3, decimal_places=12, **kwargs)
+
+
+class UsageRollup(models.Model):
+    """The usage records of one account, key, model (card title) and provider in one UTC
+    minute, hour or day, summed in the transaction that wrote them (billing/rollups.py), so
+    dashboards read a few rows instead of every record, and outlive the records' retention.
+
+    `key_id` is 0 for a request without a key: NULLs would not meet in the unique constraint.
+    The histograms are JSON lists of HISTOGRAM_SIZE counts (billing/histograms.py): portable to
+    SQLite, unlike an ArrayField, and 120 integer columns would say nothing more; they are
+    only ever summed in Python, so SQL never needs to look inside them.
+    """
+
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    period = models.CharField(max_length=8, choices=RollupPeriod.choices)
+    starts_at = models.DateTimeField()
+    key_id = models.BigIntegerField()
+    model = models.CharField(max_length=200)
+    provider = models.CharField(max_length=32, blank=True, default="")
+    requests = models.BigIntegerField(default=0)
+    status_2xx = models.BigIntegerField(default=0)
+    status_4xx = models.BigIntegerField(default=0)
+    status_5xx = models.BigIntegerField(default=0)
+    # By error code, whatever the status: the client left mid-way, or the call was cancelled.
+    client_disconnected = models.BigIntegerField(default=0)
+    cancelled = models.BigIntegerField(default=0)
+    streamed = models.BigIntegerField(default=0)
+    uncached_input_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost = cost_field(default=0)
+    charged = money_field(default=0)
+    latency_histogram = models.JSONField(default=histogram_empty)
+    ttfb_histogram = models.JSONField(default=histogram_empty)  # requests with a first byte
+
+    class Meta:
+        constraints = (
+            # Also the index of the dashboards' reads (account, period, a range of starts).
+            models.UniqueConstraint(
+                fields=("account", "period", "starts_at", "key_id", "model", "provider"),
+                name="usage_rollup_per_bucket",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.period} {self.starts_at:%Y-%m-%d %H:%M} {self.model}: {self.requests}"

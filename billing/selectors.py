@@ -1,12 +1,14 @@
-"""Reads of the ledger."""
+"""Reads of the ledger and of usage rollups."""
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import QuerySet, Subquery, Sum
 
-from billing.models import Balance, BudgetSpend, LedgerEntry
+from billing.models import Balance, BudgetSpend, LedgerEntry, UsageRollup
+from billing.rollups import NO_KEY, period_start, rollup_empty, rollup_merge
 
 LEDGER_PAGE_SIZE = 50
 
@@ -78,3 +80,67 @@ def budget_spent(*, key_ids: list[int], windows: list[str]) -> dict[tuple[int, s
     """What keys were charged in budget windows: (key id, window name) -> amount (absent: 0)."""
     rows = BudgetSpend.objects.filter(key_id__in=key_ids, window_name__in=windows)
     return {(row.key_id, row.window_name): row.amount for row in rows}
+
+
+def usage_rollups(
+    *,
+    account_id: int,
+    period: str,
+    since: datetime,
+    until: datetime,
+    key_id: int | None = None,
+    model: str | None = None,
+) -> "QuerySet[UsageRollup]":
+    """The account's rollups of one period ("minute", "hour", "day") starting in
+    [since, until), oldest first; a key (0: requests without one) or a model narrows them."""
+    rows = UsageRollup.objects.filter(
+        account_id=account_id, period=period, starts_at__gte=since, starts_at__lt=until
+    )
+    if key_id is not None:
+        rows = rows.filter(key_id=key_id)
+    if model is not None:
+        rows = rows.filter(model=model)
+    return rows.order_by("starts_at", "key_id", "model", "provider")
+
+
+def usage_series(
+    *,
+    account_id: int,
+    period: str,
+    since: datetime,
+    until: datetime,
+    key_id: int | None = None,
+    model: str | None = None,
+) -> list[UsageRollup]:
+    """One point per period start that had requests, oldest first: the rollups of that start
+    summed (histograms too, so percentiles hold for the point). The points are unsaved rows;
+    their key and model are the filter's (NO_KEY and "" when not narrowed)."""
+    points: dict[datetime, UsageRollup] = {}
+    rows = usage_rollups(
+        account_id=account_id,
+        period=period,
+        since=since,
+        until=until,
+        key_id=key_id,
+        model=model,
+    )
+    for row in rows.iterator(chunk_size=2000):
+        start = period_start(period, row.starts_at)
+        point = points.get(start)
+        if point is None:
+            key = (account_id, period, start, NO_KEY if key_id is None else key_id, model or "", "")
+            point = points[start] = rollup_empty(key)
+        rollup_merge(point, row)
+    return list(points.values())
+
+
+def usage_total(points: Iterable[UsageRollup]) -> UsageRollup | None:
+    """The sum of rollups or points (say a day's series, for its p95), or None for none; its
+    start is the first one's."""
+    total: UsageRollup | None = None
+    for point in points:
+        if total is None:
+            key = (point.account_id, point.period, point.starts_at, point.key_id, point.model, "")
+            total = rollup_empty(key)
+        rollup_merge(total, point)
+    return total

@@ -18,6 +18,7 @@ from billing.models import Balance, BudgetSpend, EntryKind, LedgerEntry, UsageRe
 from billing.money import BadAmount, charge_for, ledger_amount
 from billing.periods import DAILY, LIFETIME, MONTHLY, WEEKLY, budget_window
 from billing.reservations import BalanceState, push_balance
+from billing.rollups import usage_rollups_add
 from tokenbyte.redis import sync_client
 
 logger = logging.getLogger(__name__)
@@ -184,6 +185,10 @@ def usage_events_record(*, events: Sequence[UsageEvent]) -> RecordedBatch:
                     started = datetime.fromtimestamp(event.started_at, UTC)
                     for period in BUDGET_PERIODS:
                         key_spent[event.key_id, budget_window(period, started).name] += charge
+        # By event id: two consumers given overlapping batches meet on the same first event
+        # (the later waits, then fails on the unique id and is redelivered), never in a cycle.
+        records.sort(key=lambda record: record.event_id)
+        charges.sort(key=lambda charge: charge.event_id)
         UsageRecord.objects.bulk_create(records)
         LedgerEntry.objects.bulk_create(charges)
         balances = {
@@ -191,6 +196,7 @@ def usage_events_record(*, events: Sequence[UsageEvent]) -> RecordedBatch:
             for account_id in sorted(spent)  # one order for every writer: no deadlocks
         }
         spends = _budget_spend_add(key_spent, accounts_of_keys)
+        usage_rollups_add(records)
         return RecordedBatch(len(records), dict(settled), balances, spends, accounts_of_keys)
 
 

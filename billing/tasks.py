@@ -19,11 +19,13 @@ from typing import Any
 import orjson
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 from redis import Redis
 from redis.exceptions import ResponseError
 
 from billing.events import UsageEvent
 from billing.reservations import push_recorded
+from billing.retention import usage_records_prune
 from billing.services import usage_events_record
 from tokenbyte.redis import USAGE_GROUP, USAGE_STREAM, sync_client
 
@@ -145,3 +147,9 @@ def _parse_id(entry_id: str) -> tuple[int, int]:
 def _next_id(entry_id: str) -> str:
     ms, seq = _parse_id(entry_id)
     return f"{ms}-{seq + 1}"
+
+
+@shared_task(name="billing.usage_retention", ignore_result=True)
+def usage_retention() -> int:
+    """Delete usage records past TOKENBYTE_USAGE_RETENTION_DAYS (billing/retention.py)."""
+    return usage_records_prune(now=timezone.now(), days=settings.TOKENBYTE_USAGE_RETENTION_DAYS)

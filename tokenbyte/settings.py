@@ -159,11 +159,23 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Billing's consumer drains the gateway's usage stream this often (billing/tasks.py); a run
 # that finds the worker busy expires rather than piling up.
 TOKENBYTE_USAGE_DRAIN_SECONDS = env.float("TOKENBYTE_USAGE_DRAIN_SECONDS", default=1.0)
+# Usage records older than this many days are deleted every hour, in bounded batches
+# (billing/retention.py); rollups are kept. 0 keeps them forever.
+TOKENBYTE_USAGE_RETENTION_DAYS = env.int("TOKENBYTE_USAGE_RETENTION_DAYS", default=90)
+if TOKENBYTE_USAGE_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(
+        f"TOKENBYTE_USAGE_RETENTION_DAYS={TOKENBYTE_USAGE_RETENTION_DAYS}: use 0 (keep) or more"
+    )
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "usage-drain": {
         "task": "billing.usage_drain",
         "schedule": TOKENBYTE_USAGE_DRAIN_SECONDS,
         "options": {"expires": max(5.0, 5 * TOKENBYTE_USAGE_DRAIN_SECONDS)},
+    },
+    "usage-retention": {
+        "task": "billing.usage_retention",
+        "schedule": 3600.0,
+        "options": {"expires": 3000.0},  # a run missed is not worth two in a row
     },
 }
 

@@ -1,0 +1,57 @@
+"""Retention of usage records: records older than TOKENBYTE_USAGE_RETENTION_DAYS are deleted
+(the hourly beat task billing.usage_retention), oldest first, in bounded batches, each its own
+short statement, so no run holds locks for long or grows the WAL without bound. Rollups,
+ledger entries (which keep each charge's event and request id) and balances are kept.
+
+Partitioning, for when even batched deletes cost too much (not done here): in PostgreSQL,
+UsageRecord becomes a table PARTITION BY RANGE (started_at), one partition per day or month,
+created ahead of time by this task (or pg_partman), and retention becomes DETACH / DROP
+PARTITION: instant, no dead rows, no vacuum. What changes:
+- A unique constraint on a partitioned table must include the partition key. Either the key
+  becomes (event_id, started_at), which dedupes as well because a redelivered event carries
+  the same started_at (the event is immutable; usage_events_record then looks known events up
+  by both), or event ids go to a small unpartitioned dedupe table (event_id primary key,
+  started_at), inserted in the same transaction and pruned by this task after the records.
+  The ledger's one-charge-per-event constraint stays as it is: it is not partitioned.
+- The primary key becomes (id, started_at) (Django 5.2's CompositePrimaryKey), and nothing may
+  point at a record by id alone (nothing does: charges name the event id).
+- Lookups by request id (logs, /v1/generation) visit every partition's index unless they are
+  also bounded in time (a request id could carry its start, or searches take a date range).
+- The table is created by a PostgreSQL-only RunSQL migration (rows copied over); SQLite keeps
+  the plain table and these batched deletes.
+"""
+
+from datetime import datetime, timedelta
+
+from billing.models import UsageRecord
+
+BATCH_SIZE = 5000  # ids per DELETE
+MAX_BATCHES = 200  # per run: 1,000,000 records an hour; a larger backlog takes more runs
+
+
+def usage_records_prune(
+    *,
+    now: datetime,
+    days: int,
+    batch_size: int = BATCH_SIZE,
+    max_batches: int = MAX_BATCHES,
+) -> int:
+    """Delete the usage records that started more than `days` before `now` (0: keep them
+    all), at most `batch_size` per statement and `max_batches` statements; returns how many."""
+    if days <= 0:
+        return 0
+    cutoff = now - timedelta(days=days)
+    deleted = 0
+    for _ in range(max_batches):
+        oldest = (
+            UsageRecord.objects.filter(started_at__lt=cutoff)
+            .order_by("started_at")
+            .values("pk")[:batch_size]
+        )
+        # One DELETE ... WHERE id IN (SELECT id ... LIMIT n): no ids travel, and nothing
+        # cascades (no model points at a record), so Django deletes without fetching rows.
+        count, _ = UsageRecord.objects.filter(pk__in=oldest).delete()
+        deleted += count
+        if count < batch_size:
+            break
+    return deleted
