@@ -196,6 +196,18 @@ class BalanceState:
     version: int
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedBatch:
+    """What recording a batch changed, for the gateways' mirrors of balances and budgets."""
+
+    recorded: int  # events new to the database
+    # Every event of the batch that is now in the database (new or seen before), by account.
+    event_ids: dict[int, list[str]]
+    balances: dict[int, BalanceState]  # accounts whose balance moved
+    spends: dict[tuple[int, str], Decimal]  # (key id, window name) -> spend, for keys charged
+    accounts_of_keys: dict[int, int]  # key id -> account id, for the keys in `spends`
+
+
 def push_recorded(
     client: Redis,
     *,

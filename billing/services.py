@@ -17,7 +17,7 @@ from billing.events import UsageEvent
 from billing.models import Balance, BudgetSpend, EntryKind, LedgerEntry, UsageRecord
 from billing.money import BadAmount, charge_for, ledger_amount
 from billing.periods import DAILY, LIFETIME, MONTHLY, WEEKLY, budget_window
-from billing.reservations import BalanceState, push_balance
+from billing.reservations import BalanceState, RecordedBatch, push_balance
 from billing.rollups import usage_rollups_add
 from tokenbyte.redis import sync_client
 
@@ -31,18 +31,6 @@ class Credited:
     entry: LedgerEntry
     balance: Decimal  # the account's balance after it
     state: BalanceState
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedBatch:
-    """What recording a batch changed, for the gateways' mirrors of balances and budgets."""
-
-    recorded: int  # events new to the database
-    # Every event of the batch that is now in the database (new or seen before), by account.
-    event_ids: dict[int, list[str]]
-    balances: dict[int, BalanceState]  # accounts whose balance moved
-    spends: dict[tuple[int, str], Decimal]  # (key id, window name) -> spend, for keys charged
-    accounts_of_keys: dict[int, int]  # key id -> account id, for the keys in `spends`
 
 
 BUDGET_PERIODS = (DAILY, WEEKLY, MONTHLY, LIFETIME)
