@@ -1,12 +1,16 @@
-"""Reads of the ledger."""
+"""Reads of the ledger, balances and spend."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 
-from django.db.models import QuerySet, Subquery, Sum
+from django.db.models import BigIntegerField, Count, F, QuerySet, Subquery, Sum
+from django.db.models.functions import Cast, Round
 
-from billing.models import Balance, BudgetSpend, LedgerEntry
+from billing.models import Balance, BudgetSpend, LedgerEntry, UsageRecord
+from billing.money import LEDGER_PLACES
 
 LEDGER_PAGE_SIZE = 50
 
@@ -78,3 +82,57 @@ def budget_spent(*, key_ids: list[int], windows: list[str]) -> dict[tuple[int, s
     """What keys were charged in budget windows: (key id, window name) -> amount (absent: 0)."""
     rows = BudgetSpend.objects.filter(key_id__in=key_ids, window_name__in=windows)
     return {(row.key_id, row.window_name): row.amount for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class AccountMoney:
+    balance: Decimal
+    credit_limit: Decimal  # how far below zero a postpaid balance may go
+
+    @property
+    def available(self) -> Decimal:
+        """What requests may still spend in postpaid mode."""
+        return self.balance + self.credit_limit
+
+
+def account_money(*, account_id: int) -> AccountMoney:
+    row = (
+        Balance.objects.filter(account_id=account_id).values_list("amount", "credit_limit").first()
+    )
+    return AccountMoney(*row) if row is not None else AccountMoney(Decimal(0), Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
+class SpendLine:
+    """What one model, or one key, was charged in a span of time."""
+
+    group: str | int | None  # the model's title, or the key's id (None: no key)
+    requests: int
+    charged: Decimal
+
+
+# Sums are taken in whole nano-dollars (the ledger's unit): exact on PostgreSQL and on SQLite,
+# whose SUM over decimals would add floats.
+_NANOS = Decimal(10) ** LEDGER_PLACES
+_charged_nanos = Cast(Round(F("charged") * _NANOS), BigIntegerField())
+
+
+def usage_spend(
+    *, account_id: int, by: Literal["model", "key_id"], since: datetime, until: datetime
+) -> list[SpendLine]:
+    """The account's charges for requests started in [since, until), grouped by model or by
+    key, largest first (one grouped query). Each line equals the sum of the ledger's charges
+    for those requests: a record's `charged` is its ledger entry's amount."""
+    rows = (
+        UsageRecord.objects.filter(
+            account_id=account_id, started_at__gte=since, started_at__lt=until
+        )
+        .values(by)
+        .annotate(requests=Count("pk"), nanos=Sum(_charged_nanos))
+        .order_by()
+    )
+    lines = [
+        SpendLine(row[by], row["requests"], Decimal(row["nanos"] or 0).scaleb(-LEDGER_PLACES))
+        for row in rows
+    ]
+    return sorted(lines, key=lambda line: (-line.charged, str(line.group)))
