@@ -6,10 +6,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from django.db.models import BigIntegerField, Count, F, QuerySet, Subquery, Sum
+from django.db.models import BigIntegerField, Count, F, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Cast, Round
 
-from billing.models import Balance, BudgetSpend, LedgerEntry, UsageRecord
+from billing.models import Balance, BudgetSpend, EntryKind, LedgerEntry, UsageRecord
 from billing.money import LEDGER_PLACES
 
 LEDGER_PAGE_SIZE = 50
@@ -136,3 +136,28 @@ def usage_spend(
         for row in rows
     ]
     return sorted(lines, key=lambda line: (-line.charged, str(line.group)))
+
+
+@dataclass(frozen=True, slots=True)
+class LowBalance:
+    account_id: int
+    balance: Decimal
+    topup_id: int  # the account's latest top-up: each one starts a new low-balance window
+
+
+def low_balances(*, below: Decimal) -> list[LowBalance]:
+    """Accounts whose balance is below `below` and was ever topped up (one never funded did
+    not fall), each with its latest top-up (one query)."""
+    latest = (
+        LedgerEntry.objects.filter(account_id=OuterRef("account_id"), kind=EntryKind.TOPUP)
+        .order_by("-id")
+        .values("id")[:1]
+    )
+    rows = (
+        Balance.objects.filter(amount__lt=below)
+        .annotate(topup_id=Subquery(latest))
+        .filter(topup_id__isnull=False)
+        .values_list("account_id", "amount", "topup_id")
+    )
+    # Compared again in Decimal: SQLite compares its decimals as floats.
+    return [LowBalance(*row) for row in rows if row[1] < below]

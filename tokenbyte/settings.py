@@ -165,6 +165,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": TOKENBYTE_USAGE_DRAIN_SECONDS,
         "options": {"expires": max(5.0, 5 * TOKENBYTE_USAGE_DRAIN_SECONDS)},
     },
+    # Budget (80%, 100%) and low-balance e-mails, each once per window (keys/alerts.py).
+    "spend-alerts": {
+        "task": "keys.spend_alerts",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
 }
 
 
