@@ -40,7 +40,7 @@ def run(now: datetime = NOW) -> list[str]:
     """One run of the alerts; the subjects of the mails it sent."""
     before = len(mail.outbox)
     alerts.spend_alerts_send(now=now)
-    return [message.subject for message in mail.outbox[before:]]
+    return [str(message.subject) for message in mail.outbox[before:]]
 
 
 def test_crossing_80_percent_sends_once_then_100_then_again_next_window(owner: User) -> None:
