@@ -1,14 +1,24 @@
-"""Console pages: the landing page / dashboard, the public model catalog, settings, and the
-placeholders that later features fill. Thin: the data comes from accounts.selectors."""
+"""Console pages: the landing page / dashboard, the public model catalog, settings, billing,
+and the placeholders that later features fill. Thin: the data comes from the apps' selectors;
+pages that join several apps (billing's spend with the keys' names) are composed here, above
+both, since billing imports no app above it."""
 
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from accounts import selectors
 from accounts.models import User
+from billing import selectors as billing
+from billing.periods import calendar_month
+from keys.selectors import key_names
 from tokenbyte.htmx import HtmxHttpRequest
 
 
@@ -30,6 +40,8 @@ def home(request: HttpRequest) -> HttpResponse:
     assert isinstance(request.user, User)  # noqa: S101 -- narrows the type; authenticated above
     methods = selectors.user_sign_in_methods(user=request.user)
     context["getting_started"] = selectors.user_getting_started(user=request.user, methods=methods)
+    context["money"] = billing.account_money(account_id=request.user.pk)
+    context["postpaid"] = settings.TOKENBYTE_BILLING_MODE == "postpaid"
     return render(request, "console/dashboard.html", context)
 
 
@@ -63,3 +75,48 @@ def settings_overview(request: HttpRequest) -> HttpResponse:
 @require_GET
 def logs_placeholder(request: HttpRequest) -> HttpResponse:
     return render(request, "console/logs.html")
+
+
+@dataclass(frozen=True)
+class SpendRow:
+    label: str  # the model's title or the key's name
+    line: billing.SpendLine
+
+
+def _cursor(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() and len(text) < 19 else None
+
+
+@require_GET
+def billing_page(request: HttpRequest) -> HttpResponse:
+    """The balance, this month's spend (UTC) by model and by key, and the ledger's pages."""
+    assert isinstance(request.user, User)  # noqa: S101 -- LoginRequiredMiddleware signed them in
+    account_id = request.user.pk
+    before = _cursor(request.GET.get("before"))
+    entries, next_before = billing.ledger_page(account_id=account_id, before=before)
+    since, until = calendar_month(timezone.now())
+    by_model = billing.usage_spend(account_id=account_id, by="model", since=since, until=until)
+    by_key = billing.usage_spend(account_id=account_id, by="key_id", since=since, until=until)
+    names = key_names(
+        owner_id=account_id, key_ids=[line.group for line in by_key if isinstance(line.group, int)]
+    )
+    context = {
+        "money": billing.account_money(account_id=account_id),
+        "postpaid": settings.TOKENBYTE_BILLING_MODE == "postpaid",
+        "month_start": since,
+        "month_end": until,
+        "by_model": [SpendRow(str(line.group) or "(no model)", line) for line in by_model],
+        "by_key": [SpendRow(_key_label(line.group, names), line) for line in by_key],
+        "month_total": sum((line.charged for line in by_model), Decimal(0)),
+        "month_requests": sum(line.requests for line in by_model),
+        "entries": entries,
+        "next_before": next_before,
+        "paged": before is not None,
+    }
+    return render(request, "billing/page.html", context)
+
+
+def _key_label(key_id: object, names: dict[int, str]) -> str:
+    if not isinstance(key_id, int):
+        return "No key"
+    return names.get(key_id, f"Deleted key #{key_id}")

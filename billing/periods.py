@@ -27,9 +27,15 @@ def budget_window(period: str, now: datetime) -> BudgetWindow:
         year, week, _ = monday.isocalendar()
         return BudgetWindow(f"{year}-W{week:02d}", monday, monday + timedelta(days=7))
     if period == MONTHLY:
-        first = day.replace(day=1)
-        following = (first + timedelta(days=32)).replace(day=1)
+        first, following = calendar_month(day)
         return BudgetWindow(first.strftime("%Y-%m"), first, following)
     if period == LIFETIME:
         return BudgetWindow("lifetime", None, None)
     raise ValueError(f"unknown budget period {period!r}")
+
+
+def calendar_month(now: datetime) -> tuple[datetime, datetime]:
+    """The UTC calendar month `now` (timezone-aware) falls in: its first instant and the next
+    month's."""
+    first = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return first, (first + timedelta(days=32)).replace(day=1)

@@ -1,13 +1,23 @@
-"""Reads of the ledger and of usage rollups."""
+"""Reads of the ledger, balances, spend and usage rollups."""
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 
-from django.db.models import QuerySet, Subquery, Sum
+from django.db.models import BigIntegerField, Count, F, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Cast, Round
 
-from billing.models import Balance, BudgetSpend, LedgerEntry, UsageRollup
+from billing.models import (
+    Balance,
+    BudgetSpend,
+    EntryKind,
+    LedgerEntry,
+    UsageRecord,
+    UsageRollup,
+)
+from billing.money import LEDGER_PLACES
 from billing.rollups import NO_KEY, period_start, rollup_empty, rollup_merge
 
 LEDGER_PAGE_SIZE = 50
@@ -144,3 +154,82 @@ def usage_total(points: Iterable[UsageRollup]) -> UsageRollup | None:
             total = rollup_empty(key)
         rollup_merge(total, point)
     return total
+
+
+@dataclass(frozen=True, slots=True)
+class AccountMoney:
+    balance: Decimal
+    credit_limit: Decimal  # how far below zero a postpaid balance may go
+
+    @property
+    def available(self) -> Decimal:
+        """What requests may still spend in postpaid mode."""
+        return self.balance + self.credit_limit
+
+
+def account_money(*, account_id: int) -> AccountMoney:
+    row = (
+        Balance.objects.filter(account_id=account_id).values_list("amount", "credit_limit").first()
+    )
+    return AccountMoney(*row) if row is not None else AccountMoney(Decimal(0), Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
+class SpendLine:
+    """What one model, or one key, was charged in a span of time."""
+
+    group: str | int | None  # the model's title, or the key's id (None: no key)
+    requests: int
+    charged: Decimal
+
+
+# Sums are taken in whole nano-dollars (the ledger's unit): exact on PostgreSQL and on SQLite,
+# whose SUM over decimals would add floats.
+_NANOS = Decimal(10) ** LEDGER_PLACES
+_charged_nanos = Cast(Round(F("charged") * _NANOS), BigIntegerField())
+
+
+def usage_spend(
+    *, account_id: int, by: Literal["model", "key_id"], since: datetime, until: datetime
+) -> list[SpendLine]:
+    """The account's charges for requests started in [since, until), grouped by model or by
+    key, largest first (one grouped query). Each line equals the sum of the ledger's charges
+    for those requests: a record's `charged` is its ledger entry's amount."""
+    rows = (
+        UsageRecord.objects.filter(
+            account_id=account_id, started_at__gte=since, started_at__lt=until
+        )
+        .values(by)
+        .annotate(requests=Count("pk"), nanos=Sum(_charged_nanos))
+        .order_by()
+    )
+    lines = [
+        SpendLine(row[by], row["requests"], Decimal(row["nanos"] or 0).scaleb(-LEDGER_PLACES))
+        for row in rows
+    ]
+    return sorted(lines, key=lambda line: (-line.charged, str(line.group)))
+
+
+@dataclass(frozen=True, slots=True)
+class LowBalance:
+    account_id: int
+    balance: Decimal
+    topup_id: int  # the account's latest top-up: each one starts a new low-balance window
+
+
+def low_balances(*, below: Decimal) -> list[LowBalance]:
+    """Accounts whose balance is below `below` and was ever topped up (one never funded did
+    not fall), each with its latest top-up (one query)."""
+    latest = (
+        LedgerEntry.objects.filter(account_id=OuterRef("account_id"), kind=EntryKind.TOPUP)
+        .order_by("-id")
+        .values("id")[:1]
+    )
+    rows = (
+        Balance.objects.filter(amount__lt=below)
+        .annotate(topup_id=Subquery(latest))
+        .filter(topup_id__isnull=False)
+        .values_list("account_id", "amount", "topup_id")
+    )
+    # Compared again in Decimal: SQLite compares its decimals as floats.
+    return [LowBalance(*row) for row in rows if row[1] < below]

@@ -5,6 +5,5 @@ from billing import views
 app_name = "billing"
 
 urlpatterns = [
-    path("", views.billing_page, name="page"),
     path("ledger.csv", views.ledger_csv, name="ledger_csv"),
 ]

@@ -123,3 +123,40 @@ class KeyChange(models.Model):
 
     def __str__(self) -> str:
         return f"key change {self.pk}"
+
+
+class SpendAlert(models.Model):
+    """An e-mail sent about money, kept so each goes once per window (keys/alerts.py): a key's
+    budget reaching 80% or 100% in its budget window, or an account's balance falling below
+    TOKENBYTE_LOW_BALANCE after a top-up (the window is that top-up)."""
+
+    class Kind(models.TextChoices):
+        LOW_BALANCE = "low_balance", "Low balance"
+        BUDGET_80 = "budget_80", "80% of a key's budget"
+        BUDGET_100 = "budget_100", "A key's whole budget"
+
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, null=True, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # A budget window's name (billing.periods: "2026-12", "lifetime"...) or "topup-<entry id>".
+    window_name = models.CharField(max_length=32)
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(
+                fields=("key", "kind", "window_name"),
+                condition=models.Q(key__isnull=False),
+                name="spend_alert_once_per_key_window",
+            ),
+            models.UniqueConstraint(
+                fields=("account", "kind", "window_name"),
+                condition=models.Q(key__isnull=True),
+                name="spend_alert_once_per_account_window",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.window_name} ({self.account_id})"

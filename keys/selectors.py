@@ -1,14 +1,16 @@
 """Reads about API keys for the console, the admin and the gateway's miss path."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import Count, F, Max, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
+from billing.periods import budget_window
+from billing.selectors import budget_spent
 from keys.models import ApiKey, BudgetPeriod
 from proxy.models import ModelCard
 
@@ -43,28 +45,43 @@ def keys_usage(*, owner: User, now: datetime | None = None) -> KeysUsage:
     )
 
 
-def budget_period_start(period: str, now: datetime) -> datetime | None:
-    """When the budget period containing `now` began (UTC calendar); None for a lifetime budget.
+@dataclass(frozen=True)
+class KeySpend:
+    """A key's spend in its current budget window (the month's, for a key without a budget)."""
 
-    Weeks start on Monday (ISO 8601).
-    """
-    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == BudgetPeriod.DAILY:
-        return day
-    if period == BudgetPeriod.WEEKLY:
-        return day - timedelta(days=day.weekday())
-    if period == BudgetPeriod.MONTHLY:
-        return day.replace(day=1)
-    return None
+    spent: Decimal
+    period: str  # the window's period: billing.periods DAILY, WEEKLY, MONTHLY or LIFETIME
+    resets_at: datetime | None  # None: a lifetime budget never resets
 
 
-def keys_period_spend(*, keys: Sequence[ApiKey], now: datetime | None = None) -> dict[int, Decimal]:
-    """US dollars each key has spent in its current budget period, by key id (one read).
+def _spend_period(key: ApiKey) -> str:
+    return key.budget_period if key.budget is not None else BudgetPeriod.MONTHLY
 
-    Nothing is metered yet: usage records arrive with the billing issue, which sums them here
-    from budget_period_start(key.budget_period, now) on. Until then no key has spent anything.
-    """
-    return {key.pk: Decimal(0) for key in keys}
+
+def keys_period_spend(
+    *, keys: Sequence[ApiKey], now: datetime | None = None
+) -> dict[int, KeySpend]:
+    """What each key was charged in its current window, by key id (one read of billing's
+    per-window spend, which the metering consumer keeps for every charge)."""
+    now = now or timezone.now()
+    windows = {key.pk: budget_window(_spend_period(key), now) for key in keys}
+    spent = budget_spent(
+        key_ids=list(windows), windows=sorted({window.name for window in windows.values()})
+    )
+    return {
+        key.pk: KeySpend(
+            spent=spent.get((key.pk, windows[key.pk].name), Decimal(0)),
+            period=_spend_period(key),
+            resets_at=windows[key.pk].resets_at,
+        )
+        for key in keys
+    }
+
+
+def key_names(*, owner_id: int, key_ids: Collection[int]) -> dict[int, str]:
+    """The names of the owner's keys among `key_ids` (revoked ones too); others are absent."""
+    rows = ApiKey.objects.filter(owner_id=owner_id, pk__in=key_ids).values_list("pk", "name")
+    return dict(rows)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ views serve whole pages.
 import json
 import shlex
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import cast
 
@@ -42,8 +43,9 @@ FALLBACK_MODEL = "GPT-4o"
 @dataclass(frozen=True)
 class KeyRow:
     key: ApiKey
-    spend: Decimal
+    spend: Decimal  # in the budget's current window; this month's without a budget
     period_words: str
+    resets_at: datetime | None  # when a budget's window ends (None: lifetime, or no budget)
 
 
 def _owner(request: HttpRequest) -> User:
@@ -53,7 +55,13 @@ def _owner(request: HttpRequest) -> User:
 def _rows(keys: list[ApiKey]) -> list[KeyRow]:
     spend = keys_period_spend(keys=keys)
     return [
-        KeyRow(key, spend[key.pk], PERIOD_WORDS[BudgetPeriod(key.budget_period)]) for key in keys
+        KeyRow(
+            key,
+            spend[key.pk].spent,
+            PERIOD_WORDS[BudgetPeriod(spend[key.pk].period)],
+            spend[key.pk].resets_at if key.budget is not None else None,
+        )
+        for key in keys
     ]
 
 

@@ -177,6 +177,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 3600.0,
         "options": {"expires": 3000.0},  # a run missed is not worth two in a row
     },
+    # Budget (80%, 100%) and low-balance e-mails, each once per window (keys/alerts.py).
+    "spend-alerts": {
+        "task": "keys.spend_alerts",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
 }
 
 

@@ -16,6 +16,7 @@ urlpatterns = [
     path("models/", views.models_catalog, name="models"),
     path("settings/", views.settings_overview, name="settings"),
     path("logs/", views.logs_placeholder, name="logs"),
+    path("billing/", views.billing_page, name="billing"),
     path("billing/", include("billing.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

@@ -1,8 +1,11 @@
-"""Formatting for the console: prices per million tokens and token counts."""
+"""Formatting for the console (prices per million tokens, token counts) and its banners."""
 
 from decimal import Decimal
 
 from django import template
+from django.conf import settings
+
+from billing.selectors import balance_get
 
 register = template.Library()
 
@@ -37,3 +40,15 @@ def tokens(value: int | None) -> str:
     if value >= 1_000:
         return f"{value / 1_000:.1f}".rstrip("0").rstrip(".") + "K"
     return str(value)
+
+
+@register.inclusion_tag("_low_balance.html", takes_context=True)
+def low_balance_banner(context: template.Context) -> dict[str, object]:
+    """The banner of a prepaid account whose balance is below TOKENBYTE_LOW_BALANCE: one
+    read of the balance, on the pages that render this tag only (never on htmx fragments)."""
+    user = getattr(context.get("request"), "user", None)
+    if settings.TOKENBYTE_BILLING_MODE != "prepaid" or user is None or not user.is_authenticated:
+        return {"low": False}
+    balance = balance_get(account_id=user.pk)
+    threshold = settings.TOKENBYTE_LOW_BALANCE
+    return {"low": balance < threshold, "balance": balance, "threshold": threshold}

@@ -33,6 +33,7 @@ from keys.models import ApiKey
 from keys.services import key_last_used_record, key_mint, key_revoke
 from keys.validation import KeySpec
 from tests.accounts.conftest import PASSWORD, fresh_totp, mail_code
+from tests.billing.charges import charge
 from tests.browser.conftest import ARTIFACTS, open_page
 from tests.browser.routes import Route, console_routes, name_of, route_of
 
@@ -214,6 +215,14 @@ def busy_user(live_gateway: object) -> tuple[User, str]:
     key_last_used_record(used={limited.pk: timezone.now() - timedelta(minutes=5)})
     ledger_credit(account=user, amount=Decimal("1250.5"), note="Annual prepayment, PO 2026-0042")
     ledger_credit(account=user, amount=Decimal("-0.000123457"), note="Correction " + "x" * 60)
+    # This month's spend by model and by key on /billing/, and the budget's share on /keys/.
+    for model, cost in (
+        ("Claude Sonnet 4.5 (2025-09-29, extended thinking)", "123.456789012"),
+        ("GPT-4o", "0.000000001"),
+    ):
+        charge(
+            account_id=user.pk, cost=cost, started_at=timezone.now(), key_id=limited.pk, model=model
+        )
     return user, secret
 
 

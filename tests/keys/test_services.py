@@ -8,7 +8,6 @@ from django.forms.models import model_to_dict
 
 from accounts.models import User
 from keys.models import ApiKey, BudgetPeriod
-from keys.selectors import budget_period_start
 from keys.services import (
     key_last_used_record,
     key_revoke,
@@ -167,17 +166,3 @@ def test_last_used_is_written_in_one_statement_at_most_about_once_a_minute(
     keys[0].refresh_from_db()
     assert keys[0].last_used_at == later
     assert key_last_used_record(used={}) == 0
-
-
-@pytest.mark.parametrize(
-    ("period", "start"),
-    [
-        ("daily", datetime(2030, 5, 15, tzinfo=UTC)),
-        ("weekly", datetime(2030, 5, 13, tzinfo=UTC)),  # the Monday
-        ("monthly", datetime(2030, 5, 1, tzinfo=UTC)),
-        ("never", None),
-    ],
-)
-def test_budget_periods_follow_the_utc_calendar(period: str, start: datetime | None) -> None:
-    wednesday = datetime(2030, 5, 15, 23, 30, tzinfo=UTC)
-    assert budget_period_start(period, wednesday) == start
