@@ -24,6 +24,7 @@ from billing.events import UsageEvent
 from billing.money import charge_for
 from billing.reservations import (
     MIRROR_TTL_SECONDS,
+    RecordedBatch,
     RENEW,
     RESERVE,
     SETTLE,
@@ -175,6 +176,11 @@ class Purse:
         for event in batch:
             self._live.pop(event.event_id, None)
 
+    def on_recorded(self, batch: RecordedBatch) -> None:
+        """In-process recording (embedded mode) committed a batch: its charges are in the
+        database's figures now."""
+        self._local.recorded(batch)
+
     def on_usage(self, batch: list[UsageEvent]) -> None:
         """Metering consumer: calls held in this process are over."""
         for event in batch:
@@ -241,6 +247,10 @@ class LocalHolds:
         self._held[account_id] = self._held.get(account_id, Decimal(0)) + amount
         self._held_by_key[key_id] = self._held_by_key.get(key_id, Decimal(0)) + amount
         return Verdict(True, available - amount, None if left is None else left - amount)
+
+    def recorded(self, batch: RecordedBatch) -> None:
+        # Until the recorder keeps charges pending (next step), the snapshots are re-read.
+        self._snapshots.clear()
 
     def release(self, hold_id: str) -> None:
         hold = self._holds.pop(hold_id, None)
