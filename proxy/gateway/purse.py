@@ -24,10 +24,10 @@ from billing.events import UsageEvent
 from billing.money import charge_for
 from billing.reservations import (
     MIRROR_TTL_SECONDS,
-    RecordedBatch,
     RENEW,
     RESERVE,
     SETTLE,
+    RecordedBatch,
     account_keys,
     from_nanos,
     mirrored,
