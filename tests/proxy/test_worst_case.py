@@ -120,3 +120,45 @@ def test_a_budget_counts_what_was_spent_and_what_is_held() -> None:
         assert second.budget_left == Decimal("0.10")
 
     asyncio.run(run())
+
+
+def test_in_embedded_mode_a_charge_stays_held_until_recorded_then_is_in_the_balance() -> None:
+    from billing.reservations import BalanceState, RecordedBatch
+
+    local = holds(Figures(Decimal("1.00")))
+    local.pending_until_recorded = True
+
+    async def run() -> None:
+        assert (await local.reserve("a", 1, 7, None, None, Decimal("0.90"))).held
+        local.finished("a", Decimal("0.40"))  # served: charged 0.40, not yet recorded
+        assert not (await local.reserve("b", 1, 7, None, None, Decimal("0.61"))).held
+        recorded = RecordedBatch(
+            recorded=1,
+            event_ids={1: ["a"]},
+            balances={1: BalanceState(Decimal("0.60"), Decimal(0), version=2)},
+            spends={},
+            accounts_of_keys={},
+        )
+        local.recorded(recorded)
+        verdict = await local.reserve("b", 1, 7, None, None, Decimal("0.60"))
+        assert verdict.held  # the 0.40 counts once: in the balance, no longer held
+        assert verdict.available == 0
+
+    asyncio.run(run())
+
+
+def test_a_figure_read_before_a_recorded_batch_does_not_undo_it() -> None:
+    from billing.reservations import BalanceState, RecordedBatch
+
+    local = holds(Figures(Decimal("1.00"), version=1))
+    local.pending_until_recorded = True
+    batch = RecordedBatch(1, {1: []}, {1: BalanceState(Decimal("0.25"), Decimal(0), 5)}, {}, {})
+
+    async def run() -> None:
+        local.recorded(batch)
+        local._balances[1].read_at = -1e9  # stale: the next reserve reads the database again
+        verdict = await local.reserve("c", 1, 7, None, None, Decimal("0.30"))
+        assert not verdict.held  # the read (version 1) lost to the recorded version 5
+        assert verdict.available == Decimal("0.25")
+
+    asyncio.run(run())
