@@ -6,6 +6,7 @@
 #   bench/profile.sh [SRC]        # SRC: a checkout to profile, e.g. a worktree of an older
 #                                 # commit for a before/after (default: this one)
 #   MODE=sse CONNS=128 DELAY_MS=200 DURATION=20 bench/profile.sh   # DELAY_MS: upstream delay
+#   TB_REDIS_URL=redis://127.0.0.1:6379/7 bench/profile.sh   # with Redis (default: embedded)
 #
 # Needs ../shared/bench/setup.sh once and py-spy (`.venv/bin/pip install -e '.[bench]'`).
 set -euo pipefail
@@ -20,7 +21,7 @@ PY=$HERE/.venv/bin/python
 [ -x "$HERE/.venv/bin/py-spy" ] || { echo "py-spy missing: .venv/bin/pip install -e '.[bench]'" >&2; exit 1; }
 
 TB_ENV=(
-    DEBUG=off LOG_LEVEL=WARNING REDIS_URL=
+    DEBUG=off LOG_LEVEL=WARNING REDIS_URL="${TB_REDIS_URL:-}"
     SECRET_KEY="bench-only-$(head -c 48 /dev/urandom | base64 | tr -d '/+=')"
     DATABASE_URL="sqlite:///$OUT/db.sqlite3"
 )

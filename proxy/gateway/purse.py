@@ -33,6 +33,7 @@ from billing.reservations import (
     mirrored,
     to_nanos,
 )
+from proxy.gateway.scripts import Coalesced, LuaScript, is_noscript
 from proxy.gateway.stores import Snapshot
 from tokenbyte.redis import GatewayRedis, RedisUnavailable
 
@@ -67,9 +68,8 @@ class Purse:
         self._postpaid = postpaid
         self._hold_ms = hold_seconds * 1000
         self._pending_ms = pending_seconds * 1000
-        self._reserve: Any = redis.background.register_script(RESERVE) if redis else None
-        self._settle: Any = redis.background.register_script(SETTLE) if redis else None
-        self._renew: Any = redis.background.register_script(RENEW) if redis else None
+        self._settle, self._renew = LuaScript(SETTLE), LuaScript(RENEW)
+        self._reserve = Coalesced(redis, LuaScript(RESERVE), "reserve") if redis else None
         # Holds in Redis whose calls are alive here: hold id -> account id (renewed, settled).
         self._live: dict[str, int] = {}
         # Embedded mode records in this process (billing's consumer does, with Redis).
@@ -117,8 +117,8 @@ class Purse:
         window: str | None,
         amount: Decimal,
     ) -> Verdict:
-        redis = self._redis
-        if redis is None:
+        reserve = self._reserve
+        if reserve is None:
             raise RedisUnavailable("reserve: no Redis")
         keys = account_keys(account_id)
         redis_keys = [*keys.all, keys.spend(key_id, window or "none")]
@@ -131,17 +131,19 @@ class Purse:
             "1" if self._postpaid else "0",
         ]
         seeds: list[Any] = ["", "", "", "", ""]
+        # Known before the answer: were this call cancelled while Redis holds for it, its
+        # usage event still settles (drops) the hold.
+        self._live[hold_id] = account_id
         for _ in range(2):
-            args = [*head, *seeds, MIRROR_TTL_SECONDS]
-
-            def run(client: Any, args: list[Any] = args) -> Awaitable[Any]:
-                return self._reserve(keys=redis_keys, args=args, client=client)  # type: ignore[no-any-return]
-
-            raw: Any = await redis.call("reserve", run, patient=True)
+            try:
+                raw: Any = await reserve(redis_keys, [*head, *seeds, MIRROR_TTL_SECONDS])
+            except RedisUnavailable:
+                self._live.pop(hold_id, None)
+                raise
             if int(raw[0]) >= 0:
                 held = int(raw[0]) == 1
-                if held:
-                    self._live[hold_id] = account_id
+                if not held:
+                    self._live.pop(hold_id, None)
                 left = None if budget is None else from_nanos(max(0, int(raw[2])))
                 return Verdict(held, from_nanos(int(raw[1])), left)
             # A mirror is missing (idle, or new): read the database once, and ask again.
@@ -153,6 +155,7 @@ class Purse:
                 mirrored(to_nanos(snapshot.spent)) if window else "",
                 snapshot.version if window else "",
             ]
+        self._live.pop(hold_id, None)
         raise RedisUnavailable("reserve: the mirrors did not take the database's figures")
 
     def release_local(self, hold_id: str) -> None:
@@ -168,11 +171,16 @@ class Purse:
                 continue
             keys = account_keys(self._live[event.event_id])
             charge = to_nanos(charge_for(event.cost))
-            await self._settle(
-                keys=[keys.main, keys.holds, keys.expiry],
-                args=[event.event_id, charge, self._pending_ms],
-                client=pipe,
+            self._settle.queue(
+                pipe,
+                [keys.main, keys.holds, keys.expiry],
+                [event.event_id, charge, self._pending_ms],
             )
+
+    async def on_ship_error(self, exc: BaseException) -> None:
+        """Shipping failed: after a Redis restart, the scripts must be loaded again."""
+        if self._redis is not None and is_noscript(exc):
+            await self._settle.load(self._redis.background)
 
     def settled(self, batch: list[UsageEvent]) -> None:
         """The batch reached Redis: its holds are no longer this process's to renew."""
@@ -205,14 +213,15 @@ class Purse:
                 async with redis.background.pipeline(transaction=False) as pipe:
                     for account_id, ids in by_account.items():
                         keys = account_keys(account_id)
-                        await self._renew(
-                            keys=[keys.main, keys.holds, keys.expiry],
-                            args=[self._hold_ms, *ids],
-                            client=pipe,
+                        self._renew.queue(
+                            pipe, [keys.main, keys.holds, keys.expiry], [self._hold_ms, *ids]
                         )
                     await pipe.execute()
             except Exception as exc:  # the next round tries again; holds last hold_seconds
                 logger.warning("renewing %d reservations failed: %s", len(self._live), exc)
+                if is_noscript(exc):
+                    with contextlib.suppress(Exception):
+                        await self._renew.load(redis.background)
 
 
 @dataclass(slots=True)

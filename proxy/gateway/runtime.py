@@ -52,6 +52,7 @@ class Runtime:
         )
         self.metering.before_ship = self.purse.settle_into
         self.metering.after_ship = self.purse.settled
+        self.metering.on_ship_error = self.purse.on_ship_error
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
         self._version_reader = PollingThread("routing-version")

@@ -51,6 +51,7 @@ class Metering:
         # (the purse settles each call's reservation with its charge: proxy/gateway/purse.py).
         self.before_ship: Callable[[Any, list[UsageEvent]], Awaitable[None]] | None = None
         self.after_ship: Callable[[list[UsageEvent]], None] | None = None
+        self.on_ship_error: Callable[[BaseException], Awaitable[None]] | None = None
         # Event id -> resolved once Redis has it (with Redis only).
         self._durable: dict[str, asyncio.Future[None]] = {}
 
@@ -151,6 +152,9 @@ class Metering:
             try:
                 await self._ship_batch()
             except REDIS_FAILURES as exc:
+                if self.on_ship_error is not None:
+                    with contextlib.suppress(*REDIS_FAILURES):
+                        await self.on_ship_error(exc)
                 if not failures:
                     logger.warning(
                         "shipping usage events to Redis failed (%s); %d wait, retrying",
