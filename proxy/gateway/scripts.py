@@ -70,6 +70,13 @@ class Coalesced:
                 future.set_result(result)
 
     async def _send(self, client: Any, batch: list[tuple[list[str], list[Any], Any]]) -> list[Any]:
+        if len(batch) == 1:  # alone this turn: a pipeline would only add its own bookkeeping
+            keys, args, _ = batch[0]
+            try:
+                return [await client.evalsha(self._script.sha, len(keys), *keys, *args)]
+            except NoScriptError:
+                await self._script.load(client)
+                return [await client.evalsha(self._script.sha, len(keys), *keys, *args)]
         results: list[Any] = []
         for _ in range(2):
             async with client.pipeline(transaction=False) as pipe:

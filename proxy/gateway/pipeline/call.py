@@ -46,7 +46,7 @@ class Pipeline:
         limiter: RateLimiter,
         upstreams: UpstreamPool,
         purse: Purse,
-        meter: Callable[[UsageEvent], "asyncio.Future[None] | None"],
+        meter: Callable[[UsageEvent], "asyncio.Future[bool] | None"],
         new_id: Callable[[], str],
     ) -> None:
         self.purse = purse

@@ -25,12 +25,6 @@ from proxy.gateway.auth.policy import KeyPolicy
 from proxy.gateway.errors import GatewayError
 from proxy.gateway.http import ClientDisconnected
 from proxy.gateway.routing import Card, Upstream
-from tokenbyte.metrics import USAGE_NOT_DURABLE
-
-# An answer's last bytes wait at most this long for its usage event to be in Redis (group
-# commit in pipeline/metering.py: concurrent answers share one pipelined write); past it they
-# go, and the event is retried.
-DURABLE_WAIT_SECONDS = 1.0
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +44,7 @@ class CallRecord:
     request_id: str
     new_id: Callable[[], str]
     # Takes the event; with Redis, returns a future resolved once the event is durable there.
-    sink: Callable[[UsageEvent], "asyncio.Future[None] | None"]
+    sink: Callable[[UsageEvent], "asyncio.Future[bool] | None"]
     endpoint: str
     policy: KeyPolicy
     card: Card | None = None
@@ -73,7 +67,7 @@ class CallRecord:
     event_id: str | None = None
     _settled: UsageEvent | None = None
     _emitted: bool = False
-    _durable: "asyncio.Future[None] | None" = None
+    _durable: "asyncio.Future[bool] | None" = None
 
     @property
     def provider(self) -> str:
@@ -149,19 +143,12 @@ class CallRecord:
         self._durable = self.sink(event)
 
     async def until_durable(self) -> None:
-        """Wait (a bounded while) until the emitted event is durable: a served answer's last
-        bytes leave only once its charge cannot be lost with this process."""
+        """Wait until the emitted event is durable (metering bounds the wait: pipeline/
+        metering.py DURABLE_WAIT_SECONDS): a served answer's last bytes leave only once its
+        charge cannot be lost with this process."""
         durable = self._durable
-        if durable is None or durable.done():
-            return
-        try:
-            async with asyncio.timeout(DURABLE_WAIT_SECONDS):
-                await asyncio.shield(durable)
-        except TimeoutError:
-            USAGE_NOT_DURABLE.inc()
-            logger.warning(
-                "request %s: answered before its usage event was durable", self.request_id
-            )
+        if durable is not None and not durable.done() and not await durable:
+            logger.warning("request %s: answered before its usage was durable", self.request_id)
 
     def _event(
         self, *, status: int, error_code: str | None, client_disconnected: bool = False

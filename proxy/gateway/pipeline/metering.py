@@ -19,11 +19,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from billing.events import UsageEvent
+from tokenbyte.metrics import USAGE_NOT_DURABLE
 from tokenbyte.redis import REDIS_FAILURES, USAGE_STREAM, GatewayRedis, describe
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 256
+# An answer's last bytes wait at most this long for its usage event to be in Redis (group
+# commit: events shipping together share one pipelined write); past it they go, the event is
+# retried, and tokenbyte_usage_not_durable counts it.
+DURABLE_WAIT_SECONDS = 1.0
 QUEUE_LIMIT = 100_000  # events waiting for the consumers; as many again waiting for Redis
 RETRY_DELAYS = (0.2, 1.0, 5.0)  # between failed shipments to Redis, then every 5 s
 STOP_SHIP_SECONDS = 5.0
@@ -52,8 +57,11 @@ class Metering:
         self.before_ship: Callable[[Any, list[UsageEvent]], Awaitable[None]] | None = None
         self.after_ship: Callable[[list[UsageEvent]], None] | None = None
         self.on_ship_error: Callable[[BaseException], Awaitable[None]] | None = None
-        # Event id -> resolved once Redis has it (with Redis only).
-        self._durable: dict[str, asyncio.Future[None]] = {}
+        # Event id -> resolved True once Redis has it, False when it could not wait longer
+        # (with Redis only); oldest first.
+        self._durable: dict[str, asyncio.Future[bool]] = {}
+        self._durable_since: collections.deque[tuple[float, str]] = collections.deque()
+        self._expirer: asyncio.Task[None] | None = None
 
     def add_consumer(self, consumer: Consumer) -> None:
         self._consumers.append(consumer)
@@ -61,8 +69,9 @@ class Metering:
     def remove_consumer(self, consumer: Consumer) -> None:
         self._consumers.remove(consumer)
 
-    def emit(self, event: UsageEvent) -> "asyncio.Future[None] | None":
-        """Queue the event; with Redis, a future resolved once it is durable there."""
+    def emit(self, event: UsageEvent) -> "asyncio.Future[bool] | None":
+        """Queue the event; with Redis, a future resolved True once it is durable there (False
+        after DURABLE_WAIT_SECONDS: the answer goes, the event is still retried)."""
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:  # a wedged consumer must not wedge the gateway: say so loudly
@@ -71,12 +80,26 @@ class Metering:
         if self._redis is None:
             return None
         durable = self._durable[event.event_id] = asyncio.get_running_loop().create_future()
+        self._durable_since.append((time.monotonic(), event.event_id))
         return durable
+
+    async def _expire_forever(self) -> None:
+        """Free the answers whose events could not reach Redis in time (one timer for all)."""
+        while True:
+            await asyncio.sleep(DURABLE_WAIT_SECONDS / 4)
+            deadline = time.monotonic() - DURABLE_WAIT_SECONDS
+            while self._durable_since and self._durable_since[0][0] < deadline:
+                _, event_id = self._durable_since.popleft()
+                durable = self._durable.pop(event_id, None)
+                if durable is not None and not durable.done():
+                    USAGE_NOT_DURABLE.inc()
+                    durable.set_result(False)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._deliver_forever(), name="metering")
         if self._redis is not None:
             self._shipper = asyncio.create_task(self._ship_forever(), name="metering-redis")
+            self._expirer = asyncio.create_task(self._expire_forever(), name="metering-durable")
 
     async def stop(self) -> None:
         """Deliver what is queued, give Redis a last few seconds for it, then stop."""
@@ -86,6 +109,8 @@ class Metering:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        if self._expirer is not None:
+            self._expirer.cancel()
         if self._shipper is None:
             return
         self._shipper.cancel()
@@ -186,7 +211,7 @@ class Metering:
         for event in batch:
             durable = self._durable.pop(event.event_id, None)
             if durable is not None and not durable.done():
-                durable.set_result(None)
+                durable.set_result(True)
         # Meanwhile others may have been appended, and the oldest dropped (overflow).
         shipped = {id(event) for event in batch}
         while self._outbox and id(self._outbox[0]) in shipped:
