@@ -93,7 +93,7 @@ def gemini_body(body: dict[str, Any], card: Card) -> dict[str, Any]:
         # Grounding with Google Search, priced per query (Gemini 3) or per grounded prompt.
         if not any(card.prices.server_tool(name) is not None for name in GROUNDING_PRICES):
             check_server_tool(body, "web_search_options", "google_search", card)
-        tools.append({"google_search": {}})
+        tools.append({"googleSearch": {}})
     if tools:
         out["tools"] = tools
     if body.get("tools"):
