@@ -159,6 +159,13 @@ class UsageRecord(models.Model):
     estimated = models.BooleanField(
         default=False, help_text="Counted by the gateway, not reported."
     )
+    cache_write_1h_tokens = models.BigIntegerField(default=0)
+    service_tier = models.CharField(
+        max_length=32, blank=True, default="", help_text="As the upstream reported it."
+    )
+    server_tool_calls = models.JSONField(
+        default=dict, blank=True, help_text="Server-side tool calls billed per call, by tool."
+    )
     cost = models.DecimalField(max_digits=LEDGER_DIGITS + 3, decimal_places=12)  # exact
     charged = money_field(help_text="The ledger charge: the cost rounded to 1e-9 USD.")
     started_at = models.DateTimeField()

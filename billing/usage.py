@@ -6,7 +6,7 @@ subtracted twice (OpenAI counts cached tokens inside prompt_tokens, Anthropic do
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -14,14 +14,21 @@ from typing import Any
 class Usage:
     uncached_input: int = 0
     cache_read: int = 0
-    cache_write: int = 0
+    cache_write: int = 0  # at the cache-write price (Anthropic: the 5-minute TTL)
     output: int = 0  # visible output, reasoning excluded
     reasoning: int = 0
     estimated: bool = False  # counted by us (e.g. the client left mid-stream), not reported
+    cache_write_1h: int = 0  # Anthropic's 1-hour cache writes, at their own price
+    # The service tier the upstream says it used ("default", "flex", "priority", "standard"...);
+    # None when it said none.
+    service_tier: str | None = None
+    # Server-side tool calls the upstream ran and bills per call, by the catalog's tool name
+    # ("web_search", "web_fetch", "google_search", "grounded_prompt").
+    server_tools: dict[str, int] = field(default_factory=dict)
 
     @property
     def prompt_tokens(self) -> int:
-        return self.uncached_input + self.cache_read + self.cache_write
+        return self.uncached_input + self.cache_read + self.cache_write + self.cache_write_1h
 
     @property
     def completion_tokens(self) -> int:
@@ -35,7 +42,7 @@ class Usage:
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "prompt_tokens_details": {
                 "cached_tokens": self.cache_read,
-                "cache_write_tokens": self.cache_write,
+                "cache_write_tokens": self.cache_write + self.cache_write_1h,
             },
             "completion_tokens_details": {"reasoning_tokens": self.reasoning},
         }

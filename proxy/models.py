@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from proxy.catalog.crypto import decrypt_secret, encrypt_secret
+from proxy.catalog.price_tiers import CatalogDataError, build_prices
 from proxy.catalog.providers import Provider, default_base_url
 
 
@@ -55,6 +56,12 @@ class ModelCard(models.Model):
     output_price = _price_field("Output, reasoning included")
     cache_read_price = _price_field("Cached input read")
     cache_write_price = _price_field("Cache write")
+    price_tiers = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Prices beyond the four above: cache_write_1h, long_context, service_tiers, "
+        "server_tools (README: What is priced).",
+    )
     first_byte_timeout = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -90,6 +97,16 @@ class ModelCard(models.Model):
         return list(seen.values())
 
     def clean(self) -> None:
+        try:
+            build_prices(
+                input=self.input_price,
+                output=self.output_price,
+                cache_read=self.cache_read_price,
+                cache_write=self.cache_write_price,
+                tiers=self.price_tiers,
+            )
+        except CatalogDataError as exc:
+            raise ValidationError({"price_tiers": str(exc)}) from exc
         if not isinstance(self.aliases, list) or not all(
             isinstance(alias, str) and alias.strip() for alias in self.aliases
         ):

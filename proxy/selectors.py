@@ -4,10 +4,28 @@ import logging
 
 from billing.pricing import Prices
 from proxy.catalog.crypto import CredentialDecryptionError
+from proxy.catalog.price_tiers import CatalogDataError, build_prices
 from proxy.gateway.routing import Card, RoutingTable, Upstream
 from proxy.models import ModelCard, UpstreamCredential
 
 logger = logging.getLogger(__name__)
+
+
+def _prices(card: ModelCard) -> Prices:
+    four = {
+        "input": card.input_price,
+        "output": card.output_price,
+        "cache_read": card.cache_read_price,
+        "cache_write": card.cache_write_price,
+    }
+    try:
+        return build_prices(**four, tiers=card.price_tiers or {}, where=f"{card.title} pricing")
+    except CatalogDataError:
+        # Saved around the admin's validation: the standard prices, never none at all.
+        logger.exception("card %s has malformed price tiers; its standard prices apply", card)
+        return Prices(
+            card.input_price, card.output_price, card.cache_read_price, card.cache_write_price
+        )
 
 
 def load_routing_table(version: int) -> RoutingTable:
@@ -21,12 +39,7 @@ def load_routing_table(version: int) -> RoutingTable:
             type=card.type,
             context_length=card.context_length,
             max_output_tokens=card.max_output_tokens,
-            prices=Prices(
-                input=card.input_price,
-                output=card.output_price,
-                cache_read=card.cache_read_price,
-                cache_write=card.cache_write_price,
-            ),
+            prices=_prices(card),
             supports_tools=card.supports_tools,
             supports_vision=card.supports_vision,
             supports_json=card.supports_json,

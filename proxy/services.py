@@ -12,6 +12,7 @@ from django.db import transaction
 from proxy.catalog.credential_check import credential_verify
 from proxy.catalog.crypto import CredentialDecryptionError
 from proxy.catalog.litellm_prices import LiteLLMEntry
+from proxy.catalog.price_tiers import merged_tiers
 from proxy.catalog.providers import Provider, default_base_url
 from proxy.catalog.specs import CardSpec, CatalogDataError, read_catalog_file
 from proxy.models import CardSource, ModelCard, UpstreamCredential
@@ -97,6 +98,7 @@ def catalog_import_litellm(*, entries: list[LiteLLMEntry], add_new: bool = False
             if entry.cache_write_price is not None
             else entry.input_price,
         }
+        values["price_tiers"] = merged_tiers(card.price_tiers if card else {}, entry.price_tiers)
         if entry.context_length:
             values["context_length"] = entry.context_length
         if entry.max_output_tokens and entry.type == "chat":

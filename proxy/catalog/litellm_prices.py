@@ -5,12 +5,13 @@ Per-token prices become per-million prices, exactly (the JSON is read as Decimal
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from proxy.catalog.litellm_tiers import litellm_tiers
 from proxy.catalog.providers import Provider
 from proxy.catalog.specs import ONE_MILLION, CatalogDataError, parse_price
 
@@ -42,6 +43,8 @@ class LiteLLMEntry:
     deprecation_date: date | None = None  # the provider's announced shutdown date
     chat_completions: bool = True  # False where the entry lists endpoints without it
     text_output: bool = True  # False where the entry lists output modalities without text
+    # Long-context and service tiers, 1-hour cache writes, server tools (litellm_tiers.py).
+    price_tiers: dict[str, Any] = field(default_factory=dict)
 
 
 def _per_million(value: Any, where: str) -> Decimal:
@@ -116,6 +119,7 @@ def parse_litellm_prices(document: dict[str, Any]) -> list[LiteLLMEntry]:
                     and _lists_without(info, "supported_endpoints", "/v1/chat/completions")
                 ),
                 text_output=not _lists_without(info, "supported_output_modalities", "text"),
+                price_tiers=litellm_tiers(provider, upstream_id, info, where),
             )
         )
     return entries

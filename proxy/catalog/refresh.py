@@ -20,6 +20,7 @@ from typing import Any
 
 from billing.pricing import price_text
 from proxy.catalog.litellm_prices import LiteLLMEntry
+from proxy.catalog.price_tiers import merged_tiers, tiers_of
 from proxy.catalog.specs import CAPABILITIES, card_spec_from_entry, ensure_unique_names
 from proxy.catalog.titles import snapshot_base, snapshot_date, title_for
 
@@ -59,8 +60,8 @@ def _price(current: Any, value: Decimal) -> str:
     return price_text(value)
 
 
-def _pricing(entry: LiteLLMEntry, current: dict[str, Any]) -> dict[str, str]:
-    pricing = {
+def _pricing(entry: LiteLLMEntry, current: dict[str, Any]) -> dict[str, Any]:
+    pricing: dict[str, Any] = {
         "input": _price(current.get("input"), entry.input_price),
         "output": _price(current.get("output"), entry.output_price),
     }
@@ -71,7 +72,7 @@ def _pricing(entry: LiteLLMEntry, current: dict[str, Any]) -> dict[str, str]:
     ):
         if value is not None and value != entry.input_price:
             pricing[key] = _price(current.get(key), value)
-    return pricing
+    return {**pricing, **merged_tiers(tiers_of(current), entry.price_tiers)}
 
 
 def _capabilities(entry: LiteLLMEntry) -> list[str]:

@@ -2,21 +2,24 @@
 
 import json
 from dataclasses import dataclass, field, fields
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from proxy.catalog.price_tiers import (
+    PRICE_QUANTUM,
+    CatalogDataError,
+    build_prices,
+    parse_price,
+    tiers_of,
+)
 from proxy.catalog.providers import Provider
 from proxy.models import ModelType
 
 CATALOG_FILE = Path(__file__).resolve().parent / "data" / "catalog.json"
 CAPABILITIES = ("tools", "vision", "json", "reasoning")
-PRICE_QUANTUM = Decimal("0.000001")
 ONE_MILLION = Decimal(1_000_000)
-
-
-class CatalogDataError(ValueError):
-    """Catalog input that cannot be loaded; the message says which entry and field."""
+__all__ = ["PRICE_QUANTUM", "CardSpec", "CatalogDataError", "parse_price"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class CardSpec:
     supports_json: bool = False
     supports_reasoning: bool = False
     first_byte_timeout: int | None = None
+    # Long-context and service tiers, 1-hour cache writes, server tools (price_tiers.py).
+    price_tiers: dict[str, Any] = field(default_factory=dict)
 
     def model_fields(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -77,19 +82,6 @@ class _Reader:
         return parse_price(value, f"{self.where}: 'pricing.{key}'")
 
 
-def parse_price(value: Any, where: str, *, scale: Decimal = Decimal(1)) -> Decimal:
-    """A non-negative decimal price, multiplied by `scale` before rounding to 1e-6."""
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise CatalogDataError(f'{where} must be a decimal string such as "2.50"')
-    try:
-        price = Decimal(value)
-    except InvalidOperation as exc:
-        raise CatalogDataError(f"{where} is not a number: {value!r}") from exc
-    if not price.is_finite() or price < 0:
-        raise CatalogDataError(f"{where} must be zero or more")
-    return (price * scale).quantize(PRICE_QUANTUM)
-
-
 def card_spec_from_entry(raw: Any, where: str) -> CardSpec:
     if not isinstance(raw, dict):
         raise CatalogDataError(f"{where}: must be an object")
@@ -112,6 +104,18 @@ def card_spec_from_entry(raw: Any, where: str) -> CardSpec:
     if not isinstance(pricing, dict):
         raise reader.fail("'pricing' must be an object")
     input_price = reader.price(pricing, "input", None)
+    output_price = reader.price(pricing, "output", Decimal(0))
+    cache_read_price = reader.price(pricing, "cache_read", input_price)
+    cache_write_price = reader.price(pricing, "cache_write", input_price)
+    price_tiers = tiers_of(pricing)
+    build_prices(  # validates the tiers now, not when the gateway loads the card
+        input=input_price,
+        output=output_price,
+        cache_read=cache_read_price,
+        cache_write=cache_write_price,
+        tiers=price_tiers,
+        where=f"{reader.where}: 'pricing'",
+    )
     return CardSpec(
         title=title,
         provider=provider,
@@ -122,9 +126,10 @@ def card_spec_from_entry(raw: Any, where: str) -> CardSpec:
             "max_output_tokens", required=card_type == ModelType.CHAT
         ),
         input_price=input_price,
-        output_price=reader.price(pricing, "output", Decimal(0)),
-        cache_read_price=reader.price(pricing, "cache_read", input_price),
-        cache_write_price=reader.price(pricing, "cache_write", input_price),
+        output_price=output_price,
+        cache_read_price=cache_read_price,
+        cache_write_price=cache_write_price,
+        price_tiers=price_tiers,
         aliases=tuple(a.strip() for a in aliases),
         supports_tools="tools" in capabilities,
         supports_vision="vision" in capabilities,

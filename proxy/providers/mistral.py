@@ -7,6 +7,7 @@ from typing import Any
 from proxy.gateway.errors import GatewayError, InvalidRequest
 from proxy.gateway.routing import Card
 from proxy.providers.openai import OpenAIAdapter, OpenAIStream, without_cache_control
+from proxy.providers.priced import check_service_tier
 
 # Accepted by OpenAI but meaningless to Mistral (bookkeeping on OpenAI's side): dropped.
 DROPPED = frozenset(
@@ -72,10 +73,12 @@ class MistralAdapter(OpenAIAdapter):
     chat_path = "/v1/chat/completions"
     embeddings_path = "/v1/embeddings"
     models_path = "/v1/models"
+    service_tiers = False  # Mistral has one tier (service_tier is dropped on the way)
 
     def translate_chat_body(
         self, body: dict[str, Any], card: Card, *, stream: bool
     ) -> dict[str, Any]:
+        check_service_tier(body, card, forwarded=False)  # Mistral has one tier
         for field in UNSUPPORTED:
             if field in body:
                 raise InvalidRequest(
@@ -103,7 +106,7 @@ class MistralAdapter(OpenAIAdapter):
         return out
 
     def chat_stream(self, card: Card, body: dict[str, Any]) -> OpenAIStream:
-        return OpenAIStream(card)
+        return OpenAIStream(card, body, tiers=False)
 
     def translate_embeddings_body(self, body: dict[str, Any], card: Card) -> dict[str, Any]:
         out = {key: value for key, value in body.items() if key != "user"}

@@ -1,6 +1,7 @@
 """OpenAI and OpenAI-compatible servers: the gateway's own wire format, passed through."""
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from proxy.providers.base import (
     json_headers,
     upstream_url,
 )
+from proxy.providers.priced import check_server_tool, check_service_tier
 from proxy.upstream.request import UpstreamRequest
 from proxy.upstream.wording import stream_failure
 
@@ -38,7 +40,25 @@ def parse_json_object(payload: bytes, provider: str) -> dict[str, Any]:
     return data
 
 
+def priced_usage_of(usage: Usage, service_tier: Any, body: dict[str, Any]) -> Usage:
+    """The tier OpenAI says it used, and its web search: OpenAI's usage does not count the
+    search, and a search model searches once for every request with web_search_options."""
+    return replace(
+        usage,
+        service_tier=service_tier if isinstance(service_tier, str) else None,
+        server_tools={"web_search": 1} if body.get("web_search_options") is not None else {},
+    )
+
+
 class OpenAIStream(StreamTranslator):
+    def __init__(
+        self, card: Card, body: dict[str, Any] | None = None, *, tiers: bool = True
+    ) -> None:
+        super().__init__(card)
+        self.body = body or {}
+        self.tiers = tiers  # whether the upstream's service_tier says what was billed
+        self.service_tier: Any = None
+
     def feed(self, event: Event) -> list[dict[str, Any]]:
         data = event.data
         if data == b"[DONE]":
@@ -52,9 +72,11 @@ class OpenAIStream(StreamTranslator):
             return []
         if "error" in chunk and "choices" not in chunk:
             raise stream_failure(self.card.provider, chunk["error"])
+        if self.tiers:
+            self.service_tier = chunk.get("service_tier", self.service_tier)
         usage = chunk.pop("usage", None)
-        if usage:
-            self.usage = usage_from_openai(usage)
+        if usage and (parsed := usage_from_openai(usage)) is not None:
+            self.usage = priced_usage_of(parsed, self.service_tier, self.body)
         choices = chunk.get("choices")
         if not self.response_id:
             self.response_id = str(chunk.get("id", ""))
@@ -78,6 +100,7 @@ class OpenAIAdapter(ProviderAdapter):
     embeddings_path = "/embeddings"
     models_path = "/models"
     supports_developer_role = True
+    service_tiers = True  # the answer's service_tier is the tier billed
 
     def auth_header(self, upstream: Upstream) -> tuple[bytes, bytes]:
         return (b"authorization", b"Bearer " + upstream.api_key.encode())
@@ -93,6 +116,8 @@ class OpenAIAdapter(ProviderAdapter):
     def translate_chat_body(
         self, body: dict[str, Any], card: Card, *, stream: bool
     ) -> dict[str, Any]:
+        check_service_tier(body, card, forwarded=True)
+        check_server_tool(body, "web_search_options", "web_search", card)
         out = dict(body)
         out["model"] = card.upstream_id
         if stream:
@@ -128,10 +153,11 @@ class OpenAIAdapter(ProviderAdapter):
         if usage is None:
             raise UpstreamError(f"{card.provider} sent no usage; the request cannot be priced.")
         data["model"] = card.title
-        return data, usage
+        tier = data.get("service_tier") if self.service_tiers else None
+        return data, priced_usage_of(usage, tier, body)
 
     def chat_stream(self, card: Card, body: dict[str, Any]) -> StreamTranslator:
-        return OpenAIStream(card)
+        return OpenAIStream(card, body, tiers=self.service_tiers)
 
     def translate_embeddings_body(self, body: dict[str, Any], card: Card) -> dict[str, Any]:
         return {**body, "model": card.upstream_id}

@@ -27,6 +27,7 @@ from tests.fakes.anthropic_rules import (
 from tests.fakes.anthropic_schema import count_schema, create_schema
 from tests.fakes.server import FakeAPI, Scripted
 
+LONG_CONTEXT = 200_000  # input tokens a request may have without the 1M-context beta
 # GET /v1/models: newest first, one page (the API pages by 20 with first_id / last_id).
 MODEL_LIST = {
     "data": [
@@ -63,7 +64,11 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
         super().__init__()
         self.api_key = api_key
         self.cache_read = 0  # reported as cache_read_input_tokens (taken from the prompt)
-        self.cache_write = 0  # reported as cache_creation_input_tokens
+        self.cache_write = 0  # reported as cache_creation_input_tokens, 5-minute TTL
+        self.cache_write_1h = 0  # likewise, 1-hour TTL (cache_creation.ephemeral_1h_input_tokens)
+        self.extra_prompt_tokens = 0  # added to every prompt's count (a long-context request)
+        self.service_tier = "standard"  # usage.service_tier: the tier the answer was served at
+        self.searches = 2  # web searches run per request offering the web search tool
         self.reply = "Hello from the fake Claude, happy to help."
         # A sentence Claude writes before its tool calls ("Let me check."), when set.
         self.tool_preamble: str | None = None
@@ -89,6 +94,7 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
                 await self.send_json(send, 200, MODEL_LIST, self.id_header())
             elif method == "POST" and path == "/v1/messages":
                 self.check_request(body, create_schema(beta=beta), count_only=False)
+                self.check_context(body, headers.get("anthropic-beta", ""))
                 await self.create(body, send, scripted)
             elif method == "POST" and path == "/v1/messages/count_tokens":
                 self.check_request(body, count_schema(beta=beta), count_only=True)
@@ -98,6 +104,31 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
                 raise AnthropicError(f"Not Found: {method} {path}", 404, "not_found_error")
         except AnthropicError as error:
             await self.send_json(send, error.status, error.body(), self.id_header())
+
+    def check_context(self, body: dict[str, Any], beta: str) -> None:
+        # Above 200k input tokens only with the 1M-context beta, as Anthropic answers it.
+        total = self.prompt_tokens(body) + self.extra_prompt_tokens
+        if total > LONG_CONTEXT and "context-1m-2025-08-07" not in beta:
+            raise AnthropicError(
+                f"prompt is too long: {total} tokens > {LONG_CONTEXT} maximum",
+                400,
+                "invalid_request_error",
+            )
+
+    def server_tool_use(self, body: dict[str, Any]) -> dict[str, int] | None:
+        """usage.server_tool_use: the searches and fetches the API ran (max_uses caps them)."""
+        counts: dict[str, int] = {}
+        for tool in body.get("tools") or ():
+            kind = str(tool.get("type", ""))
+            for prefix, key in (
+                ("web_search_", "web_search_requests"),
+                ("web_fetch_", "web_fetch_requests"),
+            ):
+                if kind.startswith(prefix):
+                    counts[key] = min(self.searches, tool.get("max_uses") or self.searches)
+        if not counts:
+            return None
+        return {"web_search_requests": 0, "web_fetch_requests": 0, **counts}
 
     @staticmethod
     def id_header() -> dict[str, str]:
@@ -165,9 +196,10 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
         return blocks, reason, sequence
 
     def usage(self, body: dict[str, Any], blocks: list[dict[str, Any]]) -> dict[str, Any]:
-        prompt = self.prompt_tokens(body)
+        prompt = self.prompt_tokens(body) + self.extra_prompt_tokens
         cache_read = min(self.cache_read, prompt)
         cache_write = min(self.cache_write, prompt - cache_read)
+        cache_write_1h = min(self.cache_write_1h, prompt - cache_read - cache_write)
         thinking = sum(words(b.get("thinking", "")) for b in blocks)
         output = thinking + sum(
             words(b.get("text", ""))
@@ -175,15 +207,16 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
             for b in blocks
         )
         usage: dict[str, Any] = {
-            "input_tokens": prompt - cache_read - cache_write,
-            "cache_creation_input_tokens": cache_write,
+            "input_tokens": prompt - cache_read - cache_write - cache_write_1h,
+            "cache_creation_input_tokens": cache_write + cache_write_1h,
             "cache_read_input_tokens": cache_read,
             "cache_creation": {
                 "ephemeral_5m_input_tokens": cache_write,
-                "ephemeral_1h_input_tokens": 0,
+                "ephemeral_1h_input_tokens": cache_write_1h,
             },
             "output_tokens": output,
-            "service_tier": "standard",
+            "server_tool_use": self.server_tool_use(body),
+            "service_tier": self.service_tier,
         }
         if thinking:
             usage["output_tokens_details"] = {"thinking_tokens": thinking}
@@ -281,6 +314,8 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
         }
         if "output_tokens_details" in usage:
             final_usage["output_tokens_details"] = usage["output_tokens_details"]
+        if usage.get("server_tool_use"):  # cumulative, like the token counts
+            final_usage["server_tool_use"] = usage["server_tool_use"]
         events.append(
             event(
                 "message_delta",

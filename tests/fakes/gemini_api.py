@@ -37,6 +37,9 @@ class FakeGemini(GeminiRequestRules, FakeAPI):
         super().__init__()
         self.api_key = api_key
         self.cached_tokens = 0  # reported as cachedContentTokenCount (inside promptTokenCount)
+        self.extra_prompt_tokens = 0  # added to every prompt's count (a long-context request)
+        # The Google Search queries a grounded answer reports (groundingMetadata).
+        self.search_queries = ["fake weather berlin", "berlin forecast today"]
         self.thoughts_tokens = 0  # reported as thoughtsTokenCount by thinking models
         self.embed_usage = True  # whether embedding answers carry usageMetadata
         self.reply = "Hello from the fake Gemini, happy to help."
@@ -119,7 +122,7 @@ class FakeGemini(GeminiRequestRules, FakeAPI):
         }
 
     def prompt_tokens(self, body: dict[str, Any]) -> int:
-        total = 0
+        total = self.extra_prompt_tokens
         for content in [body.get("systemInstruction"), *body["contents"]]:
             for part in (content or {}).get("parts") or ():
                 if "text" in part:
@@ -215,6 +218,17 @@ class FakeGemini(GeminiRequestRules, FakeAPI):
     def generate(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
         count = (body.get("generationConfig") or {}).get("candidateCount") or 1
         candidates = [{**self.plan(model, body)[0], "index": i} for i in range(count)]
+        if any(
+            "googleSearch" in tool or "google_search" in tool for tool in body.get("tools") or ()
+        ):
+            for candidate in candidates:
+                candidate["groundingMetadata"] = {
+                    "webSearchQueries": list(self.search_queries),
+                    "searchEntryPoint": {"renderedContent": "<div>fake</div>"},
+                    "groundingChunks": [
+                        {"web": {"uri": "https://example.com/weather", "title": "example.com"}}
+                    ],
+                }
         return {
             "candidates": candidates,
             "usageMetadata": self.usage(model, body, candidates),

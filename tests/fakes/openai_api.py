@@ -158,6 +158,10 @@ class FakeOpenAI(OpenAIRequestRules, FakeAPI):
             "created": int(time.time()),
             "model": body["model"],
             "system_fingerprint": "fp_fake",
+            # The tier served: flex or priority when asked for, else the project's default.
+            "service_tier": body["service_tier"]
+            if body.get("service_tier") in ("flex", "priority")
+            else "default",
         }
         finish = "tool_calls" if calls else "stop"
         if not body.get("stream"):
@@ -180,7 +184,6 @@ class FakeOpenAI(OpenAIRequestRules, FakeAPI):
                         for i in range(choices)
                     ],
                     "usage": usage,
-                    "service_tier": "default",
                 },
             )
             return
@@ -204,7 +207,6 @@ class FakeOpenAI(OpenAIRequestRules, FakeAPI):
             data: dict[str, Any] = {
                 **head,
                 "object": "chat.completion.chunk",
-                "service_tier": "default",
                 "choices": [
                     {"index": index, "delta": delta, "logprobs": None, "finish_reason": reason}
                 ],
@@ -269,7 +271,6 @@ class FakeOpenAI(OpenAIRequestRules, FakeAPI):
                     {
                         **head,
                         "object": "chat.completion.chunk",
-                        "service_tier": "default",
                         "choices": [],
                         "usage": usage,
                     }

@@ -106,7 +106,7 @@ def test_refresh_adds_current_models_and_aliases_their_snapshots() -> None:
     assert document == base_document()  # the input is left alone
     models = by_title(report.document)
 
-    # 4e-06 per token is exactly 4.00 per million; the 1-hour cache write is not the price.
+    # 4e-06 per token is exactly 4.00 per million; the 1-hour cache write has its own price.
     assert models["Claude Opus 9.5"] == {
         "title": "Claude Opus 9.5",
         "provider": "anthropic",
@@ -120,6 +120,7 @@ def test_refresh_adds_current_models_and_aliases_their_snapshots() -> None:
             "output": "20.00",
             "cache_read": "0.20",
             "cache_write": "5.00",
+            "cache_write_1h": "8.00",
         },
         "aliases": ["claude-opus-9-5-20990101"],
     }

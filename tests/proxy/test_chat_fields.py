@@ -157,7 +157,7 @@ def test_valid_edge_values_still_reach_openai(
         {"stop": ["a", "b", "c", "d"], "seed": 2**63 - 1, "max_completion_tokens": 1},
         {"logprobs": True, "top_logprobs": 0, "logit_bias": {"50256": -100, "1": 100}},
         {"logprobs": True, "top_logprobs": 20, "user": "end-user-42", "store": True},
-        {"metadata": {f"key{i:02d}": "v" * 512 for i in range(16)}, "service_tier": "flex"},
+        {"metadata": {f"key{i:02d}": "v" * 512 for i in range(16)}, "service_tier": "priority"},
         {"temperature": None, "stop": None, "tools": None, "reasoning_effort": None},
         {
             "tools": [WEATHER],

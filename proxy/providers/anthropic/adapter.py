@@ -22,6 +22,7 @@ from proxy.providers.base import (
     upstream_url,
 )
 from proxy.providers.openai import parse_json_object
+from proxy.providers.priced import check_anthropic_server_tools
 from proxy.upstream.request import UpstreamRequest
 
 ANTHROPIC_VERSION = b"2023-06-01"
@@ -136,6 +137,8 @@ class AnthropicAdapter(ProviderAdapter):
         beta: bytes | None,
         path: str = MESSAGES_PATH,
     ) -> UpstreamRequest:
+        if path == MESSAGES_PATH:  # counting tokens runs no tool and costs nothing
+            check_anthropic_server_tools(body, card)
         return UpstreamRequest(
             "POST",
             upstream_url(upstream.base_url, path),

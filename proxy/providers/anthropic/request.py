@@ -7,6 +7,7 @@ from typing import Any
 
 from proxy.gateway.errors import InvalidRequest
 from proxy.gateway.routing import Card
+from proxy.providers.priced import check_service_tier
 from proxy.providers.translate import (
     EFFORT_BUDGETS,
     OPENAI_BOOKKEEPING,
@@ -87,6 +88,7 @@ def uses_json_tool(body: dict[str, Any], card: Card) -> bool:
 
 def anthropic_body(body: dict[str, Any], card: Card, *, stream: bool) -> dict[str, Any]:
     refuse_unknown(body, KNOWN_FIELDS)
+    check_service_tier(body, card, forwarded=False)  # Anthropic picks its tier itself
     refuse_meaningful(body, card)
     system, messages = _messages(body["messages"])
     out: dict[str, Any] = {"model": card.upstream_id, "messages": messages}

@@ -2,6 +2,7 @@
 error) as OpenAI chat.completion.chunk dicts, tool-call arguments streamed as they come."""
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -38,10 +39,15 @@ def stream_error(data: dict[str, Any], provider: str) -> UpstreamError:
     return stream_failure(provider, data.get("error"))
 
 
+# usage.server_tool_use's counts, by the catalog's name for the tool's price.
+SERVER_TOOL_COUNTS = {"web_search": "web_search_requests", "web_fetch": "web_fetch_requests"}
+
+
 def usage_from_anthropic(raw: Any) -> Usage | None:
     """Anthropic's input_tokens already excludes cache reads and writes: the three input counts
-    map one-to-one onto the buckets, nothing subtracted. Thinking is inside output_tokens,
-    split out when Anthropic says how much of it there was."""
+    map one-to-one onto the buckets, nothing subtracted. Cache writes split by TTL where
+    cache_creation says so (the 1-hour ones have their own price). Thinking is inside
+    output_tokens, split out when Anthropic says how much of it there was."""
     if not isinstance(raw, dict):
         return None
     output = token_count(raw.get("output_tokens"))
@@ -49,12 +55,26 @@ def usage_from_anthropic(raw: Any) -> Usage | None:
     thinking = min(
         token_count(details.get("thinking_tokens")) if isinstance(details, dict) else 0, output
     )
+    written = token_count(raw.get("cache_creation_input_tokens"))
+    by_ttl = raw.get("cache_creation")
+    one_hour = (
+        min(token_count(by_ttl.get("ephemeral_1h_input_tokens")), written)
+        if isinstance(by_ttl, dict)
+        else 0
+    )
+    server = raw.get("server_tool_use")
+    server = server if isinstance(server, dict) else {}
+    tools = {name: token_count(server.get(key)) for name, key in SERVER_TOOL_COUNTS.items()}
+    tier = raw.get("service_tier")
     return Usage(
         uncached_input=token_count(raw.get("input_tokens")),
         cache_read=token_count(raw.get("cache_read_input_tokens")),
-        cache_write=token_count(raw.get("cache_creation_input_tokens")),
+        cache_write=written - one_hour,
+        cache_write_1h=one_hour,
         output=output - thinking,
         reasoning=thinking,
+        service_tier=tier if isinstance(tier, str) else None,
+        server_tools={name: count for name, count in tools.items() if count},
     )
 
 
@@ -190,14 +210,13 @@ class AnthropicStream(StreamTranslator):
             return super().final_usage(messages)
         # The client left before message_delta: the input is known exactly, the output is not.
         known = usage_of(self.start_usage)
-        return Usage(
-            uncached_input=known.uncached_input,
-            cache_read=known.cache_read,
-            cache_write=known.cache_write,
+        return replace(
+            known,
             output=max(
                 token_count(self.start_usage.get("output_tokens")),
                 estimate_tokens(self.delta_chars, self.delta_count),
             ),
+            reasoning=0,
             estimated=True,
         )
 
@@ -240,10 +259,9 @@ class AnthropicEvents:
                 estimated=True,
             )
         known = usage_of(self.start_usage)
-        return Usage(
-            uncached_input=known.uncached_input,
-            cache_read=known.cache_read,
-            cache_write=known.cache_write,
+        return replace(
+            known,
             output=estimate_tokens(self.delta_chars, self.delta_count),
+            reasoning=0,
             estimated=True,
         )

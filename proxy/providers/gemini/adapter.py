@@ -11,6 +11,7 @@ import base64
 import struct
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -46,6 +47,28 @@ FILTERED = frozenset(
     }
 )
 EMBEDDING_FIELDS = frozenset({"model", "input", "dimensions", "encoding_format", "user"})
+
+
+def grounding_queries(candidates: Any) -> dict[int, int]:
+    """How many Google Search queries Gemini ran for each candidate's answer
+    (groundingMetadata.webSearchQueries; a stream repeats or completes them, never splits)."""
+    counts: dict[int, int] = {}
+    for position, candidate in enumerate(candidates if isinstance(candidates, list) else ()):
+        metadata = candidate.get("groundingMetadata") if isinstance(candidate, dict) else None
+        found = metadata.get("webSearchQueries") if isinstance(metadata, dict) else None
+        if isinstance(found, list) and found:
+            index = candidate.get("index", position)
+            counts[index if isinstance(index, int) else position] = len(found)
+    return counts
+
+
+def with_grounding(usage: Usage, queries: dict[int, int]) -> Usage:
+    """Grounding's calls: Gemini 3 bills each search query, Gemini 2.5 each grounded prompt;
+    both are counted, and the card prices the one its model is billed by."""
+    if not queries:
+        return usage
+    tools = {"google_search": sum(queries.values()), "grounded_prompt": 1}
+    return replace(usage, server_tools=tools)
 
 
 def usage_from_gemini(raw: Any) -> Usage | None:
@@ -119,6 +142,7 @@ class GeminiStream(StreamTranslator):
         self.started: set[int] = set()
         self.finished: set[int] = set()
         self.calls: dict[int, int] = {}  # candidate index -> tool calls so far
+        self.queries: dict[int, int] = {}  # candidate index -> Google Search queries run
 
     def feed(self, event: Event) -> list[dict[str, Any]]:
         try:
@@ -129,9 +153,12 @@ class GeminiStream(StreamTranslator):
             return []
         if isinstance(data.get("error"), dict):
             raise stream_failure(self.card.provider, data["error"])
+        self.queries.update(grounding_queries(data.get("candidates")))
         usage = usage_from_gemini(data.get("usageMetadata"))
         if usage is not None:
             self.usage = usage  # each chunk's usageMetadata is the running total
+        if self.usage is not None:
+            self.usage = with_grounding(self.usage, self.queries)
         if not self.response_id:
             self.response_id = str(data.get("responseId") or f"gen-{uuid.uuid4().hex}")
             self.created = int(time.time())
@@ -218,6 +245,7 @@ class GeminiAdapter(ProviderAdapter):
         usage = usage_from_gemini(data.get("usageMetadata"))
         if usage is None:
             raise UpstreamError(f"{card.provider} sent no usage; the request cannot be priced.")
+        usage = with_grounding(usage, grounding_queries(data.get("candidates")))
         choices = []
         for position, candidate in enumerate(data.get("candidates") or ()):
             message = _message(candidate)

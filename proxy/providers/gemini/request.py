@@ -8,6 +8,7 @@ import orjson
 from proxy.gateway.errors import InvalidRequest
 from proxy.gateway.routing import Card
 from proxy.providers.gemini.schema import gemini_schema
+from proxy.providers.priced import check_server_tool, check_service_tier
 from proxy.providers.translate import (
     EFFORT_BUDGETS,
     OPENAI_BOOKKEEPING,
@@ -61,6 +62,7 @@ KNOWN_FIELDS = frozenset(
         "verbosity",
     }
 )
+GROUNDING_PRICES = ("google_search", "grounded_prompt")
 _AUDIO_FORMATS = {"wav": "audio/wav", "mp3": "audio/mp3"}
 
 
@@ -70,7 +72,8 @@ def is_gemini_3(card: Card) -> bool:
 
 def gemini_body(body: dict[str, Any], card: Card) -> dict[str, Any]:
     refuse_unknown(body, KNOWN_FIELDS)
-    for field in ("logit_bias", "audio", "prediction", "web_search_options", "functions"):
+    check_service_tier(body, card, forwarded=False)  # no tier is passed to Gemini here
+    for field in ("logit_bias", "audio", "prediction", "functions"):
         if body.get(field):
             raise unsupported(card, field)
     if body.get("logprobs") or body.get("top_logprobs") is not None:
@@ -85,9 +88,18 @@ def gemini_body(body: dict[str, Any], card: Card) -> dict[str, Any]:
     if system:
         out["systemInstruction"] = {"parts": system}
     config = _generation_config(body, card)
+    tools: list[dict[str, Any]] = []
+    if body.get("web_search_options") is not None:
+        # Grounding with Google Search, priced per query (Gemini 3) or per grounded prompt.
+        if not any(card.prices.server_tool(name) is not None for name in GROUNDING_PRICES):
+            check_server_tool(body, "web_search_options", "google_search", card)
+        tools.append({"googleSearch": {}})
+    if tools:
+        out["tools"] = tools
     if body.get("tools"):
         out["tools"] = [
-            {"functionDeclarations": [_declaration(t, i) for i, t in enumerate(body["tools"])]}
+            *tools,
+            {"functionDeclarations": [_declaration(t, i) for i, t in enumerate(body["tools"])]},
         ]
         tool_config = _tool_config(body.get("tool_choice"))
         if tool_config is not None:
