@@ -1,10 +1,13 @@
 """The gateway's stores, filled from the apps: the one place where the gateway meets the
 keys app's and the catalog's models (proxy/gateway/stores.py says why)."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from billing.events import UsageEvent
+from billing.reservations import RecordedBatch
 from billing.selectors import MoneySnapshot, money_snapshot
+from billing.services import usage_events_record
 from keys import cache as key_cache
 from keys.services import key_last_used_record
 from proxy.gateway.stores import CatalogStore, GatewayStores, KeyStore, MoneyStore
@@ -18,6 +21,10 @@ def _record_last_used(used: Mapping[int, datetime]) -> int:
 
 def _money_snapshot(account_id: int, key_id: int, window: str | None) -> MoneySnapshot:
     return money_snapshot(account_id=account_id, key_id=key_id, window=window)
+
+
+def _usage_record(events: Sequence[UsageEvent]) -> RecordedBatch:
+    return usage_events_record(events=events)
 
 
 def gateway_stores() -> GatewayStores:
@@ -36,5 +43,5 @@ def gateway_stores() -> GatewayStores:
             unknown_key_message=key_cache.UNKNOWN_KEY_MESSAGE,
         ),
         catalog=CatalogStore(version=routing_version_get, load=load_routing_table),
-        money=MoneyStore(snapshot=_money_snapshot),
+        money=MoneyStore(snapshot=_money_snapshot, record=_usage_record),
     )

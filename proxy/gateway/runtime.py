@@ -5,9 +5,12 @@ import contextlib
 import gc
 import logging
 import time
+from collections.abc import Sequence
 
 from django.conf import settings
 
+from billing.events import UsageEvent
+from billing.reservations import RecordedBatch
 from proxy.gateway.auth.key_cache import KeyResolver
 from proxy.gateway.db import PollingThread, run_in_db_thread
 from proxy.gateway.ids import IdSource
@@ -16,6 +19,7 @@ from proxy.gateway.pipeline.call import Pipeline
 from proxy.gateway.pipeline.metering import Metering
 from proxy.gateway.pipeline.resolve import Catalog
 from proxy.gateway.purse import Purse
+from proxy.gateway.recorder import Recorder
 from proxy.gateway.routing import RoutingTable
 from proxy.gateway.stores import GatewayStores, Snapshot
 from proxy.upstream.pool import UpstreamPool
@@ -53,6 +57,13 @@ class Runtime:
         self.metering.before_ship = self.purse.settle_into
         self.metering.after_ship = self.purse.settled
         self.metering.on_ship_error = self.purse.on_ship_error
+        # Embedded mode: this process records and charges its own usage events.
+        self.recorder: Recorder | None = None
+        if self.redis is None:
+            self.recorder = Recorder(
+                stores.money.record, committed=self._recorded, dropped=self.metering.forget
+            )
+            self.metering.recorder = self.recorder.add
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
         self._version_reader = PollingThread("routing-version")
@@ -78,6 +89,8 @@ class Runtime:
         await self.upstreams.start()
         self.metering.add_consumer(self.limits.on_usage)
         self.metering.add_consumer(self.purse.on_usage)
+        if self.recorder is not None:
+            self.recorder.start()
         self.metering.start()
         self.purse.start()
         try:
@@ -98,12 +111,19 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
         await self.keys.stop()
-        await self.metering.stop()
+        await self.metering.stop()  # delivers what is queued, to the recorder too
+        if self.recorder is not None:
+            await self.recorder.stop()
         await self.purse.stop()
         await self.upstreams.stop()
         if self.redis is not None:
             await self.redis.aclose()
         await self._version_reader.close()
+
+    def _recorded(self, events: Sequence[UsageEvent], batch: RecordedBatch) -> None:
+        """A batch committed: its requests' answers may end, and the purse counts its charges."""
+        self.metering.durable(events)
+        self.purse.on_recorded(batch)
 
     async def _money_snapshot(self, account_id: int, key_id: int, window: str | None) -> Snapshot:
         return await run_in_db_thread(self.stores.money.snapshot, account_id, key_id, window)

@@ -5,12 +5,14 @@ these with the keys app's and the catalog's own functions, and the runtime takes
 functions are synchronous (ORM calls); the gateway runs them on its database threads.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from billing.events import UsageEvent
+from billing.reservations import RecordedBatch
 from proxy.gateway.routing import RoutingTable
 
 
@@ -66,6 +68,9 @@ class MoneyStore:
 
     # (account id, key id, budget window or None) -> balance, credit limit, version, spend
     snapshot: Callable[[int, int, str | None], Snapshot]
+    # Embedded mode's recorder: usage events -> what recording them changed, in one
+    # transaction (billing.services.usage_events_record).
+    record: Callable[[Sequence[UsageEvent]], RecordedBatch]
 
 
 @dataclass(frozen=True, slots=True)

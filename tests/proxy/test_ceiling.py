@@ -148,8 +148,11 @@ def test_a_spent_budget_refuses_until_its_window_resets(
     )
     assert post(gateway, minted.secret, body()).status_code == 200
 
-    BudgetSpend.objects.create(
-        key_id=minted.key.pk, window_name=today.name, account=owner, amount=Decimal("0.05")
+    # That call was recorded (and today's row made) before its answer ended.
+    BudgetSpend.objects.update_or_create(
+        key_id=minted.key.pk,
+        window_name=today.name,
+        defaults={"account": owner, "amount": Decimal("0.05")},
     )
     # The gateway's mirror of today's spend is filled from the database when it is missing;
     # a fresh key reads it at once.

@@ -4,8 +4,9 @@ The gateway never waits for the database. `Metering.emit` is synchronous and O(1
 task hands events in batches to in-process consumers (the rate limiter's token counts, tests),
 and another ships them to Redis when REDIS_URL is set (a stream, which billing's consumer group
 drains and charges: billing/tasks.py), retrying while Redis is slow or gone. In embedded mode
-nothing records them yet: the in-process writer comes with a leaner write path (the ORM's
-halved the gateway's throughput; bench/README.md).
+the runtime's recorder (proxy/gateway/recorder.py) records and charges them in this process.
+Either way `emit` returns a future resolved once the event is durable: in Redis, or committed
+to the database.
 """
 
 import asyncio
@@ -15,7 +16,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from billing.events import UsageEvent
@@ -57,8 +58,11 @@ class Metering:
         self.before_ship: Callable[[Any, list[UsageEvent]], Awaitable[None]] | None = None
         self.after_ship: Callable[[list[UsageEvent]], None] | None = None
         self.on_ship_error: Callable[[BaseException], Awaitable[None]] | None = None
-        # Event id -> resolved True once Redis has it, False when it could not wait longer
-        # (with Redis only); oldest first.
+        # Embedded mode: takes each delivered batch to record it (proxy/gateway/recorder.py),
+        # and calls `durable` once it has committed.
+        self.recorder: Callable[[list[UsageEvent]], None] | None = None
+        # Event id -> resolved True once Redis or the database has it, False when it could not
+        # wait longer; oldest first.
         self._durable: dict[str, asyncio.Future[bool]] = {}
         self._durable_since: collections.deque[tuple[float, str]] = collections.deque()
         self._expirer: asyncio.Task[None] | None = None
@@ -70,14 +74,15 @@ class Metering:
         self._consumers.remove(consumer)
 
     def emit(self, event: UsageEvent) -> "asyncio.Future[bool] | None":
-        """Queue the event; with Redis, a future resolved True once it is durable there (False
-        after DURABLE_WAIT_SECONDS: the answer goes, the event is still retried)."""
+        """Queue the event; a future resolved True once it is durable (in Redis, or recorded
+        in embedded mode), False after DURABLE_WAIT_SECONDS (the answer goes; the event is
+        still retried)."""
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:  # a wedged consumer must not wedge the gateway: say so loudly
             logger.error("usage queue full; dropped event %s (%s)", event.event_id, event.cost)
             return None
-        if self._redis is None:
+        if self._redis is None and self.recorder is None:
             return None
         durable = self._durable[event.event_id] = asyncio.get_running_loop().create_future()
         self._durable_since.append((time.monotonic(), event.event_id))
@@ -99,6 +104,7 @@ class Metering:
         self._task = asyncio.create_task(self._deliver_forever(), name="metering")
         if self._redis is not None:
             self._shipper = asyncio.create_task(self._ship_forever(), name="metering-redis")
+        if self._redis is not None or self.recorder is not None:
             self._expirer = asyncio.create_task(self._expire_forever(), name="metering-durable")
 
     async def stop(self) -> None:
@@ -153,6 +159,22 @@ class Metering:
                 logger.exception("usage consumer %r failed", consumer)
         if self._redis is not None:
             self._to_outbox(batch)
+        elif self.recorder is not None:
+            self.recorder(batch)
+
+    def durable(self, batch: Sequence[UsageEvent]) -> None:
+        """These events are durable now: their requests' last bytes may go."""
+        for event in batch:
+            future = self._durable.pop(event.event_id, None)
+            if future is not None and not future.done():
+                future.set_result(True)
+
+    def forget(self, batch: Sequence[UsageEvent]) -> None:
+        """These events will not be durable (dropped): nobody waits for them any longer."""
+        for event in batch:
+            future = self._durable.pop(event.event_id, None)
+            if future is not None and not future.done():
+                future.set_result(False)
 
     def _to_outbox(self, batch: list[UsageEvent]) -> None:
         overflow = len(self._outbox) + len(batch) - QUEUE_LIMIT
@@ -208,10 +230,7 @@ class Metering:
             await pipe.execute()
         if self.after_ship is not None:
             self.after_ship(batch)
-        for event in batch:
-            durable = self._durable.pop(event.event_id, None)
-            if durable is not None and not durable.done():
-                durable.set_result(True)
+        self.durable(batch)
         # Meanwhile others may have been appended, and the oldest dropped (overflow).
         shipped = {id(event) for event in batch}
         while self._outbox and id(self._outbox[0]) in shipped:
