@@ -162,3 +162,24 @@ def test_a_figure_read_before_a_recorded_batch_does_not_undo_it() -> None:
         assert verdict.available == Decimal("0.25")
 
     asyncio.run(run())
+
+
+def test_a_prompt_whose_bound_passes_a_long_context_threshold_is_held_at_that_tier() -> None:
+    from dataclasses import replace
+
+    from billing.pricing import LongContext, Prices, Rates
+
+    long = Rates(Decimal(6), Decimal("22.50"), Decimal("0.6"), Decimal("7.50"), Decimal(12))
+    prices = Prices(
+        Decimal(3),
+        Decimal(15),
+        Decimal("0.3"),
+        Decimal("3.75"),
+        Decimal(6),
+        long_context=(LongContext(200_000, long),),
+    )
+    tiered = replace(SONNET, prices=prices, context_length=1_000_000)
+    short = worst_case(tiered, b"x" * 1000, OutputLimit(100))
+    assert (short.input_price, short.output_price) == (Decimal(6), Decimal(15))  # 1h cache write
+    big = worst_case(tiered, b"x" * 300_000, OutputLimit(100))
+    assert (big.input_price, big.output_price) == (Decimal(12), Decimal("22.50"))

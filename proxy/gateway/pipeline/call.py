@@ -99,6 +99,7 @@ class Pipeline:
         output: OutputLimit | None,
         *,
         long_context: bool = False,
+        service_tier: str | None = None,
     ) -> None:
         """Hold the call's worst case (ceiling.py) against the key's per-request cap, what is
         left of its budget and the account's available balance, lowering the output limit to
@@ -106,7 +107,7 @@ class Pipeline:
         card, policy = record.card, record.policy
         if card is None:
             raise RuntimeError("reserve() before admit()")
-        worst = worst_case(card, raw, output, long_context=long_context)
+        worst = worst_case(card, raw, output, long_context=long_context, service_tier=service_tier)
         limit = worst.output_tokens
         cap = policy.max_request_cost
         if cap is not None and worst.cost() > cap:

@@ -15,8 +15,9 @@ The worst case is a true upper bound of what the call can be charged:
 - Output tokens: `n` x the output limit (max_completion_tokens / max_tokens, else the card's
   maximum output, else its context window). Reasoning tokens count inside that limit on every
   provider the gateway speaks to.
-- Prices: the highest input-side price (input or cache write) for every prompt token, and the
-  output price.
+- Prices: the highest input-side price (input or a cache write) for every prompt token, and
+  the output price, at the highest long-context tier the prompt's bound reaches and at the
+  service tier the client asked for (billing/pricing.py highest_prices).
 """
 
 import re
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing.pricing import ONE_MILLION
+from billing.pricing import ONE_MILLION, highest_prices
 from proxy.gateway.routing import Card
 
 PROMPT_OVERHEAD_TOKENS = 1024
@@ -87,18 +88,25 @@ def prompt_bound(raw_size: int, raw: bytes | None, card: Card, *, long_context: 
 
 
 def worst_case(
-    card: Card, raw: bytes, output: OutputLimit | None, *, long_context: bool = False
+    card: Card,
+    raw: bytes,
+    output: OutputLimit | None,
+    *,
+    long_context: bool = False,
+    service_tier: str | None = None,
 ) -> WorstCase:
-    prices = card.prices
     limit = 0
     if output is not None:
         requested = output.requested
         limit = requested if requested is not None else card.max_output_tokens or 0
         limit = limit or card.context_length
+    prompt_tokens = prompt_bound(len(raw), raw, card, long_context=long_context)
+    # Tier-aware: a prompt that may pass a long-context threshold is held at that tier's price.
+    input_price, output_price = highest_prices(card.prices, prompt_tokens, service_tier)
     return WorstCase(
-        prompt_tokens=prompt_bound(len(raw), raw, card, long_context=long_context),
-        input_price=max(prices.input, prices.cache_write),
-        output_price=prices.output,
+        prompt_tokens=prompt_tokens,
+        input_price=input_price,
+        output_price=output_price,
         output=output,
         output_tokens=limit,
     )

@@ -26,7 +26,13 @@ async def chat_completions(request: Request, pipeline: Pipeline) -> Response | N
         body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
         call = validate_chat(body)
         card = await pipeline.admit(record, call.model, card_type="chat", stream=call.stream)
-        await pipeline.reserve(record, request.raw, chat_output_limit(body))
+        tier = body.get("service_tier")
+        await pipeline.reserve(
+            record,
+            request.raw,
+            chat_output_limit(body),
+            service_tier=tier if isinstance(tier, str) else None,
+        )
         adapter = adapter_for(card.provider)
 
         def build(upstream: Any) -> UpstreamRequest:
