@@ -21,7 +21,7 @@ from typing import Any
 
 from billing.events import UsageEvent
 from tokenbyte.metrics import USAGE_NOT_DURABLE
-from tokenbyte.redis import REDIS_FAILURES, USAGE_STREAM, GatewayRedis, describe
+from tokenbyte.redis import REDIS_FAILURES, USAGE_STREAM, BreakerState, GatewayRedis, describe
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,10 @@ class Metering:
             logger.error("usage queue full; dropped event %s (%s)", event.event_id, event.cost)
             return None
         if self._redis is None and self.recorder is None:
+            return None
+        if self._redis is not None and self._redis.breaker.state is not BreakerState.CLOSED:
+            # Redis is known to be away: the answer would only wait out DURABLE_WAIT_SECONDS.
+            USAGE_NOT_DURABLE.inc()
             return None
         durable = self._durable[event.event_id] = asyncio.get_running_loop().create_future()
         self._durable_since.append((time.monotonic(), event.event_id))
