@@ -57,6 +57,9 @@ REDIS_FAILURES = (RedisError, OSError)
 BREAKER_FAILURES = 3
 # Metering batches and readiness pings may wait this long (seconds).
 BACKGROUND_TIMEOUT = 5.0
+# Calls that would rather wait a little than fall back (reservations of money): a loaded event
+# loop must not trip them, a hung Redis must not hold a request long.
+PATIENT_TIMEOUT = 1.0
 # A subscription quiet this long is pinged; one that stays quiet as long again is dead.
 LISTENER_PING_SECONDS = 5.0
 RESUBSCRIBE_MAX_DELAY = 5.0
@@ -208,7 +211,7 @@ class GatewayRedis:
             REDIS_FALLBACKS.labels(operation).inc()
             raise RedisUnavailable(f"{operation} skipped: Redis is not answering")
         try:
-            async with asyncio.timeout(BACKGROUND_TIMEOUT if patient else self.timeout):
+            async with asyncio.timeout(PATIENT_TIMEOUT if patient else self.timeout):
                 result = await command(self.background if patient else self.hot)
         except ResponseError as exc:  # Redis answered, with an error: not an outage
             self.breaker.succeeded()
