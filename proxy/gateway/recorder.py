@@ -13,6 +13,11 @@ recorded before are skipped. Each event's future resolves once its batch has com
 (metering hands it to the request: a served answer's last bytes wait for it, for a bounded
 while), and `on_recorded` hears of each committed batch (the purse, proxy/gateway/purse.py).
 `stop` writes what is left for at most STOP_SECONDS, then logs by count and id what it could not.
+
+One event the database refuses every time (a poison event) must not hold back every charge
+behind it: after ISOLATE_AFTER failures in a row the batches are halved until a lone event
+fails; it is set aside while the others are written, and when they commit (so the database
+works) it is logged whole at ERROR, for an operator to replay, and dropped.
 """
 
 import asyncio
@@ -33,6 +38,7 @@ BACKLOG_LIMIT = 100_000  # events waiting for the database; beyond it the oldest
 RETRY_FIRST_SECONDS = 0.05
 RETRY_MAX_SECONDS = 5.0
 STOP_SECONDS = 5.0
+ISOLATE_AFTER = 3  # failures in a row before batches are halved to find a poison event
 DROP_LOG_SECONDS = 10.0
 
 # The store's writer: a batch of events -> what it changed (on the recorder's thread).
@@ -58,6 +64,8 @@ class Recorder:
         self._dropped = 0
         self._dropped_logged_at = -float("inf")
         self._failures = 0
+        self._limit = BATCH_SIZE  # the next batch's size: halved while writes keep failing
+        self._suspect: UsageEvent | None = None  # a lone event that failed, set aside
 
     def add(self, batch: Sequence[UsageEvent]) -> None:
         """Queue events for the next write (from the metering task; never blocks)."""
@@ -91,6 +99,9 @@ class Recorder:
         # A write cancelled above runs on in its thread: its events are retried (idempotent).
         self._pending.extendleft(reversed(self._in_flight))
         self._in_flight = []
+        if self._suspect is not None:
+            self._pending.appendleft(self._suspect)
+            self._suspect = None
         try:
             async with asyncio.timeout_at(asyncio.get_running_loop().time() + STOP_SECONDS):
                 while self._pending:
@@ -109,6 +120,15 @@ class Recorder:
             )
         await self._thread.close()
 
+    def _drop_poison(self, event: UsageEvent) -> None:
+        logger.error(
+            "usage event %s cannot be recorded (the database takes the others); dropped, "
+            "not charged: %s",
+            event.event_id,
+            event.to_json().decode(),
+        )
+        self._on_dropped([event])
+
     async def _record_forever(self) -> None:
         while True:
             if not self._pending:
@@ -123,14 +143,21 @@ class Recorder:
     async def _write_once(self) -> bool:
         """Write the waiting events (up to BATCH_SIZE) in one transaction; False if it failed
         (they stay first in line)."""
-        count = min(len(self._pending), BATCH_SIZE)
+        count = min(len(self._pending), self._limit)
         batch = self._in_flight = [self._pending.popleft() for _ in range(count)]
         try:
             recorded = await self._thread.run(self._record, batch)
         except Exception as exc:
-            self._pending.extendleft(reversed(batch))
             self._in_flight = []
             self._failures += 1
+            if self._suspect is not None:  # the others fail too: the database, not the event
+                batch.insert(0, self._suspect)
+                self._suspect = None
+            if self._failures >= ISOLATE_AFTER and len(batch) == 1 and self._pending:
+                self._suspect = batch.pop()  # try the others without it
+            elif self._failures >= ISOLATE_AFTER:
+                self._limit = max(1, len(batch) // 2)
+            self._pending.extendleft(reversed(batch))
             if self._failures == 1 or self._failures % 20 == 0:
                 logger.warning(
                     "recording %d usage events failed (%s: %s); %d wait, retrying",
@@ -142,6 +169,10 @@ class Recorder:
                 )
             return False
         self._in_flight = []
+        if self._suspect is not None:
+            self._drop_poison(self._suspect)
+            self._suspect = None
+        self._limit = BATCH_SIZE
         if self._failures:
             logger.warning("usage events are recorded again (%d waiting)", len(self._pending))
             self._failures = 0

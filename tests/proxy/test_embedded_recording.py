@@ -188,3 +188,69 @@ def test_stop_gives_up_within_its_bound_and_names_what_it_could_not_write(
     [line] = [r.getMessage() for r in caplog.records if "not recorded" in r.getMessage()]
     assert line.startswith("stopping: 3 usage events not recorded")
     assert all(f"evt-stop-{n}" in line for n in range(3))
+
+
+def test_a_poison_event_is_set_aside_and_the_others_are_recorded(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(recorder_module, "RETRY_FIRST_SECONDS", 0.001)
+    written: list[str] = []
+
+    def record(events: Sequence[UsageEvent]) -> RecordedBatch:
+        if any(event.event_id == "evt-stop-3" for event in events):
+            raise OperationalError("simulated: value out of range")
+        written.extend(event.event_id for event in events)
+        return RecordedBatch(len(events), {}, {}, {}, {})
+
+    dropped: list[str] = []
+
+    async def scenario() -> None:
+        settled = asyncio.Event()
+
+        def gone(events: Sequence[UsageEvent]) -> None:
+            dropped.extend(e.event_id for e in events)
+            settled.set()
+
+        recorder = Recorder(record, committed=lambda *_: None, dropped=gone)
+        recorder.start()
+        recorder.add([_event(n) for n in range(8)])
+        await asyncio.wait_for(settled.wait(), 5)  # the poison is dropped after the others
+        await recorder.stop()
+
+    with caplog.at_level(logging.ERROR, logger="proxy.gateway.recorder"):
+        asyncio.run(scenario())
+    assert sorted(written) == sorted(f"evt-stop-{n}" for n in range(8) if n != 3)
+    assert dropped == ["evt-stop-3"]
+    [line] = [r.getMessage() for r in caplog.records if "cannot be recorded" in r.getMessage()]
+    assert '"event_id":"evt-stop-3"' in line  # logged whole, for an operator to replay
+
+
+def test_while_the_database_refuses_everything_nothing_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recorder_module, "RETRY_FIRST_SECONDS", 0.001)
+    monkeypatch.setattr(recorder_module, "RETRY_MAX_SECONDS", 0.005)
+    monkeypatch.setattr(recorder_module, "STOP_SECONDS", 0.1)
+    attempts = 0
+
+    def record(events: Sequence[UsageEvent]) -> RecordedBatch:
+        nonlocal attempts
+        attempts += 1
+        raise OperationalError("simulated: the disk is full")
+
+    dropped: list[str] = []
+
+    async def scenario() -> None:
+        recorder = Recorder(
+            record,
+            committed=lambda *_: None,
+            dropped=lambda events: dropped.extend(e.event_id for e in events),
+        )
+        recorder.start()
+        recorder.add([_event(n) for n in range(4)])
+        await asyncio.sleep(0.3)
+        await recorder.stop()
+
+    asyncio.run(scenario())
+    assert attempts > 10  # it kept trying, halving and isolating
+    assert dropped == []
