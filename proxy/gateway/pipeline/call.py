@@ -141,8 +141,8 @@ class Pipeline:
                     raise _short_of_budget(worst, policy.budget, ceiling, window.resets_at)
                 raise _short_of_balance(worst, ceiling)
             limit = min(fitted, limit)
-        else:
-            raise _short_of_balance(worst, Decimal(0))
+        else:  # three tries, each outrun by other calls: what the last one found
+            raise _short_of_balance(worst, verdict.available)
         if output is not None and output.lower is not None and limit < worst.output_tokens:
             output.lower(limit)
             record.headers = [*record.headers, (b"x-tokenbyte-max-tokens", str(limit).encode())]
