@@ -25,6 +25,12 @@ from tests.billing.charges import charge
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _no_starting_balance(settings: SettingsWrapper) -> None:
+    # Balances here are set by each test (tokenbyte/settings_test.py starts accounts at $1000).
+    settings.TOKENBYTE_STARTING_BALANCE = Decimal(0)
+
+
 @pytest.fixture
 def alice(client: Client) -> User:
     user = User.objects.create_user("alice@example.com", "pw-123456789-long")

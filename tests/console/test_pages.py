@@ -3,6 +3,7 @@ catalog and its htmx filter, settings, and the empty states of pages later featu
 
 from decimal import Decimal
 from http import HTTPStatus
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -138,7 +139,10 @@ def test_settings_show_only_the_users_own_methods(client: Client) -> None:
 @pytest.mark.parametrize(
     ("path", "empty"), [("/logs/", "No requests yet"), ("/billing/", "No charges yet")]
 )
-def test_placeholder_pages_explain_what_will_appear(client: Client, path: str, empty: str) -> None:
+def test_placeholder_pages_explain_what_will_appear(
+    client: Client, path: str, empty: str, settings: Any
+) -> None:
+    settings.TOKENBYTE_STARTING_BALANCE = Decimal(0)  # an account with no entries at all
     client.force_login(User.objects.create_user("p@example.com", "pw-123456789-long"))
     page = client.get(path).content.decode()
     assert empty in page
