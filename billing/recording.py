@@ -37,7 +37,7 @@ from billing.models import Balance, BudgetSpend, EntryKind, LedgerEntry, UsageRe
 from billing.money import charge_for
 from billing.periods import DAILY, LIFETIME, MONTHLY, WEEKLY, budget_window
 from billing.reservations import BalanceState, RecordedBatch
-from billing.rollups import COUNTERS, LOCK_ORDER, NO_KEY, RollupKey, period_start
+from billing.rollups import COUNTERS, LOCK_ORDER, NO_KEY, SUMMED, RollupKey, period_start
 
 logger = logging.getLogger("billing.services")
 
@@ -87,7 +87,6 @@ CHARGE_FIELDS = (
     "created_at",
 )
 ROLLUP_KEY_FIELDS = ("account_id", "period", "starts_at", "key_id", "model", "provider")
-ROLLUP_SUMMED = (*COUNTERS, "cost", "charged", "latency_histogram", "ttfb_histogram")
 
 
 class _Sums:
@@ -475,7 +474,7 @@ def _rollups_add(cursor: Any, deltas: dict[RollupKey, _Sums]) -> None:
     _insert(
         cursor,
         UsageRollup,
-        (*ROLLUP_KEY_FIELDS, *ROLLUP_SUMMED),
+        (*ROLLUP_KEY_FIELDS, *SUMMED),
         [
             (
                 account_id,
@@ -514,7 +513,7 @@ def _rollups_add(cursor: Any, deltas: dict[RollupKey, _Sums]) -> None:
     ):
         where.append(f"{column} IN ({', '.join(['%s'] * len(values))})")
         params.extend(sorted(values))
-    names = ("id", *ROLLUP_KEY_FIELDS, *ROLLUP_SUMMED)
+    names = ("id", *ROLLUP_KEY_FIELDS, *SUMMED)
     rows = _select_rows(cursor, UsageRollup, names, " AND ".join(where), params, LOCK_ORDER)
     updates = []
     for row in rows:
@@ -536,6 +535,6 @@ def _rollups_add(cursor: Any, deltas: dict[RollupKey, _Sums]) -> None:
         )
     if len(updates) != len(deltas):  # never silently lose a sum: the batch is rolled back
         raise RuntimeError(f"{len(deltas) - len(updates)} usage rollup rows vanished mid-batch")
-    sets = ", ".join(f"{column} = %s" for column in _columns(UsageRollup, ROLLUP_SUMMED))
+    sets = ", ".join(f"{column} = %s" for column in _columns(UsageRollup, SUMMED))
     id_c = _columns(UsageRollup, ["id"])[0]
     cursor.executemany(f"UPDATE {_table(UsageRollup)} SET {sets} WHERE {id_c} = %s", updates)

@@ -10,13 +10,30 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 
 from billing.events import UsageEvent
-from billing.models import BudgetSpend, EntryKind, LedgerEntry, UsageRecord
+from billing.histograms import histogram_bucket
+from billing.models import (
+    BudgetSpend,
+    EntryKind,
+    LedgerEntry,
+    RollupPeriod,
+    UsageRecord,
+    UsageRollup,
+)
 from billing.money import charge_for
 from billing.periods import DAILY, LIFETIME, MONTHLY, WEEKLY, budget_window
 from billing.reservations import RecordedBatch
-from billing.rollups import usage_rollups_add
+from billing.rollups import (
+    LOCK_ORDER,
+    NO_KEY,
+    SUMMED,
+    RollupKey,
+    period_start,
+    rollup_empty,
+    rollup_merge,
+)
 from billing.services import _balance_add
 
 logger = logging.getLogger(__name__)
@@ -151,3 +168,103 @@ def _usage_record(event: UsageEvent, account_id: int, charge: Decimal) -> UsageR
         attempts=event.attempts,
         upstream_request_id=event.upstream_request_id or "",
     )
+
+
+# The ORM version of the rollup writer (billing/rollups.py's arithmetic, rows locked in
+# LOCK_ORDER), for the conformance test only.
+
+# Rows per UPDATE: bulk_update writes one CASE per field over every row of a statement.
+UPDATE_BATCH = 200
+
+
+def usage_rollups_add(records: Sequence[UsageRecord]) -> int:
+    """Add records (new to the database, in the caller's transaction) to their rollups;
+    returns how many rollup rows changed."""
+    deltas: dict[RollupKey, UsageRollup] = {}
+    for record in records:
+        for period in RollupPeriod.values:
+            key = _key_of_record(record, period)
+            delta = deltas.get(key)
+            if delta is None:
+                delta = deltas[key] = rollup_empty(key)
+            _count(delta, record)
+    if not deltas:
+        return 0
+    UsageRollup.objects.bulk_create(
+        [rollup_empty(key) for key in sorted(deltas)], ignore_conflicts=True
+    )
+    rows = [row for row in _locked(deltas) if _key_of_row(row) in deltas]
+    if len(rows) != len(deltas):  # never silently lose a sum: the batch is rolled back
+        raise RuntimeError(f"{len(deltas) - len(rows)} usage rollup rows vanished mid-batch")
+    for row in rows:
+        rollup_merge(row, deltas[_key_of_row(row)])
+    UsageRollup.objects.bulk_update(rows, SUMMED, batch_size=UPDATE_BATCH)
+    return len(rows)
+
+
+def _key_of_record(record: UsageRecord, period: str) -> RollupKey:
+    return (
+        record.account_id,
+        period,
+        period_start(period, record.started_at),
+        NO_KEY if record.key_id is None else record.key_id,
+        record.model,
+        record.provider,
+    )
+
+
+def _key_of_row(row: UsageRollup) -> RollupKey:
+    return (
+        row.account_id,
+        row.period,
+        row.starts_at.astimezone(UTC),
+        row.key_id,
+        row.model,
+        row.provider,
+    )
+
+
+def _locked(deltas: dict[RollupKey, UsageRollup]) -> list[UsageRollup]:
+    """Every row of `deltas` (and maybe a few neighbours, which are then left alone), locked
+    in LOCK_ORDER: a bounded filter by the values each column takes, not one term per row."""
+    starts: dict[str, set[datetime]] = defaultdict(set)
+    for _, period, starts_at, *_rest in deltas:
+        starts[period].add(starts_at)
+    in_periods = Q()
+    for period, moments in starts.items():
+        in_periods |= Q(period=period, starts_at__in=moments)
+    return list(
+        UsageRollup.objects.select_for_update()
+        .filter(
+            in_periods,
+            account_id__in={key[0] for key in deltas},
+            key_id__in={key[3] for key in deltas},
+            model__in={key[4] for key in deltas},
+            provider__in={key[5] for key in deltas},
+        )
+        .order_by(*LOCK_ORDER)
+    )
+
+
+def _count(delta: UsageRollup, record: UsageRecord) -> None:
+    delta.requests += 1
+    status_class = record.status // 100
+    if status_class == 2:
+        delta.status_2xx += 1
+    elif status_class == 4:
+        delta.status_4xx += 1
+    elif status_class == 5:
+        delta.status_5xx += 1
+    delta.client_disconnected += record.error_code == "client_disconnected"
+    delta.cancelled += record.error_code == "cancelled"
+    delta.streamed += record.stream
+    delta.uncached_input_tokens += record.uncached_input_tokens
+    delta.cache_read_tokens += record.cache_read_tokens
+    delta.cache_write_tokens += record.cache_write_tokens
+    delta.output_tokens += record.output_tokens
+    delta.reasoning_tokens += record.reasoning_tokens
+    delta.cost += record.cost
+    delta.charged += record.charged
+    delta.latency_histogram[histogram_bucket(record.latency_us)] += 1
+    if record.ttfb_us is not None:
+        delta.ttfb_histogram[histogram_bucket(record.ttfb_us)] += 1
