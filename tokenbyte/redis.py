@@ -200,29 +200,32 @@ class GatewayRedis:
         command: Callable[[aioredis.Redis], Awaitable[T]],
         *,
         patient: bool = False,
+        callers: int = 1,
     ) -> T:
         """`command(hot_client)` within the timeout, through the breaker.
 
         Raises RedisUnavailable when the caller must use its fallback; `operation` names the
         call in the metrics. `patient` calls (reservations of money, whose fallback is weaker
         than waiting a little) run on the background client, with its longer timeout.
+        `callers`: how many requests this one call serves (coalesced calls), each of which
+        takes its fallback when it fails.
         """
         if not self.breaker.allow():
-            REDIS_FALLBACKS.labels(operation).inc()
+            REDIS_FALLBACKS.labels(operation).inc(callers)
             raise RedisUnavailable(f"{operation} skipped: Redis is not answering")
         try:
             async with asyncio.timeout(PATIENT_TIMEOUT if patient else self.timeout):
                 result = await command(self.background if patient else self.hot)
         except ResponseError as exc:  # Redis answered, with an error: not an outage
             self.breaker.succeeded()
-            REDIS_FALLBACKS.labels(operation).inc()
+            REDIS_FALLBACKS.labels(operation).inc(callers)
             logger.error("Redis refused %s: %s", operation, exc)
             raise RedisUnavailable(f"{operation}: {exc}") from exc
         except REDIS_FAILURES as exc:
             if isinstance(exc, TimeoutError | RedisTimeoutError):
                 REDIS_TIMEOUTS.labels(operation).inc()
             self.breaker.failed(exc)
-            REDIS_FALLBACKS.labels(operation).inc()
+            REDIS_FALLBACKS.labels(operation).inc(callers)
             raise RedisUnavailable(f"{operation}: {describe(exc)}") from exc
         except BaseException:
             self.breaker.abandoned()

@@ -54,7 +54,10 @@ class Coalesced:
     async def _flush(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> None:
         try:
             results = await self._redis.call(
-                self._operation, lambda client: self._send(client, batch), patient=True
+                self._operation,
+                lambda client: self._send(client, batch),
+                patient=True,
+                callers=len(batch),
             )
         except Exception as exc:
             for _, _, future in batch:
