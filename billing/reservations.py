@@ -208,6 +208,38 @@ class RecordedBatch:
     accounts_of_keys: dict[int, int]  # key id -> account id, for the keys in `spends`
 
 
+def recorded_calls(
+    *,
+    event_ids: Mapping[int, Iterable[str]],
+    balances: Mapping[int, BalanceState],
+    spends: Mapping[tuple[int, int, str], tuple[Decimal, int]],
+) -> list[tuple[str, list[str], list[Any]]]:
+    """(script, keys, args) runs that bring Redis up to committed charges: clear their holds,
+    mirror the new balances and (account, key, window) -> (spend, version)."""
+    calls: list[tuple[str, list[str], list[Any]]] = []
+    for account_id in sorted(set(event_ids) | set(balances)):
+        keys = account_keys(account_id)
+        state = balances.get(account_id)
+        head = ["", "", ""] if state is None else _balance_args(state)
+        ids = list(event_ids.get(account_id, ()))
+        calls.append((CLEAR, keys.all, [*head, *ids, MIRROR_TTL_SECONDS]))
+    for (account_id, key_id, window), (amount, version) in spends.items():
+        key = account_keys(account_id).spend(key_id, window)
+        calls.append((MIRROR, [key], [mirrored(to_nanos(amount)), version, MIRROR_TTL_SECONDS]))
+    return calls
+
+
+def spends_by_account(batch: RecordedBatch) -> dict[tuple[int, int, str], tuple[Decimal, int]]:
+    """A batch's spends as `recorded_calls` takes them, each with its account's new version."""
+    return {
+        (batch.accounts_of_keys[key_id], key_id, window): (
+            amount,
+            batch.balances[batch.accounts_of_keys[key_id]].version,
+        )
+        for (key_id, window), amount in batch.spends.items()
+    }
+
+
 def push_recorded(
     client: Redis,
     *,
@@ -215,21 +247,13 @@ def push_recorded(
     balances: Mapping[int, BalanceState],
     spends: Mapping[tuple[int, int, str], tuple[Decimal, int]],
 ) -> None:
-    """After billing committed a batch: clear its charges' holds, mirror the new balances and
-    (account, key, window) -> (spend, version), in one pipeline."""
-    clear: Any = client.register_script(CLEAR)
-    mirror: Any = client.register_script(MIRROR)
+    """After billing committed a batch: `recorded_calls`, in one pipeline."""
+    scripts: dict[str, Any] = {CLEAR: client.register_script(CLEAR)}
+    scripts[MIRROR] = client.register_script(MIRROR)
     with client.pipeline(transaction=False) as pipe:
-        for account_id in sorted(set(event_ids) | set(balances)):
-            keys = account_keys(account_id)
-            state = balances.get(account_id)
-            head = ["", "", ""] if state is None else _balance_args(state)
-            ids = list(event_ids.get(account_id, ()))
-            clear(keys=keys.all, args=[*head, *ids, MIRROR_TTL_SECONDS], client=pipe)
-        for (account_id, key_id, window), (amount, version) in spends.items():
-            key = account_keys(account_id).spend(key_id, window)
-            args = [mirrored(to_nanos(amount)), version, MIRROR_TTL_SECONDS]
-            mirror(keys=[key], args=args, client=pipe)
+        calls = recorded_calls(event_ids=event_ids, balances=balances, spends=spends)
+        for script, keys, args in calls:
+            scripts[script](keys=keys, args=args, client=pipe)
         pipe.execute()
 
 

@@ -8,14 +8,15 @@ the database on demand (the store's `snapshot`), and kept by billing as it recor
 
 Without Redis (embedded mode: one process), and while Redis is unreachable, this process holds
 its calls' worst cases itself against the database's balance and spend, read at most
-LOCAL_SNAPSHOT_SECONDS before.
+LOCAL_SNAPSHOT_SECONDS before. Usage this process records itself while Redis is away is owed
+to Redis's mirrors, and pushed once it answers (proxy/gateway/owed.py).
 """
 
 import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -33,6 +34,7 @@ from billing.reservations import (
     mirrored,
     to_nanos,
 )
+from proxy.gateway.owed import OwedPushes
 from proxy.gateway.scripts import Coalesced, LuaScript, is_noscript
 from proxy.gateway.stores import Snapshot
 from tokenbyte.redis import GatewayRedis, RedisUnavailable
@@ -72,17 +74,19 @@ class Purse:
         self._reserve = Coalesced(redis, LuaScript(RESERVE), "reserve") if redis else None
         # Holds in Redis whose calls are alive here: hold id -> account id (renewed, settled).
         self._live: dict[str, int] = {}
-        # Embedded mode records in this process (billing's consumer does, with Redis).
-        self._local = LocalHolds(
-            read_snapshot, postpaid=postpaid, pending_until_recorded=redis is None
-        )
+        self._local = LocalHolds(read_snapshot, postpaid=postpaid)
         self._renewer: asyncio.Task[None] | None = None
+        self._owed = OwedPushes(redis, pushed=self._forget_live) if redis else None
 
     def start(self) -> None:
         if self._redis is not None:
             self._renewer = asyncio.create_task(self._renew_forever(), name="purse-renewer")
+        if self._owed is not None:
+            self._owed.start()
 
     async def stop(self) -> None:
+        if self._owed is not None:
+            await self._owed.stop()
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -183,19 +187,33 @@ class Purse:
             await self._settle.load(self._redis.background)
 
     def settled(self, batch: list[UsageEvent]) -> None:
-        """The batch reached Redis: its holds are no longer this process's to renew."""
+        """The batch reached Redis: its holds are no longer this process's to renew, nor its
+        local holds to keep (billing records them)."""
         for event in batch:
             self._live.pop(event.event_id, None)
+            self._local.release(event.event_id)
 
     def on_recorded(self, batch: RecordedBatch) -> None:
-        """In-process recording (embedded mode) committed a batch: its charges are in the
-        database's figures now."""
+        """This process recorded a batch (embedded mode, or while Redis was away): its charges
+        are in the database's figures now, and owed to Redis's."""
         self._local.recorded(batch)
+        if self._owed is not None:
+            self._owed.add(batch)
+
+    def dropped(self, batch: Iterable[UsageEvent]) -> None:
+        """These events will never be recorded: nothing of them stays held here."""
+        for event in batch:
+            self._local.release(event.event_id)
 
     def on_usage(self, batch: list[UsageEvent]) -> None:
         """Metering consumer: calls held in this process are over."""
         for event in batch:
             self._local.finished(event.event_id, charge_for(event.cost))
+
+    def _forget_live(self, hold_ids: list[str]) -> None:
+        """Redis has these calls' charges (pushed after this process recorded them)."""
+        for hold_id in hold_ids:
+            self._live.pop(hold_id, None)
 
     async def _renew_forever(self) -> None:
         redis = self._redis
@@ -238,20 +256,16 @@ class LocalHolds:
     """This process's own holds, against the database's figures (embedded mode, or Redis
     unreachable).
 
-    With `pending_until_recorded` (embedded mode, where this process records its own usage),
-    a finished call's hold becomes its charge and stays until the recorder has committed it,
+    A finished call's hold becomes its charge and stays until this process has recorded it,
     which also hands over the new balance and spend; so each charge counts once: held, or in
-    the database's figures, never in neither. Otherwise (Redis unreachable: billing records
-    later, elsewhere) a hold goes when its call ends, and the figures are read again every
+    the database's figures, never in neither. A charge shipped to Redis instead (it came back)
+    is released then: billing records it later, and the figures are read again every
     LOCAL_SNAPSHOT_SECONDS.
     """
 
-    def __init__(
-        self, read_snapshot: SnapshotReader, *, postpaid: bool, pending_until_recorded: bool = False
-    ) -> None:
+    def __init__(self, read_snapshot: SnapshotReader, *, postpaid: bool) -> None:
         self._read = read_snapshot
         self._postpaid = postpaid
-        self.pending_until_recorded = pending_until_recorded
         self._holds: dict[str, tuple[int, int, Decimal]] = {}  # id -> account, key, amount
         self._held: dict[int, Decimal] = {}
         self._held_by_key: dict[int, Decimal] = {}
@@ -283,7 +297,7 @@ class LocalHolds:
 
     def finished(self, hold_id: str, charge: Decimal) -> None:
         """The call is over: its hold becomes its charge until recorded, or goes."""
-        if not self.pending_until_recorded or not charge:
+        if not charge:
             self.release(hold_id)
             return
         hold = self._holds.get(hold_id)

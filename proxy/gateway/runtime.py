@@ -57,13 +57,12 @@ class Runtime:
         self.metering.before_ship = self.purse.settle_into
         self.metering.after_ship = self.purse.settled
         self.metering.on_ship_error = self.purse.on_ship_error
-        # Embedded mode: this process records and charges its own usage events.
-        self.recorder: Recorder | None = None
-        if self.redis is None:
-            self.recorder = Recorder(
-                stores.money.record, committed=self._recorded, dropped=self.metering.forget
-            )
-            self.metering.recorder = self.recorder.add
+        # This process records and charges its own usage events in embedded mode, and while
+        # Redis is away (billing's consumer does otherwise).
+        self.recorder = Recorder(
+            stores.money.record, committed=self._recorded, dropped=self._not_recorded
+        )
+        self.metering.recorder = self.recorder.add
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
         self._version_reader = PollingThread("routing-version")
@@ -89,8 +88,7 @@ class Runtime:
         await self.upstreams.start()
         self.metering.add_consumer(self.limits.on_usage)
         self.metering.add_consumer(self.purse.on_usage)
-        if self.recorder is not None:
-            self.recorder.start()
+        self.recorder.start()
         self.metering.start()
         self.purse.start()
         try:
@@ -112,8 +110,7 @@ class Runtime:
                 await self._refresher
         await self.keys.stop()
         await self.metering.stop()  # delivers what is queued, to the recorder too
-        if self.recorder is not None:
-            await self.recorder.stop()
+        await self.recorder.stop()
         await self.purse.stop()
         await self.upstreams.stop()
         if self.redis is not None:
@@ -124,6 +121,10 @@ class Runtime:
         """A batch committed: its requests' answers may end, and the purse counts its charges."""
         self.metering.durable(events)
         self.purse.on_recorded(batch)
+
+    def _not_recorded(self, events: Sequence[UsageEvent]) -> None:
+        self.metering.forget(events)
+        self.purse.dropped(events)
 
     async def _money_snapshot(self, account_id: int, key_id: int, window: str | None) -> Snapshot:
         return await run_in_db_thread(self.stores.money.snapshot, account_id, key_id, window)

@@ -122,11 +122,10 @@ def test_a_budget_counts_what_was_spent_and_what_is_held() -> None:
     asyncio.run(run())
 
 
-def test_in_embedded_mode_a_charge_stays_held_until_recorded_then_is_in_the_balance() -> None:
+def test_a_charge_stays_held_until_recorded_here_then_is_in_the_balance() -> None:
     from billing.reservations import BalanceState, RecordedBatch
 
     local = holds(Figures(Decimal("1.00")))
-    local.pending_until_recorded = True
 
     async def run() -> None:
         assert (await local.reserve("a", 1, 7, None, None, Decimal("0.90"))).held
@@ -151,7 +150,6 @@ def test_a_figure_read_before_a_recorded_batch_does_not_undo_it() -> None:
     from billing.reservations import BalanceState, RecordedBatch
 
     local = holds(Figures(Decimal("1.00"), version=1))
-    local.pending_until_recorded = True
     batch = RecordedBatch(1, {1: []}, {1: BalanceState(Decimal("0.25"), Decimal(0), 5)}, {}, {})
 
     async def run() -> None:

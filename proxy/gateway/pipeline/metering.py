@@ -3,10 +3,11 @@
 The gateway never waits for the database. `Metering.emit` is synchronous and O(1); a background
 task hands events in batches to in-process consumers (the rate limiter's token counts, tests),
 and another ships them to Redis when REDIS_URL is set (a stream, which billing's consumer group
-drains and charges: billing/tasks.py), retrying while Redis is slow or gone. In embedded mode
-the runtime's recorder (proxy/gateway/recorder.py) records and charges them in this process.
-Either way `emit` returns a future resolved once the event is durable: in Redis, or committed
-to the database.
+drains and charges: billing/tasks.py), retrying while Redis is slow. In embedded mode, and
+while Redis is away (its breaker open), the runtime's recorder (proxy/gateway/recorder.py)
+records and charges them in this process: slower, but nothing waits for Redis to come back,
+and nothing is lost when the process stops meanwhile. Either way `emit` returns a future
+resolved once the event is durable: in Redis, or committed to the database.
 """
 
 import asyncio
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from billing.events import UsageEvent
-from tokenbyte.metrics import USAGE_NOT_DURABLE
+from tokenbyte.metrics import REDIS_FALLBACKS, USAGE_NOT_DURABLE
 from tokenbyte.redis import REDIS_FAILURES, USAGE_STREAM, BreakerState, GatewayRedis, describe
 
 logger = logging.getLogger(__name__)
@@ -58,9 +59,11 @@ class Metering:
         self.before_ship: Callable[[Any, list[UsageEvent]], Awaitable[None]] | None = None
         self.after_ship: Callable[[list[UsageEvent]], None] | None = None
         self.on_ship_error: Callable[[BaseException], Awaitable[None]] | None = None
-        # Embedded mode: takes each delivered batch to record it (proxy/gateway/recorder.py),
-        # and calls `durable` once it has committed.
+        # Takes each batch to record it (proxy/gateway/recorder.py) in embedded mode, and with
+        # Redis while it is away; calls `durable` once it has committed.
         self.recorder: Callable[[list[UsageEvent]], None] | None = None
+        # Told of the batches recorded here instead of shipped (their Redis holds are owed).
+        self._recorded_here = 0
         # Event id -> resolved True once Redis or the database has it, False when it could not
         # wait longer; oldest first.
         self._durable: dict[str, asyncio.Future[bool]] = {}
@@ -84,7 +87,7 @@ class Metering:
             return None
         if self._redis is None and self.recorder is None:
             return None
-        if self._redis is not None and self._redis.breaker.state is not BreakerState.CLOSED:
+        if self.recorder is None and self._redis_away():
             # Redis is known to be away: the answer would only wait out DURABLE_WAIT_SECONDS.
             USAGE_NOT_DURABLE.inc()
             return None
@@ -126,11 +129,23 @@ class Metering:
         self._shipper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._shipper
+        if self.recorder is not None and self._redis_away():
+            self._record_here(self._take_outbox())
+            return
         try:
             async with asyncio.timeout(STOP_SHIP_SECONDS):
                 while self._outbox:
                     await self._ship_batch()
         except REDIS_FAILURES as exc:  # the timeout's TimeoutError is an OSError
+            if self.recorder is not None:
+                logger.warning(
+                    "%d usage events could not reach Redis before stopping (%s); this process "
+                    "records them",
+                    len(self._outbox),
+                    describe(exc),
+                )
+                self._record_here(self._take_outbox())
+                return
             logger.error(
                 "%d usage events could not reach Redis before stopping (%s); they are lost",
                 len(self._outbox),
@@ -161,10 +176,35 @@ class Metering:
                     await result
             except Exception:
                 logger.exception("usage consumer %r failed", consumer)
-        if self._redis is not None:
+        if self._redis is None:
+            if self.recorder is not None:
+                self.recorder(batch)
+        elif self.recorder is not None and self._redis_away():
+            self._record_here(batch)
+        else:
             self._to_outbox(batch)
-        elif self.recorder is not None:
-            self.recorder(batch)
+
+    def _redis_away(self) -> bool:
+        return self._redis is not None and self._redis.breaker.state is BreakerState.OPEN
+
+    def _record_here(self, batch: list[UsageEvent]) -> None:
+        """Redis is away: this process records the batch (an event that reached Redis after
+        all, its answer lost, is recorded once: recording skips event ids it has)."""
+        if not batch or self.recorder is None:
+            return
+        if not self._recorded_here:
+            logger.warning(
+                "Redis is away: this process records its usage events in the database until "
+                "it answers again"
+            )
+        self._recorded_here += len(batch)
+        REDIS_FALLBACKS.labels("usage").inc(len(batch))
+        self.recorder(batch)
+
+    def _take_outbox(self) -> list[UsageEvent]:
+        batch = list(self._outbox)
+        self._outbox.clear()
+        return batch
 
     def durable(self, batch: Sequence[UsageEvent]) -> None:
         """These events are durable now: their requests' last bytes may go."""
@@ -200,12 +240,18 @@ class Metering:
                 self._outbox_filled.clear()
                 await self._outbox_filled.wait()
                 continue
+            if self.recorder is not None and self._redis_away():
+                self._record_here(self._take_outbox())
+                continue
             try:
                 await self._ship_batch()
             except REDIS_FAILURES as exc:
                 if self.on_ship_error is not None:
                     with contextlib.suppress(*REDIS_FAILURES):
                         await self.on_ship_error(exc)
+                if self.recorder is not None and self._redis_away():
+                    failures = 0
+                    continue  # recorded here from now on
                 if not failures:
                     logger.warning(
                         "shipping usage events to Redis failed (%s); %d wait, retrying",
@@ -215,9 +261,13 @@ class Metering:
                 await asyncio.sleep(RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)])
                 failures += 1
                 continue
-            if failures:
-                logger.warning("Redis takes usage events again (%d waiting)", len(self._outbox))
-                failures = 0
+            if failures or self._recorded_here:
+                logger.warning(
+                    "Redis takes usage events again (%d waiting, %d recorded here meanwhile)",
+                    len(self._outbox),
+                    self._recorded_here,
+                )
+                failures = self._recorded_here = 0
 
     async def _ship_batch(self) -> None:
         """XADD the oldest events; they leave the outbox only once Redis has them."""
