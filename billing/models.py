@@ -128,6 +128,28 @@ class BudgetSpend(models.Model):
         return f"key {self.key_id} {self.window_name}: {self.amount}"
 
 
+class Hold(models.Model):
+    """A call's worst case held in the database, where the gateways hold while Redis is
+    unreachable (billing/holds.py), so that together they never overdraw a balance or
+    overspend a budget. It goes once the call's charge is recorded; one that expires (its
+    process died) no longer counts and is swept by the next hold of its account."""
+
+    id = models.CharField(max_length=64, primary_key=True)  # the call's usage event id
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    key_id = models.BigIntegerField()
+    window_name = models.CharField(max_length=16, blank=True, default="")
+    amount = money_field()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = (models.Index(fields=("account", "expires_at"), name="holds_by_account"),)
+
+    def __str__(self) -> str:
+        return f"hold {self.id}: {self.amount}"
+
+
 class UsageRecord(models.Model):
     """One request that passed authentication, as its usage event told it: lean, one row each.
 

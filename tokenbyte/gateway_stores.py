@@ -3,14 +3,16 @@ keys app's and the catalog's models (proxy/gateway/stores.py says why)."""
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 
+from billing import holds
 from billing.events import UsageEvent
 from billing.reservations import RecordedBatch
 from billing.selectors import MoneySnapshot, money_snapshot
 from billing.services import usage_events_record
 from keys import cache as key_cache
 from keys.services import key_last_used_record
-from proxy.gateway.stores import CatalogStore, GatewayStores, KeyStore, MoneyStore
+from proxy.gateway.stores import CatalogStore, GatewayStores, HoldStore, KeyStore, MoneyStore
 from proxy.routing_version import routing_version_get
 from proxy.selectors import load_routing_table
 
@@ -25,6 +27,38 @@ def _money_snapshot(account_id: int, key_id: int, window: str | None) -> MoneySn
 
 def _usage_record(events: Sequence[UsageEvent]) -> RecordedBatch:
     return usage_events_record(events=events)
+
+
+def _hold_take(
+    hold_id: str,
+    account_id: int,
+    key_id: int,
+    budget: Decimal | None,
+    window: str | None,
+    amount: Decimal,
+    postpaid: bool,
+    now: datetime,
+    seconds: int,
+) -> tuple[bool, Decimal, Decimal | None]:
+    return holds.holds_take(
+        hold_id=hold_id,
+        account_id=account_id,
+        key_id=key_id,
+        budget=budget,
+        window=window,
+        amount=amount,
+        postpaid=postpaid,
+        now=now,
+        seconds=seconds,
+    )
+
+
+def _hold_release(hold_ids: list[str]) -> int:
+    return holds.holds_release(hold_ids=hold_ids)
+
+
+def _hold_renew(hold_ids: list[str], now: datetime, seconds: int) -> int:
+    return holds.holds_renew(hold_ids=hold_ids, now=now, seconds=seconds)
 
 
 def gateway_stores() -> GatewayStores:
@@ -43,5 +77,9 @@ def gateway_stores() -> GatewayStores:
             unknown_key_message=key_cache.UNKNOWN_KEY_MESSAGE,
         ),
         catalog=CatalogStore(version=routing_version_get, load=load_routing_table),
-        money=MoneyStore(snapshot=_money_snapshot, record=_usage_record),
+        money=MoneyStore(
+            snapshot=_money_snapshot,
+            record=_usage_record,
+            holds=HoldStore(take=_hold_take, release=_hold_release, renew=_hold_renew),
+        ),
     )

@@ -6,10 +6,11 @@ gateway process's behalf, atomically), so no number of processes can together ov
 balance or overspend a budget. Mirrors of the balance and budget spend there are filled from
 the database on demand (the store's `snapshot`), and kept by billing as it records charges.
 
-Without Redis (embedded mode: one process), and while Redis is unreachable, this process holds
-its calls' worst cases itself against the database's balance and spend, read at most
-LOCAL_SNAPSHOT_SECONDS before. Usage this process records itself while Redis is away is owed
-to Redis's mirrors, and pushed once it answers (proxy/gateway/owed.py).
+Without Redis (embedded mode: one process) this process holds its calls' worst cases itself
+against the database's balance and spend, read at most LOCAL_SNAPSHOT_SECONDS before. While
+Redis is unreachable, the gateway processes hold in the database, together
+(proxy/gateway/database_holds.py); the usage this process then records itself is owed to
+Redis's mirrors, and pushed once it answers (proxy/gateway/owed.py).
 """
 
 import asyncio
@@ -34,6 +35,7 @@ from billing.reservations import (
     mirrored,
     to_nanos,
 )
+from proxy.gateway.database_holds import DatabaseHolds
 from proxy.gateway.owed import OwedPushes
 from proxy.gateway.scripts import Coalesced, LuaScript, is_noscript
 from proxy.gateway.stores import Snapshot
@@ -61,6 +63,7 @@ class Purse:
         redis: GatewayRedis | None,
         read_snapshot: SnapshotReader,
         *,
+        database: DatabaseHolds | None = None,
         postpaid: bool,
         hold_seconds: int,
         pending_seconds: int,
@@ -77,16 +80,21 @@ class Purse:
         self._local = LocalHolds(read_snapshot, postpaid=postpaid)
         self._renewer: asyncio.Task[None] | None = None
         self._owed = OwedPushes(redis, pushed=self._forget_live) if redis else None
+        self._database = database  # with Redis: where calls are held while it is away
 
     def start(self) -> None:
         if self._redis is not None:
             self._renewer = asyncio.create_task(self._renew_forever(), name="purse-renewer")
         if self._owed is not None:
             self._owed.start()
+        if self._database is not None:
+            self._database.start()
 
     async def stop(self) -> None:
         if self._owed is not None:
             await self._owed.stop()
+        if self._database is not None:
+            await self._database.stop()
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -109,7 +117,12 @@ class Purse:
                     hold_id, account_id, key_id, budget, window, amount
                 )
             except RedisUnavailable:
-                pass  # counted and logged by the breaker; this process decides alone
+                pass  # counted and logged by the breaker
+            if self._database is not None:
+                held, available, left = await self._database.reserve(
+                    hold_id, account_id, key_id, budget, window, amount
+                )
+                return Verdict(held, available, left)
         return await self._local.reserve(hold_id, account_id, key_id, budget, window, amount)
 
     async def _reserve_in_redis(
@@ -192,11 +205,15 @@ class Purse:
         for event in batch:
             self._live.pop(event.event_id, None)
             self._local.release(event.event_id)
+        if self._database is not None:
+            self._database.release(event.event_id for event in batch)
 
     def on_recorded(self, batch: RecordedBatch) -> None:
         """This process recorded a batch (embedded mode, or while Redis was away): its charges
         are in the database's figures now, and owed to Redis's."""
         self._local.recorded(batch)
+        if self._database is not None:
+            self._database.release(i for ids in batch.event_ids.values() for i in ids)
         if self._owed is not None:
             self._owed.add(batch)
 
@@ -204,6 +221,8 @@ class Purse:
         """These events will never be recorded: nothing of them stays held here."""
         for event in batch:
             self._local.release(event.event_id)
+            if self._database is not None:
+                self._database.release([event.event_id])
 
     def on_usage(self, batch: list[UsageEvent]) -> None:
         """Metering consumer: calls held in this process are over."""

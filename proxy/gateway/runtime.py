@@ -12,6 +12,7 @@ from django.conf import settings
 from billing.events import UsageEvent
 from billing.reservations import RecordedBatch
 from proxy.gateway.auth.key_cache import KeyResolver
+from proxy.gateway.database_holds import DatabaseHolds
 from proxy.gateway.db import PollingThread, run_in_db_thread
 from proxy.gateway.ids import IdSource
 from proxy.gateway.limits import RateLimiter
@@ -47,10 +48,18 @@ class Runtime:
         self.upstreams = UpstreamPool(self.redis)
         self.metering = Metering(self.redis)
         self.limits = RateLimiter(self.redis)
+        postpaid = settings.TOKENBYTE_BILLING_MODE == "postpaid"
         self.purse = Purse(
             self.redis,
             self._money_snapshot,
-            postpaid=settings.TOKENBYTE_BILLING_MODE == "postpaid",
+            database=DatabaseHolds(
+                stores.money.holds,
+                postpaid=postpaid,
+                hold_seconds=settings.TOKENBYTE_RESERVATION_SECONDS,
+            )
+            if self.redis is not None
+            else None,
+            postpaid=postpaid,
             hold_seconds=settings.TOKENBYTE_RESERVATION_SECONDS,
             pending_seconds=settings.TOKENBYTE_PENDING_CHARGE_SECONDS,
         )

@@ -63,6 +63,20 @@ class Snapshot(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class HoldStore:
+    """Holds in the database, shared by the gateways while Redis is away (billing/holds.py)."""
+
+    # hold id, account id, key id, budget, window, amount, postpaid, now, seconds ->
+    # (held, balance left for the call, budget left or None)
+    take: Callable[
+        [str, int, int, Decimal | None, str | None, Decimal, bool, datetime, int],
+        tuple[bool, Decimal, Decimal | None],
+    ]
+    release: Callable[[list[str]], int]
+    renew: Callable[[list[str], datetime, int], int]  # hold ids, now, seconds
+
+
+@dataclass(frozen=True, slots=True)
 class MoneyStore:
     """Billing's side of reservations (billing/selectors.py money_snapshot)."""
 
@@ -71,6 +85,7 @@ class MoneyStore:
     # Embedded mode's recorder: usage events -> what recording them changed, in one
     # transaction (billing.services.usage_events_record).
     record: Callable[[Sequence[UsageEvent]], RecordedBatch]
+    holds: HoldStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 """Reservations across gateway processes (Redis): however many requests race for one balance,
-it never goes below zero and the ledger moves by exactly the charges; a process that dies
-leaves holds the sweeper releases."""
+it never goes below zero and the ledger moves by exactly the charges, also while Redis hangs
+(the processes hold in the database then); a process that dies leaves holds the sweeper
+releases."""
 
 import concurrent.futures
+import contextlib
 import time
 from decimal import Decimal
 
@@ -22,6 +24,7 @@ from proxy.models import UpstreamCredential
 from tests.fakes.server import FakeServer, Scripted
 from tests.keys.gateway_processes import RUNNING, gateway_process
 from tests.proxy.test_ceiling import account, worst
+from tests.redis_faults import StallingRedis
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -39,8 +42,9 @@ def drain_until(count: int, account_id: int) -> None:
     client.close()
 
 
+@pytest.mark.parametrize("redis_state", ["answering", "hung"])
 def test_a_hundred_racing_requests_on_two_processes_never_overdraw_the_balance(
-    openai_upstream: UpstreamCredential, fake_openai: FakeServer
+    openai_upstream: UpstreamCredential, fake_openai: FakeServer, redis_state: str
 ) -> None:
     raw = orjson.dumps(
         {
@@ -57,7 +61,16 @@ def test_a_hundred_racing_requests_on_two_processes_never_overdraw_the_balance(
     secret = key_mint(owner=owner, spec=KeySpec(name="racing")).secret
     fake_openai.app.script.extend(Scripted(delay=0.3) for _ in range(REQUESTS))
 
-    with gateway_process() as first, gateway_process() as second:
+    env: dict[str, str | None] = {}
+    with contextlib.ExitStack() as stack:
+        stand_in = stack.enter_context(StallingRedis(relay=True))
+        if redis_state == "hung":
+            env["REDIS_URL"] = stand_in.url
+            env["TOKENBYTE_REDIS_BREAKER_SECONDS"] = "60"
+        first = stack.enter_context(gateway_process(**env))
+        second = stack.enter_context(gateway_process(**env))
+        if redis_state == "hung":  # the processes hold in the database, together
+            stand_in.stall()
 
         def call(index: int) -> int:
             url = first if index % 2 else second
@@ -70,7 +83,7 @@ def test_a_hundred_racing_requests_on_two_processes_never_overdraw_the_balance(
 
         with concurrent.futures.ThreadPoolExecutor(REQUESTS) as pool:
             statuses = list(pool.map(call, range(REQUESTS)))
-        drain_until(REQUESTS, owner.pk)
+        drain_until(REQUESTS, owner.pk)  # while Redis hangs the gateways record themselves
 
     assert set(statuses) <= {200, 402}
     served = statuses.count(200)
