@@ -78,7 +78,12 @@ def account_keys(account_id: int) -> AccountKeys:
 _DROP = """
 local function drop(id)
   local v = redis.call('HGET', KEYS[2], id)
-  if v then
+  if v == 'L' then
+    local n = redis.call('HGET', KEYS[1], 'ls:' .. id)
+    if n and tonumber(n) > 0 then redis.call('HINCRBY', KEYS[1], 'held', '-' .. n) end
+    redis.call('HDEL', KEYS[1], 'ls:' .. id)
+    redis.call('HDEL', KEYS[2], id)
+  elseif v then
     local sep = string.find(v, ':', 1, true)
     local n, k = string.sub(v, 1, sep - 1), string.sub(v, sep + 1)
     if n ~= '0' then
@@ -154,6 +159,73 @@ redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'held', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'hk:' .. k, ARGV[2])
 return 1
+"""
+)
+
+# A lease: one gateway process's hold for many calls of one account (proxy/gateway/leases.py),
+# marked 'L' in the holds hash, its amount in the main hash's `ls:<lease id>` (and in `held`).
+# KEYS: main, holds, expiry, balance mirror. ARGV: lease id, need, want (nanos), hold ms,
+# postpaid, then seeds ('' when none): balance, credit limit, version; last the mirrors' TTL.
+# The lease grows by `want` while that is at most an eighth of what is available (so no
+# process takes most of a balance), else by `need` while that fits. Returns {2 or 1 (grew by
+# want or need), available after, the lease's amount after}, {0, available} when even `need`
+# does not fit, {-1} when the balance mirror is missing.
+LEASE = (
+    _DROP
+    + """
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 64)) do
+  drop(id)
+end
+mirror(KEYS[4], ARGV[6], ARGV[8], ARGV[7])
+local bal = redis.call('HMGET', KEYS[4], 'amt', 'lim')
+if not bal[1] then return {-1} end
+local available = tonumber(bal[1]) - tonumber(redis.call('HGET', KEYS[1], 'held') or '0')
+if ARGV[5] == '1' then available = available + tonumber(bal[2] or '0') end
+local grow, code
+if tonumber(ARGV[3]) * 8 <= available then grow, code = ARGV[3], 2
+elseif tonumber(ARGV[2]) <= available then grow, code = ARGV[2], 1
+else return {0, math.max(0, available)} end
+redis.call('HSET', KEYS[2], ARGV[1], 'L')
+local amount = redis.call('HINCRBY', KEYS[1], 'ls:' .. ARGV[1], grow)
+redis.call('HINCRBY', KEYS[1], 'held', grow)
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[1])
+return {code, available - tonumber(grow), amount}
+"""
+)
+
+# KEYS: main, holds, expiry. ARGV: lease id, ms the charges may wait for billing, then
+# (usage event id, charge in nanos > 0) pairs. Moves each charge out of the lease into a hold
+# of its own (key 'L'), which billing's CLEAR drops once it has recorded the charge; the sum
+# held is unchanged. A charge moved before (a shipment retried) is not moved again. Returns 0
+# when the lease is gone (swept).
+LEASE_SETTLE = (
+    _DROP
+    + """
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= 'L' then return 0 end
+for i = 3, #ARGV, 2 do
+  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1] .. ':L') == 1 then
+    redis.call('HINCRBY', KEYS[1], 'ls:' .. ARGV[1], '-' .. ARGV[i + 1])
+    redis.call('HINCRBY', KEYS[1], 'hk:L', ARGV[i + 1])
+    redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[i])
+  end
+end
+return 1
+"""
+)
+
+# KEYS: main, holds, expiry. ARGV: lease id, nanos to give back (> 0). A lease given back
+# whole goes. Returns the lease's amount after (-1: it is gone).
+LEASE_RETURN = (
+    _DROP
+    + """
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= 'L' then return -1 end
+local amount = tonumber(redis.call('HGET', KEYS[1], 'ls:' .. ARGV[1]) or '0')
+if tonumber(ARGV[2]) >= amount then
+  drop(ARGV[1])
+  return -1
+end
+redis.call('HINCRBY', KEYS[1], 'held', '-' .. ARGV[2])
+return redis.call('HINCRBY', KEYS[1], 'ls:' .. ARGV[1], '-' .. ARGV[2])
 """
 )
 

@@ -89,9 +89,6 @@ class DatabaseHolds:
             self.taken += 1
         return answer
 
-    def holds(self, hold_id: str) -> bool:
-        return hold_id in self._held
-
     def release(self, hold_ids: Iterable[str]) -> None:
         """These calls' charges are recorded (or in Redis): their holds go, soon, in one go."""
         for hold_id in hold_ids:

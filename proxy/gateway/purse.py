@@ -3,7 +3,9 @@ before the upstream is called, and becomes its actual charge when its usage even
 
 With REDIS_URL the holds live in Redis (billing/reservations.py: one script decides, on every
 gateway process's behalf, atomically), so no number of processes can together overdraw a
-balance or overspend a budget. Mirrors of the balance and budget spend there are filled from
+balance or overspend a budget: a call is held within its process's lease of the account's
+money (proxy/gateway/leases.py) or, for keys with a budget and where no lease fits, on its
+own. Mirrors of the balance and budget spend there are filled from
 the database on demand (the store's `snapshot`), and kept by billing as it records charges.
 
 Without Redis (embedded mode: one process) this process holds its calls' worst cases itself
@@ -36,6 +38,7 @@ from billing.reservations import (
     to_nanos,
 )
 from proxy.gateway.database_holds import DatabaseHolds
+from proxy.gateway.leases import Leases
 from proxy.gateway.owed import OwedPushes
 from proxy.gateway.scripts import Coalesced, LuaScript, is_noscript
 from proxy.gateway.stores import Snapshot
@@ -81,6 +84,17 @@ class Purse:
         self._renewer: asyncio.Task[None] | None = None
         self._owed = OwedPushes(redis, pushed=self._forget_live) if redis else None
         self._database = database  # with Redis: where calls are held while it is away
+        self._leases = (
+            Leases(
+                redis,
+                read_snapshot,
+                postpaid=postpaid,
+                hold_ms=self._hold_ms,
+                pending_ms=self._pending_ms,
+            )
+            if redis
+            else None
+        )
 
     def start(self) -> None:
         if self._redis is not None:
@@ -89,8 +103,12 @@ class Purse:
             self._owed.start()
         if self._database is not None:
             self._database.start()
+        if self._leases is not None:
+            self._leases.start()
 
     async def stop(self) -> None:
+        if self._leases is not None:
+            await self._leases.stop()
         if self._owed is not None:
             await self._owed.stop()
         if self._database is not None:
@@ -113,6 +131,10 @@ class Purse:
         """Hold `amount` for the call `hold_id`, or say what is left when it does not fit."""
         if self._redis is not None:
             try:
+                if budget is None and self._leases is not None:
+                    left = await self._leases.reserve(hold_id, account_id, amount)
+                    if left is not None:
+                        return Verdict(True, left, None)
                 return await self._reserve_in_redis(
                     hold_id, account_id, key_id, budget, window, amount
                 )
@@ -183,6 +205,8 @@ class Purse:
         """Queue, ahead of the batch's XADDs in `pipe`, each held call's charge in place of its
         worst case (so billing, which clears holds after recording, never meets an event whose
         hold is yet to be settled)."""
+        if self._leases is not None:
+            self._leases.settle_into(pipe, batch)
         for event in batch:
             if event.event_id not in self._live:
                 continue
@@ -198,10 +222,14 @@ class Purse:
         """Shipping failed: after a Redis restart, the scripts must be loaded again."""
         if self._redis is not None and is_noscript(exc):
             await self._settle.load(self._redis.background)
+            if self._leases is not None:
+                await self._leases.load_scripts()
 
     def settled(self, batch: list[UsageEvent]) -> None:
         """The batch reached Redis: its holds are no longer this process's to renew, nor its
         local holds to keep (billing records them)."""
+        if self._leases is not None:
+            self._leases.settled(batch)
         for event in batch:
             self._live.pop(event.event_id, None)
             self._local.release(event.event_id)
@@ -212,6 +240,8 @@ class Purse:
         """This process recorded a batch (embedded mode, or while Redis was away): its charges
         are in the database's figures now, and owed to Redis's."""
         self._local.recorded(batch)
+        if self._leases is not None:
+            self._leases.recorded_here([i for ids in batch.event_ids.values() for i in ids])
         if self._database is not None:
             self._database.release(i for ids in batch.event_ids.values() for i in ids)
         if self._owed is not None:
@@ -226,6 +256,8 @@ class Purse:
 
     def on_usage(self, batch: list[UsageEvent]) -> None:
         """Metering consumer: calls held in this process are over."""
+        if self._leases is not None:
+            self._leases.finished(batch)
         for event in batch:
             self._local.finished(event.event_id, charge_for(event.cost))
 
@@ -244,8 +276,12 @@ class Purse:
             by_account: dict[int, list[str]] = {}
             for hold_id, account_id in list(self._live.items()):
                 by_account.setdefault(account_id, []).append(hold_id)
+            if self._leases is not None:
+                for account_id, ids in self._leases.live().items():
+                    by_account.setdefault(account_id, []).extend(ids)
             if not by_account:
                 continue
+            asked_at = time.monotonic()
             try:
                 async with redis.background.pipeline(transaction=False) as pipe:
                     for account_id, ids in by_account.items():
@@ -254,6 +290,8 @@ class Purse:
                             pipe, [keys.main, keys.holds, keys.expiry], [self._hold_ms, *ids]
                         )
                     await pipe.execute()
+                if self._leases is not None:
+                    self._leases.renewed(asked_at)
             except Exception as exc:  # the next round tries again; holds last hold_seconds
                 logger.warning("renewing %d reservations failed: %s", len(self._live), exc)
                 if is_noscript(exc):

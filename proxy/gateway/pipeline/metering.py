@@ -248,7 +248,7 @@ class Metering:
             except REDIS_FAILURES as exc:
                 if self.on_ship_error is not None:
                     with contextlib.suppress(*REDIS_FAILURES):
-                        await self.on_ship_error(exc)
+                        await self.on_ship_error(exc.__cause__ or exc)
                 if self.recorder is not None and self._redis_away():
                     failures = 0
                     continue  # recorded here from now on
@@ -274,14 +274,21 @@ class Metering:
         if self._redis is None:
             return
         batch = list(itertools.islice(self._outbox, BATCH_SIZE))
-        async with self._redis.background.pipeline(transaction=False) as pipe:
-            if self.before_ship is not None:
-                await self.before_ship(pipe, batch)
-            for event in batch:
-                # No MAXLEN: trimming here could drop events not yet billed (the consumer
-                # trims, below what it acknowledged).
-                pipe.xadd(USAGE_STREAM, {"event": event.to_json()})
-            await pipe.execute()
+
+        async def send(client: Any) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                if self.before_ship is not None:
+                    await self.before_ship(pipe, batch)
+                for event in batch:
+                    # No MAXLEN: trimming here could drop events not yet billed (the consumer
+                    # trims, below what it acknowledged).
+                    pipe.xadd(USAGE_STREAM, {"event": event.to_json()})
+                await pipe.execute()
+
+        # Through the breaker: shipments that fail tell the request path Redis is away (with
+        # leases, requests may not call Redis themselves for long). The events that then
+        # take the fallback are counted as they are recorded here.
+        await self._redis.call("usage", send, patient=True, callers=0)
         if self.after_ship is not None:
             self.after_ship(batch)
         self.durable(batch)
