@@ -263,6 +263,7 @@ def test_a_worker_killed_mid_batch_and_started_again_records_every_event_once(
     recorded_before = UsageRecord.objects.filter(account_id=bob.pk).count()
     assert recorded_before == (0 if kill == "inside the transaction" else len(second))
     assert pending_count(stream) == len(second)  # the dead worker's, never acknowledged
+    dead = f"{socket.gethostname()}-{worker.process.pid}"  # its consumer (billing/tasks.py)
     later = [event(alice, cost) for cost in costs(50, 9000)]
     ship(stream, later)
     for sent in later:
@@ -298,4 +299,7 @@ def test_a_worker_killed_mid_batch_and_started_again_records_every_event_once(
     assert rollups_in_db() == rollups_of_records()
     assert pending_count(stream) == 0
     assert stream.xlen(USAGE_STREAM) == 0
+    # The dead worker's consumer went with its last entry: restarts do not pile them up.
+    consumers: Any = stream.xinfo_consumers(USAGE_STREAM, USAGE_GROUP)
+    assert dead.encode() not in {consumer["name"] for consumer in consumers}
     assert "Traceback" not in again.output(), again.output()
