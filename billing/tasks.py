@@ -8,6 +8,8 @@ for at most DRAIN_BUDGET_SECONDS, records each batch in one transaction
 only once that transaction committed; last, it trims the stream below what the group has
 acknowledged. A worker killed mid-batch leaves its entries pending: the next run claims them
 after CLAIM_IDLE_MS, and events recorded before the kill are skipped, so each is recorded once.
+Each worker process reads as a consumer of its own (host-pid); one left with nothing pending
+(a dead worker's, once its entries were claimed) is removed from the group.
 """
 
 import logging
@@ -39,6 +41,22 @@ REDIS_TIMEOUT_SECONDS = 10
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
+# KEYS: the stream. ARGV: the group, the calling consumer. Removes the other consumers that
+# hold nothing pending; atomic, so none is removed with entries in its pending list (they would
+# never be delivered again), and a live one is created again by its next XREADGROUP.
+FORGET_EMPTY_CONSUMERS = """
+local gone = 0
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['pending'] == 0 and f['name'] ~= ARGV[2] then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    gone = gone + 1
+  end
+end
+return gone
+"""
+
 
 @shared_task(name="billing.usage_drain", ignore_result=True)
 def usage_drain() -> int:
@@ -52,6 +70,7 @@ def usage_drain() -> int:
 def drain(client: Redis, *, consumer: str, budget: int = DRAIN_BUDGET_SECONDS) -> int:
     ensure_group(client)
     recorded = _claim_stale(client, consumer)
+    _forget_empty_consumers(client, consumer)
     deadline = time.monotonic() + budget
     while time.monotonic() < deadline:
         reply: Any = client.xreadgroup(USAGE_GROUP, consumer, {USAGE_STREAM: ">"}, count=BATCH_SIZE)
@@ -83,6 +102,12 @@ def _claim_stale(client: Redis, consumer: str) -> int:
             recorded += _record(client, entries)
         if start in (b"0-0", "0-0"):
             return recorded
+
+
+def _forget_empty_consumers(client: Redis, consumer: str) -> None:
+    # Without this every restart (a new pid) left a consumer in the group for good.
+    forget: Any = client.register_script(FORGET_EMPTY_CONSUMERS)
+    forget(keys=[USAGE_STREAM], args=[USAGE_GROUP, consumer])
 
 
 def _record(client: Redis, entries: list[Entry]) -> int:

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import redis
@@ -40,6 +41,11 @@ def ship(client: redis.Redis, events: list[UsageEvent]) -> None:
     """As the gateway's metering ships them."""
     for sent in events:
         client.xadd(USAGE_STREAM, {"event": sent.to_json()})
+
+
+def consumers(client: redis.Redis) -> set[bytes]:
+    found: Any = client.xinfo_consumers(USAGE_STREAM, USAGE_GROUP)
+    return {consumer["name"] for consumer in found}
 
 
 def charges() -> list[Decimal]:
@@ -81,9 +87,11 @@ def test_what_a_dead_consumer_held_is_claimed_and_recorded_once(
     assert tasks.drain(stream, consumer="fresh") == 0  # not idle long enough to claim yet
     assert stream.xpending(USAGE_STREAM, USAGE_GROUP)["pending"] == 3
     assert stream.xlen(USAGE_STREAM) == 3  # pending entries are never trimmed
+    assert b"dead" in consumers(stream)  # what it holds stays its own until claimed
     monkeypatch.setattr(tasks, "CLAIM_IDLE_MS", 0)
     assert tasks.drain(stream, consumer="fresh") == 2
     assert stream.xpending(USAGE_STREAM, USAGE_GROUP)["pending"] == 0
+    assert consumers(stream) == {b"fresh"}  # the emptied dead one is forgotten
     assert sorted(charges()) == [Decimal("-0.03"), Decimal("-0.02"), Decimal("-0.01")]
     assert UsageRecord.objects.count() == 3
 
