@@ -8,6 +8,7 @@ runs (web search, grounding) cost a fixed amount per call. Prices' first four fi
 their meaning: the standard tier's prices for prompts below every threshold.
 """
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -146,9 +147,23 @@ def highest_prices(
     `prompt_tokens_bound` prompt tokens can be charged per prompt token and per output token,
     at `service_tier` (None: the standard tier). Every long-context tier the bound reaches
     counts, since the output may not be known when this is asked."""
+    highest_input = highest_output = Decimal(0)
+    for above, input_side, output in _ladder(prices, service_tier):
+        if prompt_tokens_bound > above:
+            highest_input = max(highest_input, input_side)
+            highest_output = max(highest_output, output)
+    return highest_input, highest_output
+
+
+@functools.lru_cache(maxsize=1024)
+def _ladder(prices: Prices, service_tier: str | None) -> tuple[tuple[int, Decimal, Decimal], ...]:
+    """(threshold, input-side, output) for the tier's rates (threshold -1: every prompt) and
+    each of its long-context tiers: worked out once per card's prices, not per request."""
     table = prices.tier(service_tier) or prices.standard
-    reached = [table.rates, *(t.rates for t in table.long_context if prompt_tokens_bound > t.above)]
-    return max(r.input_side for r in reached), max(r.output for r in reached)
+    return (
+        (-1, table.rates.input_side, table.rates.output),
+        *((t.above, t.rates.input_side, t.rates.output) for t in table.long_context),
+    )
 
 
 def server_tool_worst_case(prices: Prices, counts: Mapping[str, int]) -> Decimal:
