@@ -8,7 +8,6 @@ runs (web search, grounding) cost a fixed amount per call. Prices' first four fi
 their meaning: the standard tier's prices for prompts below every threshold.
 """
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -147,18 +146,32 @@ def highest_prices(
     `prompt_tokens_bound` prompt tokens can be charged per prompt token and per output token,
     at `service_tier` (None: the standard tier). Every long-context tier the bound reaches
     counts, since the output may not be known when this is asked."""
+    ladder = _LADDERS.get((id(prices), service_tier))
+    if ladder is None or ladder[0] is not prices:
+        ladder = (prices, _ladder(prices, service_tier))
+        if len(_LADDERS) >= 1024:
+            _LADDERS.clear()
+        _LADDERS[(id(prices), service_tier)] = ladder
+    steps = ladder[1]
+    if len(steps) == 1:  # no long-context tier: most cards
+        return steps[0][1], steps[0][2]
     highest_input = highest_output = Decimal(0)
-    for above, input_side, output in _ladder(prices, service_tier):
+    for above, input_side, output in steps:
         if prompt_tokens_bound > above:
             highest_input = max(highest_input, input_side)
             highest_output = max(highest_output, output)
     return highest_input, highest_output
 
 
-@functools.lru_cache(maxsize=1024)
+# (id(prices), tier) -> (prices, ladder): keyed by identity, since a card's Prices lives as long
+# as the routing table and hashing it costs more than the lookup saves; the entry holds the
+# Prices, so its id is not reused while cached, and `is` checks it.
+_LADDERS: dict[tuple[int, str | None], tuple[Prices, tuple[tuple[int, Decimal, Decimal], ...]]] = {}
+
+
 def _ladder(prices: Prices, service_tier: str | None) -> tuple[tuple[int, Decimal, Decimal], ...]:
     """(threshold, input-side, output) for the tier's rates (threshold -1: every prompt) and
-    each of its long-context tiers: worked out once per card's prices, not per request."""
+    each of its long-context tiers."""
     table = prices.tier(service_tier) or prices.standard
     return (
         (-1, table.rates.input_side, table.rates.output),

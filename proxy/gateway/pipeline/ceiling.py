@@ -201,11 +201,12 @@ def worst_case(
         limit = requested if requested is not None else card.max_output_tokens or 0
         limit = limit or card.context_length
     prompt_tokens = prompt_bound(len(raw), raw, card, long_context=long_context)
-    window = (
-        (context_window(card, long_context=long_context) or LONG_CONTEXT_TOKENS) if tools else 0
-    )
-    uses = max((tool.uses for tool in tools if tool.lower is not None), default=0)
-    bound = prompt_tokens + (_passes(tools, None) - 1) * window if tools else prompt_tokens
+    window = uses = 0
+    bound = prompt_tokens
+    if tools:
+        window = context_window(card, long_context=long_context) or LONG_CONTEXT_TOKENS
+        uses = max((tool.uses for tool in tools if tool.lower is not None), default=0)
+        bound += (_passes(tools, None) - 1) * window
     # Tier-aware: a prompt that may pass a long-context threshold is held at that tier's price.
     input_price, output_price = highest_prices(card.prices, bound, service_tier)
     return WorstCase(
