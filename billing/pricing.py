@@ -146,9 +146,37 @@ def highest_prices(
     `prompt_tokens_bound` prompt tokens can be charged per prompt token and per output token,
     at `service_tier` (None: the standard tier). Every long-context tier the bound reaches
     counts, since the output may not be known when this is asked."""
+    ladder = _LADDERS.get((id(prices), service_tier))
+    if ladder is None or ladder[0] is not prices:
+        ladder = (prices, _ladder(prices, service_tier))
+        if len(_LADDERS) >= 1024:
+            _LADDERS.clear()
+        _LADDERS[(id(prices), service_tier)] = ladder
+    steps = ladder[1]
+    if len(steps) == 1:  # no long-context tier: most cards
+        return steps[0][1], steps[0][2]
+    highest_input = highest_output = Decimal(0)
+    for above, input_side, output in steps:
+        if prompt_tokens_bound > above:
+            highest_input = max(highest_input, input_side)
+            highest_output = max(highest_output, output)
+    return highest_input, highest_output
+
+
+# (id(prices), tier) -> (prices, ladder): keyed by identity, since a card's Prices lives as long
+# as the routing table and hashing it costs more than the lookup saves; the entry holds the
+# Prices, so its id is not reused while cached, and `is` checks it.
+_LADDERS: dict[tuple[int, str | None], tuple[Prices, tuple[tuple[int, Decimal, Decimal], ...]]] = {}
+
+
+def _ladder(prices: Prices, service_tier: str | None) -> tuple[tuple[int, Decimal, Decimal], ...]:
+    """(threshold, input-side, output) for the tier's rates (threshold -1: every prompt) and
+    each of its long-context tiers."""
     table = prices.tier(service_tier) or prices.standard
-    reached = [table.rates, *(t.rates for t in table.long_context if prompt_tokens_bound > t.above)]
-    return max(r.input_side for r in reached), max(r.output for r in reached)
+    return (
+        (-1, table.rates.input_side, table.rates.output),
+        *((t.above, t.rates.input_side, t.rates.output) for t in table.long_context),
+    )
 
 
 def server_tool_worst_case(prices: Prices, counts: Mapping[str, int]) -> Decimal:

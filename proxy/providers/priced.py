@@ -16,6 +16,9 @@ ANTHROPIC_SERVER_TOOLS = {
     "web_fetch_": "web_fetch",
     "code_execution_": "code_execution",
 }
+# Gemini takes no limit on a grounded request's Google Search queries: the worst case holds
+# this many per candidate, and no more are charged (gemini/adapter.py with_grounding).
+GROUNDING_QUERIES = 8
 
 
 def _unpriced(field: str, what: str, card: Card, hint: str = "") -> InvalidRequest:

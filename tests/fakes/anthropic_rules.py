@@ -264,8 +264,15 @@ class AnthropicRequestRules:
     def check_tools(body: dict[str, Any]) -> None:
         tools = body.get("tools")
         for index, tool in enumerate(tools or ()):
-            if tool.get("type", "custom") not in ("custom", None):
-                continue  # a server tool: its fields are the schema's
+            kind = tool.get("type", "custom")
+            if kind not in ("custom", None):
+                # A server tool: its fields are the schema's; max_uses is above 0 (or null).
+                uses = tool.get("max_uses")
+                if isinstance(uses, int) and uses <= 0:
+                    raise AnthropicError(
+                        f"tools.{index}.{kind}.max_uses: Input should be greater than 0"
+                    )
+                continue
             if not TOOL_NAME.fullmatch(tool["name"]):
                 raise AnthropicError(
                     f"tools.{index}.custom.name: String should match pattern "

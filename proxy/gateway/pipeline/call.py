@@ -2,7 +2,7 @@
 (failover), then complete a whole answer or relay a stream (pipeline/relay.py)."""
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,7 +20,7 @@ from proxy.gateway.errors import GatewayError, PaymentRequired
 from proxy.gateway.http import JSON_CONTENT_TYPE, Request, Response
 from proxy.gateway.limits import RateLimiter
 from proxy.gateway.pipeline.calls import CallRecord
-from proxy.gateway.pipeline.ceiling import OutputLimit, WorstCase, worst_case
+from proxy.gateway.pipeline.ceiling import Fit, OutputLimit, ServerTool, WorstCase, worst_case
 from proxy.gateway.pipeline.resolve import Catalog, resolve_card
 from proxy.gateway.purse import Purse
 from proxy.gateway.routing import Card
@@ -100,21 +100,25 @@ class Pipeline:
         *,
         long_context: bool = False,
         service_tier: str | None = None,
+        tools: Sequence[ServerTool] = (),
     ) -> None:
         """Hold the call's worst case (ceiling.py) against the key's per-request cap, what is
-        left of its budget and the account's available balance, lowering the output limit to
-        fit the smallest of the three; PaymentRequired (402) naming it when nothing fits."""
+        left of its budget and the account's available balance, lowering its server tools'
+        calls and then its output limit to fit the smallest of the three; PaymentRequired
+        (402) naming it when nothing fits."""
         card, policy = record.card, record.policy
         if card is None:
             raise RuntimeError("reserve() before admit()")
-        worst = worst_case(card, raw, output, long_context=long_context, service_tier=service_tier)
-        limit = worst.output_tokens
+        worst = worst_case(
+            card, raw, output, long_context=long_context, service_tier=service_tier, tools=tools
+        )
+        fit = Fit(worst.output_tokens, worst.uses)
         cap = policy.max_request_cost
-        if cap is not None and worst.cost() > cap:
-            capped = worst.fitting(cap)
+        if cap is not None:
+            capped = worst.fit(cap)
             if capped is None:
                 raise _short_of_cap(worst, cap)
-            limit = capped
+            fit = capped
         window = None
         if policy.budget is not None:
             window = budget_window(policy.budget_period, datetime.now(UTC))
@@ -126,7 +130,7 @@ class Pipeline:
                 key_id=policy.key_id,
                 budget=policy.budget,
                 window=window.name if window is not None else None,
-                amount=worst.cost(limit),
+                amount=worst.cost(fit.output_tokens, fit.uses),
             )
             if verdict.held:
                 break
@@ -135,14 +139,20 @@ class Pipeline:
                 ceiling, short = verdict.budget_left, "budget"
             if cap is not None and cap < ceiling:
                 ceiling, short = cap, "cap"
-            fitted = worst.fitting(ceiling)
+            fitted = worst.fit(ceiling)
             if fitted is None:
                 if short == "budget" and window is not None and policy.budget is not None:
                     raise _short_of_budget(worst, policy.budget, ceiling, window.resets_at)
                 raise _short_of_balance(worst, ceiling)
-            limit = min(fitted, limit)
+            fit = Fit(min(fitted.output_tokens, fit.output_tokens), min(fitted.uses, fit.uses))
         else:  # three tries, each outrun by other calls: what the last one found
             raise _short_of_balance(worst, verdict.available)
+        if fit.uses < worst.uses:
+            for tool in worst.tools:
+                if tool.lower is not None:
+                    tool.lower(fit.uses)
+            record.headers = [*record.headers, (b"x-tokenbyte-max-uses", str(fit.uses).encode())]
+        limit = fit.output_tokens
         if output is not None and output.lower is not None and limit < worst.output_tokens:
             output.lower(limit)
             record.headers = [*record.headers, (b"x-tokenbyte-max-tokens", str(limit).encode())]
@@ -200,10 +210,15 @@ class Pipeline:
 
 
 def _least(worst: WorstCase) -> str:
+    uses = min(worst.uses, 1)
     if worst.output is None:
-        return f"${price_text(worst.cost())}"
+        return f"${price_text(worst.cost(uses=uses))}"
     least = worst.output.minimum
-    return f"${price_text(worst.cost(least))} even with its output cut to {least} tokens"
+    searches = " and one call of each server tool" if uses else ""
+    return (
+        f"${price_text(worst.cost(least, uses))} even with its output cut to {least} tokens"
+        f"{searches}"
+    )
 
 
 def _short_of_cap(worst: WorstCase, cap: Decimal) -> PaymentRequired:

@@ -14,6 +14,7 @@ from proxy.gateway.pipeline.call import Pipeline
 from proxy.gateway.pipeline.calls import priced_usage
 from proxy.gateway.pipeline.ceiling import OutputLimit
 from proxy.gateway.pipeline.relay import StreamOutput, relay_stream
+from proxy.gateway.pipeline.server_tools import chat_server_tools
 from proxy.gateway.sse import DONE, Event, frame
 from proxy.providers import adapter_for
 from proxy.providers.base import StreamTranslator
@@ -32,6 +33,7 @@ async def chat_completions(request: Request, pipeline: Pipeline) -> Response | N
             request.raw,
             chat_output_limit(body),
             service_tier=tier if isinstance(tier, str) else None,
+            tools=chat_server_tools(body, card),
         )
         adapter = adapter_for(card.provider)
 

@@ -27,6 +27,7 @@ from proxy.gateway.pipeline.call import Pipeline
 from proxy.gateway.pipeline.calls import ZERO_USAGE
 from proxy.gateway.pipeline.ceiling import MINIMAL_ANSWER_TOKENS, OutputLimit
 from proxy.gateway.pipeline.relay import StreamOutput, relay_stream
+from proxy.gateway.pipeline.server_tools import messages_server_tools
 from proxy.gateway.routing import Card
 from proxy.gateway.sse import Event, named_frame
 from proxy.providers import adapter_for
@@ -44,10 +45,16 @@ async def messages(request: Request, pipeline: Pipeline) -> Response | None:
         call = validate_messages(body)
         card = await pipeline.admit(record, call.model, card_type="chat", stream=call.stream)
         long_context = b"context-1m" in (request.header(b"anthropic-beta") or b"")
-        await pipeline.reserve(
-            record, request.raw, messages_output_limit(body), long_context=long_context
-        )
         adapter = adapter_for(card.provider)
+        # Server tools run on Anthropic's cards only (the translation refuses them).
+        native = isinstance(adapter, AnthropicAdapter)
+        await pipeline.reserve(
+            record,
+            request.raw,
+            messages_output_limit(body),
+            long_context=long_context,
+            tools=messages_server_tools(body, card) if native else (),
+        )
         output: StreamOutput
         if isinstance(adapter, AnthropicAdapter):
             beta = ga_betas(request.header(b"anthropic-beta"))

@@ -29,6 +29,7 @@ from proxy.providers.base import (
 )
 from proxy.providers.gemini.request import gemini_body
 from proxy.providers.openai import parse_json_object
+from proxy.providers.priced import GROUNDING_QUERIES
 from proxy.providers.translate import token_count
 from proxy.upstream.request import UpstreamRequest
 from proxy.upstream.wording import stream_failure
@@ -64,10 +65,13 @@ def grounding_queries(candidates: Any) -> dict[int, int]:
 
 def with_grounding(usage: Usage, queries: dict[int, int]) -> Usage:
     """Grounding's calls: Gemini 3 bills each search query, Gemini 2.5 each grounded prompt;
-    both are counted, and the card prices the one its model is billed by."""
+    both are counted, and the card prices the one its model is billed by. At most
+    GROUNDING_QUERIES queries per candidate are charged: what the request's worst case held
+    (Gemini takes no limit on them)."""
     if not queries:
         return usage
-    tools = {"google_search": sum(queries.values()), "grounded_prompt": 1}
+    charged = sum(min(count, GROUNDING_QUERIES) for count in queries.values())
+    tools = {"google_search": charged, "grounded_prompt": 1}
     return replace(usage, server_tools=tools)
 
 
