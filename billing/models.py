@@ -150,6 +150,19 @@ class Hold(models.Model):
         return f"hold {self.id}: {self.amount}"
 
 
+class UsageInbox(models.Model):
+    """A usage event written, not yet recorded: the in-process recorder's durable step (one
+    small row per event, so an answer waits for little), folded into its record, charge and
+    rollups later, in larger batches, in the transaction that deletes it (billing/inbox.py)."""
+
+    event_id = models.CharField(max_length=64, primary_key=True)
+    event = models.TextField()  # UsageEvent.to_json
+    written_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"usage event {self.event_id} (not yet recorded)"
+
+
 class UsageRecord(models.Model):
     """One request that passed authentication, as its usage event told it: lean, one row each.
 

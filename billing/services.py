@@ -3,6 +3,7 @@
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -11,6 +12,7 @@ from django.db import transaction
 from redis.exceptions import RedisError
 
 from billing.events import UsageEvent
+from billing.inbox import inbox_append, inbox_fold, inbox_left
 from billing.models import Balance, EntryKind, LedgerEntry
 from billing.money import BadAmount, ledger_amount
 from billing.recording import record_events
@@ -124,3 +126,20 @@ def usage_events_record(*, events: Sequence[UsageEvent]) -> RecordedBatch:
     gateway's own process, where the ORM's cost per row halved its throughput."""
     with transaction.atomic():
         return record_events(events)
+
+
+def usage_events_write(*, events: Sequence[UsageEvent]) -> None:
+    """Make a batch of usage events durable, to be recorded later (billing/inbox.py): the
+    in-process recorder's first step, which the answers wait for."""
+    inbox_append(events)
+
+
+def usage_events_fold(*, events: Sequence[UsageEvent]) -> RecordedBatch:
+    """Record and charge events written before, and take them out of the inbox, in one
+    transaction (idempotent like usage_events_record)."""
+    return inbox_fold(events)
+
+
+def usage_events_left(*, written_before: datetime, limit: int) -> list[UsageEvent]:
+    """Events written but never folded (their process stopped between the two steps)."""
+    return inbox_left(written_before=written_before, limit=limit)

@@ -9,7 +9,12 @@ from billing import holds
 from billing.events import UsageEvent
 from billing.reservations import RecordedBatch
 from billing.selectors import MoneySnapshot, money_snapshot
-from billing.services import usage_events_record
+from billing.services import (
+    usage_events_fold,
+    usage_events_left,
+    usage_events_record,
+    usage_events_write,
+)
 from keys import cache as key_cache
 from keys.services import key_last_used_record
 from proxy.gateway.stores import CatalogStore, GatewayStores, HoldStore, KeyStore, MoneyStore
@@ -53,6 +58,18 @@ def _hold_take(
     )
 
 
+def _usage_write(events: Sequence[UsageEvent]) -> None:
+    usage_events_write(events=events)
+
+
+def _usage_fold(events: Sequence[UsageEvent]) -> RecordedBatch:
+    return usage_events_fold(events=events)
+
+
+def _usage_left(written_before: datetime, limit: int) -> list[UsageEvent]:
+    return usage_events_left(written_before=written_before, limit=limit)
+
+
 def _hold_release(hold_ids: list[str]) -> int:
     return holds.holds_release(hold_ids=hold_ids)
 
@@ -81,5 +98,8 @@ def gateway_stores() -> GatewayStores:
             snapshot=_money_snapshot,
             record=_usage_record,
             holds=HoldStore(take=_hold_take, release=_hold_release, renew=_hold_renew),
+            write=_usage_write,
+            fold=_usage_fold,
+            left=_usage_left,
         ),
     )

@@ -48,6 +48,7 @@ from tokenbyte.redis import REDIS_FAILURES, BreakerState, GatewayRedis, RedisUna
 logger = logging.getLogger(__name__)
 
 LEASE_CALLS = 64
+WHOLE = str(2**53)  # given back, more than any lease holds: the lease goes whole
 IDLE_SECONDS = 2.0
 UPKEEP_SECONDS = 0.5
 
@@ -264,31 +265,38 @@ class Leases:
                 logger.debug("giving leases back failed: %s", exc)
 
     async def _give_back(self, *, everything: bool) -> None:
-        """Give back what idle leases do not use (every unused nano at a stop)."""
+        """Give back what idle leases do not use (every unused nano at a stop): an idle lease
+        with no call in flight goes whole. While Redis is away this only probes it."""
+        if self._redis.breaker.state is not BreakerState.CLOSED:
+            await self._redis.call("lease", _ping, patient=True)
+            return
         idle_since = time.monotonic() - IDLE_SECONDS
         for account_id, lease in list(self._leases.items()):
-            spare = 0
-            if everything or lease.last_call < idle_since:
-                spare = max(0, lease.amount - lease.used)
-            amount = spare + lease.give_back
-            if not amount or lease.growing is not None:
+            if lease.growing is not None:
                 continue
-            # Off the lease before the call: calls meanwhile must not count on it.
+            idle = everything or lease.last_call < idle_since
+            whole = idle and not lease.used
+            spare = max(0, lease.amount - lease.used) if idle else 0
+            amount = WHOLE if whole else spare + lease.give_back
+            if not amount:
+                continue
+            # Off the lease before the call, so calls meanwhile do not count on it. Should
+            # the call fail, Redis holds what this process counts, or more: never less.
             lease.amount -= spare
             lease.give_back = 0
             keys = account_keys(account_id)
-            try:  # through the breaker: after an outage, this may be the probe
-                left = await self._script(
-                    self._return, [keys.main, keys.holds, keys.expiry], [lease.lease_id, amount]
-                )
-            except BaseException:
-                # Given back or not, Redis may hold less than this process would count on:
-                # a new lease starts; this one, no longer renewed, is swept.
-                self._drop(account_id, lease)
-                raise
+            left = await self._script(
+                self._return, [keys.main, keys.holds, keys.expiry], [lease.lease_id, amount]
+            )
             if int(left) < 0:  # gone: given back whole, or swept
-                self._drop(account_id, lease)
+                lease.amount = 0
+                if not lease.used:
+                    self._drop(account_id, lease)
 
     def _drop(self, account_id: int, lease: _Lease) -> None:
         if self._leases.get(account_id) is lease:
             del self._leases[account_id]
+
+
+async def _ping(client: Any) -> Any:
+    return await client.ping()

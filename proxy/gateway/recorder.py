@@ -5,6 +5,13 @@ it, this recorder does the same work here, through the same service (the store's
 billing.services.usage_events_record, one transaction per batch, idempotent on the event id),
 on a thread and database connection of its own, never the key lookups' or asgiref's.
 
+Two steps, when the store has them (`write`, then `fold`: billing/inbox.py): each event is first
+written durably, one small row, and its answer may end; the events written are then recorded,
+up to FOLD_SIZE at a time, where recording costs a third per event of what it costs in the
+batches of a few that answers waiting for it would allow. Writing goes first whenever events
+wait for it. What a stopped process left written is folded by the next recorder that looks
+(at its start and every SWEEP_SECONDS, what is older than STALE_SECONDS).
+
 Group commit: events wait while a write runs and make the next batch, all of them (up to
 BATCH_SIZE), at once; there is no linger, so a lone request waits for one write of one event.
 A batch that fails is retried with backoff (0.05 s doubling to 5 s), whole, with what arrived
@@ -26,6 +33,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 from billing.events import UsageEvent
 from billing.reservations import RecordedBatch
@@ -34,6 +42,10 @@ from proxy.gateway.db import PollingThread
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+FOLD_SIZE = 250  # a fold holds the writes behind it: a few milliseconds at most
+FOLD_LINGER_SECONDS = 0.25  # written events wait this long for others to fold with
+SWEEP_SECONDS = 10.0
+STALE_SECONDS = 30.0
 BACKLOG_LIMIT = 100_000  # events waiting for the database; beyond it the oldest are dropped
 RETRY_FIRST_SECONDS = 0.05
 RETRY_MAX_SECONDS = 5.0
@@ -43,6 +55,9 @@ DROP_LOG_SECONDS = 10.0
 
 # The store's writer: a batch of events -> what it changed (on the recorder's thread).
 RecordBatch = Callable[[Sequence[UsageEvent]], RecordedBatch]
+# The two steps: write a batch durably; events written before a time (at most n).
+WriteBatch = Callable[[Sequence[UsageEvent]], None]
+LeftBehind = Callable[[datetime, int], list[UsageEvent]]
 
 
 class Recorder:
@@ -52,11 +67,27 @@ class Recorder:
         *,
         committed: Callable[[Sequence[UsageEvent], RecordedBatch], None],
         dropped: Callable[[Sequence[UsageEvent]], None],
+        write: WriteBatch | None = None,
+        written: Callable[[Sequence[UsageEvent]], None] | None = None,
+        left: LeftBehind | None = None,
     ) -> None:
+        """`record` records events (with `write`: events written before, and takes them out);
+        `committed` hears of each recorded batch, `written` of each written one."""
         self._record = record
         self._committed = committed
         self._on_dropped = dropped
+        self._write = write
+        self._written = written
+        self._left = left
         self._pending: collections.deque[UsageEvent] = collections.deque()
+        # With `write`: written, waiting to be recorded (the queue `record` takes from).
+        self._written_events: collections.deque[UsageEvent] = collections.deque()
+        self._written_since = 0.0  # when the oldest of them was written (monotonic)
+        self._to_record = self._pending if write is None else self._written_events
+        self._writing: list[UsageEvent] = []
+        self._swept_at = -float("inf")
+        self._swept_at_start = True
+        self._started_at = datetime.now(UTC)
         self._wake = asyncio.Event()
         self._thread = PollingThread("usage-recorder")
         self._task: asyncio.Task[None] | None = None
@@ -64,7 +95,8 @@ class Recorder:
         self._dropped = 0
         self._dropped_logged_at = -float("inf")
         self._failures = 0
-        self._limit = BATCH_SIZE  # the next batch's size: halved while writes keep failing
+        self._size = BATCH_SIZE if write is None else FOLD_SIZE
+        self._limit = self._size  # the next batch's size: halved while writes keep failing
         self._suspect: UsageEvent | None = None  # a lone event that failed, set aside
 
     def add(self, batch: Sequence[UsageEvent]) -> None:
@@ -81,42 +113,62 @@ class Recorder:
 
     @property
     def backlog(self) -> int:
-        """Events not yet committed (waiting, or in the write under way)."""
-        return len(self._pending) + len(self._in_flight)
+        """Events not yet recorded (waiting, or in the write under way)."""
+        return (
+            len(self._pending)
+            + len(self._writing)
+            + len(self._written_events)
+            + len(self._in_flight)
+        )
+
+    @property
+    def swept(self) -> bool:
+        """Whether it looked for what stopped processes left (it does first thing)."""
+        return not self._swept_at_start
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._record_forever(), name="usage-recorder")
 
     async def stop(self) -> None:
-        """Write what is queued for at most STOP_SECONDS; log what could not be written."""
+        """Write and record what is queued for at most STOP_SECONDS; log what could not be."""
         if self._task is None:
             return
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        deadline = time.monotonic() + STOP_SECONDS
-        # A write cancelled above runs on in its thread: its events are retried (idempotent).
-        self._pending.extendleft(reversed(self._in_flight))
+        # A step cancelled above runs on in its thread: its events are taken again (each step
+        # is idempotent).
+        self._pending.extendleft(reversed(self._writing))
+        self._writing = []
+        self._to_record.extendleft(reversed(self._in_flight))
         self._in_flight = []
         if self._suspect is not None:
-            self._pending.appendleft(self._suspect)
+            self._to_record.appendleft(self._suspect)
             self._suspect = None
         try:
-            async with asyncio.timeout_at(asyncio.get_running_loop().time() + STOP_SECONDS):
-                while self._pending:
-                    if not await self._write_once():
-                        await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+            async with asyncio.timeout(STOP_SECONDS):
+                while self._pending or self._to_record:
+                    if not await self._step():
+                        await asyncio.sleep(0.2)
         except TimeoutError:
             pass
-        left = [*self._in_flight, *self._pending]
-        if left:
+        unwritten = [*self._writing, *self._pending]
+        if self._write is None:
+            unwritten = [*self._in_flight, *self._pending]
+        if unwritten:
             logger.error(
                 "stopping: %d usage events not recorded (the database did not take them within "
                 "%.0f s; any in a write still under way may yet commit): %s",
-                len(left),
+                len(unwritten),
                 STOP_SECONDS,
-                " ".join(event.event_id for event in left),
+                " ".join(event.event_id for event in unwritten),
+            )
+        if self._write is not None and (self._written_events or self._in_flight):
+            logger.warning(
+                "stopping: %d usage events written but not yet recorded; the next recorder "
+                "records them",
+                len(self._written_events) + len(self._in_flight),
             )
         await self._thread.close()
 
@@ -131,51 +183,126 @@ class Recorder:
 
     async def _record_forever(self) -> None:
         while True:
-            if not self._pending:
+            if self._left is not None and time.monotonic() - self._swept_at >= SWEEP_SECONDS:
+                await self._sweep()
+            wait = self._idle_for()
+            if wait is not None:
                 self._wake.clear()
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
                 continue
-            if await self._write_once():
+            if await self._step():
                 continue
             delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (self._failures - 1))
             await asyncio.sleep(delay)
 
+    def _idle_for(self) -> float | None:
+        """How long to wait for more events before the next step (None: no wait)."""
+        if self._pending:
+            return None
+        if not self._to_record:
+            return SWEEP_SECONDS
+        if self._write is None or len(self._to_record) >= FOLD_SIZE or self._failures:
+            return None
+        ripe_in = self._written_since + FOLD_LINGER_SECONDS - time.monotonic()
+        return ripe_in if ripe_in > 0 else None
+
+    async def _step(self) -> bool:
+        """Write what waits to be written, else record what waits to be recorded."""
+        if self._write is not None and self._pending:
+            return await self._write_once()
+        return await self._record_once()
+
+    async def _sweep(self) -> None:
+        """Take up what a stopped process left written (at start: whatever was written before)."""
+        self._swept_at = time.monotonic()
+        before = datetime.now(UTC) - timedelta(seconds=STALE_SECONDS)
+        if self._swept_at_start:
+            before, self._swept_at_start = self._started_at, False
+        left = self._left
+        if left is None:
+            return
+        try:
+            events = await self._thread.run(left, before, BATCH_SIZE)
+        except Exception as exc:  # tried again at the next sweep
+            logger.warning("looking for usage events left unrecorded failed: %s", exc)
+            return
+        known = {e.event_id for e in (*self._written_events, *self._in_flight, *self._writing)}
+        events = [event for event in events if event.event_id not in known]
+        if events:
+            logger.warning("recording %d usage events a stopped process left", len(events))
+            self._written_events.extend(events)
+
     async def _write_once(self) -> bool:
-        """Write the waiting events (up to BATCH_SIZE) in one transaction; False if it failed
-        (they stay first in line)."""
-        count = min(len(self._pending), self._limit)
-        batch = self._in_flight = [self._pending.popleft() for _ in range(count)]
+        """Write the waiting events (up to BATCH_SIZE) durably; False if it failed."""
+        write = self._write
+        if write is None:
+            return False
+        count = min(len(self._pending), BATCH_SIZE)
+        batch = self._writing = [self._pending.popleft() for _ in range(count)]
+        try:
+            await self._thread.run(write, batch)
+        except Exception as exc:
+            self._writing = []
+            self._pending.extendleft(reversed(batch))
+            self._failed(len(batch), exc)
+            return False
+        self._writing = []
+        if not self._written_events:
+            self._written_since = time.monotonic()
+        self._written_events.extend(batch)
+        self._succeeded()
+        if self._written is not None:
+            try:
+                self._written(batch)
+            except Exception:  # the write stands; a listener's failure must not undo it
+                logger.exception("after writing %d usage events", len(batch))
+        return True
+
+    def _failed(self, count: int, exc: Exception) -> None:
+        self._failures += 1
+        if self._failures == 1 or self._failures % 20 == 0:
+            logger.warning(
+                "recording %d usage events failed (%s: %s); %d wait, retrying",
+                count,
+                type(exc).__name__,
+                exc,
+                len(self._pending) + len(self._to_record),
+                exc_info=self._failures == 1,
+            )
+
+    def _succeeded(self) -> None:
+        if self._failures:
+            logger.warning("usage events are recorded again (%d waiting)", self.backlog)
+            self._failures = 0
+
+    async def _record_once(self) -> bool:
+        """Record the waiting events (up to the batch size) in one transaction; False if it
+        failed (they stay first in line)."""
+        queue = self._to_record
+        count = min(len(queue), self._limit)
+        batch = self._in_flight = [queue.popleft() for _ in range(count)]
         try:
             recorded = await self._thread.run(self._record, batch)
         except Exception as exc:
             self._in_flight = []
-            self._failures += 1
             if self._suspect is not None:  # the others fail too: the database, not the event
                 batch.insert(0, self._suspect)
                 self._suspect = None
-            if self._failures >= ISOLATE_AFTER and len(batch) == 1 and self._pending:
+            if self._failures + 1 >= ISOLATE_AFTER and len(batch) == 1 and queue:
                 self._suspect = batch.pop()  # try the others without it
-            elif self._failures >= ISOLATE_AFTER:
+            elif self._failures + 1 >= ISOLATE_AFTER:
                 self._limit = max(1, len(batch) // 2)
-            self._pending.extendleft(reversed(batch))
-            if self._failures == 1 or self._failures % 20 == 0:
-                logger.warning(
-                    "recording %d usage events failed (%s: %s); %d wait, retrying",
-                    len(batch),
-                    type(exc).__name__,
-                    exc,
-                    len(self._pending),
-                    exc_info=self._failures == 1,
-                )
+            queue.extendleft(reversed(batch))
+            self._failed(len(batch), exc)
             return False
         self._in_flight = []
         if self._suspect is not None:
             self._drop_poison(self._suspect)
             self._suspect = None
-        self._limit = BATCH_SIZE
-        if self._failures:
-            logger.warning("usage events are recorded again (%d waiting)", len(self._pending))
-            self._failures = 0
+        self._limit = self._size
+        self._succeeded()
         try:
             self._committed(batch, recorded)
         except Exception:  # the write stands; a listener's failure must not undo it

@@ -69,7 +69,12 @@ class Runtime:
         # This process records and charges its own usage events in embedded mode, and while
         # Redis is away (billing's consumer does otherwise).
         self.recorder = Recorder(
-            stores.money.record, committed=self._recorded, dropped=self._not_recorded
+            stores.money.fold,
+            committed=self._recorded,
+            dropped=self._not_recorded,
+            write=stores.money.write,
+            written=self.metering.durable,
+            left=stores.money.left,
         )
         self.metering.recorder = self.recorder.add
         self._loaded_at = 0.0

@@ -86,6 +86,11 @@ class MoneyStore:
     # transaction (billing.services.usage_events_record).
     record: Callable[[Sequence[UsageEvent]], RecordedBatch]
     holds: HoldStore
+    # The recorder's two steps (billing.services usage_events_write / _fold / _left): write
+    # events durably, then record them in larger batches; and what a stopped process left.
+    write: Callable[[Sequence[UsageEvent]], None]
+    fold: Callable[[Sequence[UsageEvent]], RecordedBatch]
+    left: Callable[[datetime, int], list[UsageEvent]]
 
 
 @dataclass(frozen=True, slots=True)
