@@ -151,6 +151,8 @@ class Leases:
             lease.growing = asyncio.get_running_loop().create_future()
             try:
                 grown = await self._grow(account_id, lease, need)
+                if not grown:  # the call is held on its own: what this lease spares counts
+                    await self._give(account_id, lease, whole=not lease.used)
             finally:
                 lease.growing.set_result(True)
                 lease.growing = None
@@ -275,23 +277,32 @@ class Leases:
             if lease.growing is not None:
                 continue
             idle = everything or lease.last_call < idle_since
-            whole = idle and not lease.used
-            spare = max(0, lease.amount - lease.used) if idle else 0
-            amount = WHOLE if whole else spare + lease.give_back
-            if not amount:
-                continue
-            # Off the lease before the call, so calls meanwhile do not count on it. Should
-            # the call fail, Redis holds what this process counts, or more: never less.
-            lease.amount -= spare
-            lease.give_back = 0
-            keys = account_keys(account_id)
-            left = await self._script(
-                self._return, [keys.main, keys.holds, keys.expiry], [lease.lease_id, amount]
-            )
-            if int(left) < 0:  # gone: given back whole, or swept
-                lease.amount = 0
-                if not lease.used:
-                    self._drop(account_id, lease)
+            if idle:
+                await self._give(account_id, lease, whole=not lease.used)
+            elif lease.give_back:
+                await self._give(account_id, lease, whole=False, spare=False)
+
+    async def _give(
+        self, account_id: int, lease: _Lease, *, whole: bool, spare: bool = True
+    ) -> None:
+        """Give back what the lease spares (whole: all of it, the lease goes) and the charges
+        recorded here while Redis was away."""
+        unused = max(0, lease.amount - lease.used) if spare or whole else 0
+        amount = WHOLE if whole else unused + lease.give_back
+        if not amount:
+            return
+        # Off the lease before the call, so calls meanwhile do not count on it. Should the
+        # call fail, Redis holds what this process counts, or more: never less.
+        lease.amount -= unused
+        lease.give_back = 0
+        keys = account_keys(account_id)
+        left = await self._script(
+            self._return, [keys.main, keys.holds, keys.expiry], [lease.lease_id, amount]
+        )
+        if int(left) < 0:  # gone: given back whole, or swept
+            lease.amount = 0
+            if not lease.used:
+                self._drop(account_id, lease)
 
     def _drop(self, account_id: int, lease: _Lease) -> None:
         if self._leases.get(account_id) is lease:

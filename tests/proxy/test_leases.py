@@ -2,6 +2,7 @@
 calls at once. The scripts keep Redis's `held` equal to what leases and pending charges hold;
 a gateway serves many calls from one lease and gives back what it does not use."""
 
+import asyncio
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -27,9 +28,11 @@ from billing.selectors import ledger_sum
 from keys.services import key_mint
 from keys.validation import KeySpec
 from proxy.gateway import leases
+from proxy.gateway.leases import Leases
 from proxy.models import UpstreamCredential
 from tests.conftest import LiveServer
 from tests.proxy.test_ceiling import account
+from tokenbyte.redis import GatewayRedis
 
 pytestmark = pytest.mark.redis
 
@@ -127,3 +130,24 @@ def test_a_gateway_serves_many_calls_from_one_lease_and_gives_back_what_it_does_
     balance = Balance.objects.get(account_id=owner.pk).amount
     assert balance == ledger_sum(account_id=owner.pk) < before
     assert sum(charges.values_list("amount", flat=True), Decimal(0)) == balance - before
+
+
+def test_a_call_its_process_s_lease_cannot_cover_is_held_with_the_lease_s_spare_given_back(
+    client: redis.Redis,
+) -> None:
+    client.hset(KEYS.balance, mapping={"amt": 10_000_000_000, "ver": 2})  # $10
+
+    async def scenario() -> tuple[Decimal | None, Decimal | None]:
+        gateway_redis = GatewayRedis(django_settings.REDIS_URL)
+        leased = Leases(gateway_redis, None, postpaid=False, hold_ms=60_000, pending_ms=60_000)
+        try:
+            small = await leased.reserve("small", ACCOUNT, Decimal("0.01"))  # leases 64 of it
+            big = await leased.reserve("big", ACCOUNT, Decimal("9.5"))  # more than is left
+            return small, big
+        finally:
+            await gateway_redis.aclose()
+
+    small, big = asyncio.run(scenario())
+    assert small == Decimal("0.63")
+    assert big is None  # held on its own (the purse's exact path) ...
+    assert held(client) == 10_000_000  # ... with all the lease did not use given back
