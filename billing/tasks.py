@@ -10,6 +10,11 @@ acknowledged. A worker killed mid-batch leaves its entries pending: the next run
 after CLAIM_IDLE_MS, and events recorded before the kill are skipped, so each is recorded once.
 Each worker process reads as a consumer of its own (host-pid); one left with nothing pending
 (a dead worker's, once its entries were claimed) is removed from the group.
+
+An event the database refuses for its data (a value out of range: DataError, IntegrityError)
+must not hold back every charge behind it: the batch is halved until the events refused alone
+are found, and those go to the dead letters, whole, for an operator; the others are recorded.
+Any other failure (the database away) leaves the batch pending, for the next run.
 """
 
 import logging
@@ -21,6 +26,7 @@ from typing import Any
 import orjson
 from celery import shared_task
 from django.conf import settings
+from django.db import DataError, IntegrityError
 from django.utils import timezone
 from redis import Redis
 from redis.exceptions import ResponseError
@@ -37,6 +43,8 @@ BATCH_SIZE = 500
 CLAIM_IDLE_MS = 60_000  # a live consumer finishes a batch well within this
 DRAIN_BUDGET_SECONDS = 5  # whole seconds: nothing in billing/ is a float
 DEAD_LETTERS = f"{USAGE_STREAM}:unreadable"
+# Refusals of the data, not of the database: the events, not the moment, are at fault.
+REFUSED_DATA = (DataError, IntegrityError, OverflowError)
 REDIS_TIMEOUT_SECONDS = 10
 
 Entry = tuple[bytes, dict[bytes, bytes]]
@@ -120,7 +128,14 @@ def _record(client: Redis, entries: list[Entry]) -> int:
             unreadable.append(entry)
     recorded = 0
     if events:
-        batch = usage_events_record(events=events)  # committed before the holds are cleared
+        try:
+            batch = usage_events_record(events=events)  # committed before the holds go
+        except REFUSED_DATA as exc:
+            if len(entries) == 1:
+                _set_aside(client, entries, f"{type(exc).__name__}: {exc}")
+                return 0
+            middle = len(entries) // 2
+            return _record(client, entries[:middle]) + _record(client, entries[middle:])
         recorded = batch.recorded
         push_recorded(
             client,
@@ -135,15 +150,29 @@ def _record(client: Redis, entries: list[Entry]) -> int:
             },
         )
     if unreadable:
-        # Kept, not dropped: an operator can read them; they are never billed by a guess.
-        logger.error("%d unreadable usage events moved to %s", len(unreadable), DEAD_LETTERS)
-        with client.pipeline(transaction=False) as pipe:
-            for entry_id, fields in unreadable:
-                kept: dict[Any, Any] = {**fields, b"id": entry_id}
-                pipe.xadd(DEAD_LETTERS, kept)
-            pipe.execute()
+        _set_aside(client, unreadable, "unreadable", acknowledge=False)
     client.xack(USAGE_STREAM, USAGE_GROUP, *[entry_id for entry_id, _ in entries])
     return recorded
+
+
+def _set_aside(
+    client: Redis, entries: list[Entry], reason: str, *, acknowledge: bool = True
+) -> None:
+    """Kept, not dropped: an operator can read (and replay) them; never billed by a guess."""
+    logger.error(
+        "%d usage events moved to %s (%s): %s",
+        len(entries),
+        DEAD_LETTERS,
+        reason,
+        " ".join(fields.get(b"event", b"").decode(errors="replace") for _, fields in entries),
+    )
+    with client.pipeline(transaction=False) as pipe:
+        for entry_id, fields in entries:
+            kept: dict[Any, Any] = {**fields, b"id": entry_id, b"reason": reason}
+            pipe.xadd(DEAD_LETTERS, kept)
+        if acknowledge:
+            pipe.xack(USAGE_STREAM, USAGE_GROUP, *[entry_id for entry_id, _ in entries])
+        pipe.execute()
 
 
 def _trim(client: Redis) -> None:

@@ -87,6 +87,7 @@ class Recorder:
         self._writing: list[UsageEvent] = []
         self._swept_at = -float("inf")
         self._swept_at_start = True
+        self._poisoned: set[str] = set()
         self._started_at = datetime.now(UTC)
         self._wake = asyncio.Event()
         self._thread = PollingThread("usage-recorder")
@@ -173,6 +174,9 @@ class Recorder:
         await self._thread.close()
 
     def _drop_poison(self, event: UsageEvent) -> None:
+        # Still written (with `write`): left there for an operator, and not taken up again.
+        if len(self._poisoned) < BACKLOG_LIMIT:
+            self._poisoned.add(event.event_id)
         logger.error(
             "usage event %s cannot be recorded (the database takes the others); dropped, "
             "not charged: %s",
@@ -229,6 +233,7 @@ class Recorder:
             logger.warning("looking for usage events left unrecorded failed: %s", exc)
             return
         known = {e.event_id for e in (*self._written_events, *self._in_flight, *self._writing)}
+        known |= self._poisoned
         events = [event for event in events if event.event_id not in known]
         if events:
             logger.warning("recording %d usage events a stopped process left", len(events))

@@ -106,6 +106,23 @@ def test_unreadable_entries_are_kept_aside_and_do_not_hold_the_rest(stream: redi
     assert charges() == [Decimal("-0.5")]
 
 
+def test_an_event_the_database_refuses_is_set_aside_and_the_others_are_recorded(
+    stream: redis.Redis,
+) -> None:
+    alice = User.objects.create_user("a@example.com")
+    good = [event(alice, "0.01"), event(alice, "0.02"), event(alice, "0.03")]
+    poison = event(alice, "0.5", latency_ms=1e20)  # its microseconds overflow a bigint
+    ship(stream, [good[0], poison, *good[1:]])
+    assert tasks.drain(stream, consumer="one") == 3
+    assert sorted(charges()) == [Decimal("-0.03"), Decimal("-0.02"), Decimal("-0.01")]
+    kept = [fields for _, fields in stream.xrange(tasks.DEAD_LETTERS)]
+    assert len(kept) == 1
+    assert kept[0][b"reason"].startswith((b"DataError", b"OverflowError"))
+    assert UsageEvent.from_json(kept[0][b"event"]).event_id == poison.event_id  # kept whole
+    assert stream.xpending(USAGE_STREAM, USAGE_GROUP)["pending"] == 0
+    assert stream.xlen(USAGE_STREAM) == 0
+
+
 def test_a_real_celery_worker_drains_the_stream(stream: redis.Redis) -> None:
     alice = User.objects.create_user("a@example.com")
     sent = [event(alice, "0.000123457"), event(alice, "0.25", stream=True)]
