@@ -7,13 +7,13 @@ from decimal import Decimal
 
 import orjson
 
+from proxy.gateway.local_holds import LocalHolds
 from proxy.gateway.pipeline.ceiling import (
     LONG_CONTEXT_TOKENS,
     PROMPT_OVERHEAD_TOKENS,
     OutputLimit,
     worst_case,
 )
-from proxy.gateway.purse import LocalHolds
 from tests.proxy.translation_helpers import SONNET  # $3 in, $15 out, $3.75 cache write
 
 MILLION = Decimal(1_000_000)
