@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from billing.models import Balance, BudgetSpend, Hold
+from billing.money import hold_verdict
 
 
 @transaction.atomic
@@ -37,17 +38,21 @@ def holds_take(
     Hold.objects.filter(account_id=account_id, expires_at__lte=now).delete()
     # Summed here, not in SQL: SQLite adds decimals as floats.
     holds = list(Hold.objects.filter(account_id=account_id).values_list("key_id", "amount"))
-    available = balance.amount - sum((held for _, held in holds), Decimal(0))
-    if postpaid:
-        available += balance.credit_limit
-    left = None
+    spent = Decimal(0)
     if budget is not None:
         spend = BudgetSpend.objects.filter(key_id=key_id, window_name=window or "").first()
         spent = spend.amount if spend is not None else Decimal(0)
-        key_held = sum((held for key, held in holds if key == key_id), Decimal(0))
-        left = max(Decimal(0), budget - spent - key_held)
-    if amount > available or (left is not None and amount > left):
-        return False, max(Decimal(0), available), left
+    verdict = hold_verdict(
+        amount,
+        balance=balance.amount,
+        credit_limit=balance.credit_limit if postpaid else Decimal(0),
+        held=sum((held for _, held in holds), Decimal(0)),
+        budget=budget,
+        spent=spent,
+        key_held=sum((held for key, held in holds if key == key_id), Decimal(0)),
+    )
+    if not verdict[0]:
+        return verdict
     Hold.objects.create(
         id=hold_id,
         account_id=account_id,
@@ -56,7 +61,7 @@ def holds_take(
         amount=amount,
         expires_at=now + timedelta(seconds=seconds),
     )
-    return True, available - amount, None if left is None else left - amount
+    return verdict
 
 
 def holds_release(*, hold_ids: list[str]) -> int:

@@ -39,3 +39,23 @@ def ledger_amount(amount: Decimal) -> Decimal:
     if abs(exact) >= LEDGER_LIMIT:
         raise BadAmount(f"{amount} is too large for the ledger")
     return exact
+
+
+def hold_verdict(
+    amount: Decimal,
+    *,
+    balance: Decimal,
+    credit_limit: Decimal,
+    held: Decimal,
+    budget: Decimal | None,
+    spent: Decimal,
+    key_held: Decimal,
+) -> tuple[bool, Decimal, Decimal | None]:
+    """Whether `amount` fits what the balance (with the credit limit that applies, less what
+    is held) and the key's budget (less its spend and its holds) leave: (fits, balance left
+    for it, budget left or None). Refused, the figures are those before it."""
+    available = balance + credit_limit - held
+    left = None if budget is None else max(Decimal(0), budget - spent - key_held)
+    if amount > available or (left is not None and amount > left):
+        return False, max(Decimal(0), available), left
+    return True, available - amount, None if left is None else left - amount

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from billing.money import hold_verdict
 from billing.reservations import RecordedBatch
 from proxy.gateway.stores import Snapshot
 
@@ -65,17 +66,20 @@ class LocalHolds:
     ) -> Verdict:
         balance, spend = await self._figures(account_id, key_id, window)
         # Read after the await: other calls may have held meanwhile.
-        available = balance.amount - self._held.get(account_id, Decimal(0))
-        if self._postpaid:
-            available += balance.credit_limit
-        left = None
-        if budget is not None:
-            spent = spend.amount if spend is not None else Decimal(0)
-            left = max(Decimal(0), budget - spent - self._held_by_key.get(key_id, Decimal(0)))
-        if amount > available or (left is not None and amount > left):
-            return Verdict(False, max(Decimal(0), available), left)
-        self._add(hold_id, account_id, key_id, amount)
-        return Verdict(True, available - amount, None if left is None else left - amount)
+        verdict = Verdict(
+            *hold_verdict(
+                amount,
+                balance=balance.amount,
+                credit_limit=balance.credit_limit if self._postpaid else Decimal(0),
+                held=self._held.get(account_id, Decimal(0)),
+                budget=budget,
+                spent=spend.amount if spend is not None else Decimal(0),
+                key_held=self._held_by_key.get(key_id, Decimal(0)),
+            )
+        )
+        if verdict.held:
+            self._add(hold_id, account_id, key_id, amount)
+        return verdict
 
     def finished(self, hold_id: str, charge: Decimal) -> None:
         """The call is over: its hold becomes its charge until recorded, or goes."""
