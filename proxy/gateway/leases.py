@@ -40,7 +40,7 @@ from billing.reservations import (
     mirrored,
     to_nanos,
 )
-from proxy.gateway.scripts import LuaScript, is_noscript
+from proxy.gateway.scripts import LuaScript
 from proxy.gateway.stores import Snapshot
 from tokenbyte.metrics import REDIS_FALLBACKS
 from tokenbyte.redis import REDIS_FAILURES, BreakerState, GatewayRedis, RedisUnavailable
@@ -191,18 +191,9 @@ class Leases:
         """Run `script` through the breaker, patiently (money is at stake)."""
 
         async def run(client: Any) -> Any:
-            return await self._run(client, script, keys, args)
+            return await script.run(client, keys, args)
 
         return await self._redis.call("lease", run, patient=True)
-
-    async def _run(self, client: Any, script: LuaScript, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return await client.evalsha(script.sha, len(keys), *keys, *args)
-        except Exception as exc:
-            if not is_noscript(exc):
-                raise
-            await script.load(client)
-            return await client.evalsha(script.sha, len(keys), *keys, *args)
 
     async def load_scripts(self) -> None:
         """After Redis said NOSCRIPT to a shipment (it restarted, or its scripts were flushed)."""

@@ -26,6 +26,14 @@ class LuaScript:
     async def load(self, client: Any) -> None:
         await client.script_load(self.text)
 
+    async def run(self, client: Any, keys: list[str], args: list[Any]) -> Any:
+        """One run, by SHA; loaded first when Redis does not know it."""
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await self.load(client)
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+
 
 class Coalesced:
     """`await call(keys, args)`: one run of the script, sent with the others of this turn."""
@@ -75,11 +83,7 @@ class Coalesced:
     async def _send(self, client: Any, batch: list[tuple[list[str], list[Any], Any]]) -> list[Any]:
         if len(batch) == 1:  # alone this turn: a pipeline would only add its own bookkeeping
             keys, args, _ = batch[0]
-            try:
-                return [await client.evalsha(self._script.sha, len(keys), *keys, *args)]
-            except NoScriptError:
-                await self._script.load(client)
-                return [await client.evalsha(self._script.sha, len(keys), *keys, *args)]
+            return [await self._script.run(client, keys, args)]
         results: list[Any] = []
         for _ in range(2):
             async with client.pipeline(transaction=False) as pipe:

@@ -12,6 +12,7 @@ import httpx
 import orjson
 import pytest
 import redis
+import redis.asyncio as aioredis
 from django.conf import settings as django_settings
 
 from billing import tasks
@@ -29,6 +30,7 @@ from keys.services import key_mint
 from keys.validation import KeySpec
 from proxy.gateway import leases
 from proxy.gateway.leases import Leases
+from proxy.gateway.scripts import LuaScript
 from proxy.models import UpstreamCredential
 from tests.conftest import LiveServer
 from tests.proxy.test_ceiling import account
@@ -151,3 +153,16 @@ def test_a_call_its_process_s_lease_cannot_cover_is_held_with_the_lease_s_spare_
     assert small == Decimal("0.63")
     assert big is None  # held on its own (the purse's exact path) ...
     assert held(client) == 10_000_000  # ... with all the lease did not use given back
+
+
+def test_a_script_redis_does_not_know_is_loaded_and_run() -> None:
+    script = LuaScript(f"return 'ran {time.time_ns()}'")  # never loaded before
+
+    async def scenario() -> Any:
+        client = aioredis.Redis.from_url(django_settings.REDIS_URL)
+        try:
+            return await script.run(client, [], [])
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(scenario()).startswith(b"ran ")
