@@ -72,11 +72,6 @@ def settings_overview(request: HttpRequest) -> HttpResponse:
     return render(request, "settings/overview.html", {"methods": methods})
 
 
-@require_GET
-def logs_placeholder(request: HttpRequest) -> HttpResponse:
-    return render(request, "console/logs.html")
-
-
 @dataclass(frozen=True)
 class SpendRow:
     label: str  # the model's title or the key's name

@@ -211,7 +211,11 @@ class UsageRecord(models.Model):
 
     class Meta:
         indexes = (
-            models.Index(fields=("account", "-started_at"), name="usage_by_account"),
+            # /logs/ pages walk these newest first (billing/usage_search.py): the id breaks ties
+            # between records of one microsecond, so a keyset page never skips or repeats one.
+            models.Index(fields=("account", "-started_at", "-id"), name="usage_by_account"),
+            models.Index(fields=("account", "key_id", "-started_at", "-id"), name="usage_by_key"),
+            models.Index(fields=("account", "model", "-started_at", "-id"), name="usage_by_model"),
             # Retention deletes the oldest records first (billing/retention.py).
             models.Index(fields=("started_at",), name="usage_by_start"),
         )

@@ -197,3 +197,36 @@ def cost_text(cost: Decimal) -> str:
         return "0"
     text = format(cost.normalize(), "f")
     return text
+
+
+@dataclass(frozen=True, slots=True)
+class CostLine:
+    """One bucket of a charge: its tokens (or calls) at its price, and what they cost."""
+
+    bucket: str
+    count: int
+    price: Decimal  # per million tokens; per call for a server tool
+    cost: Decimal
+    per_call: bool = False
+
+
+def cost_lines(usage: Usage, prices: Prices) -> list[CostLine]:
+    """`usage_cost` bucket by bucket (the lines sum to it exactly), for a request's detail."""
+    rates = rates_for(prices, usage.prompt_tokens, usage.service_tier)
+    buckets = (
+        ("Input (uncached)", usage.uncached_input, rates.input),
+        ("Cache read", usage.cache_read, rates.cache_read),
+        ("Cache write", usage.cache_write, rates.cache_write),
+        ("Cache write (1 hour)", usage.cache_write_1h, rates.cache_write_1h),
+        ("Output", usage.output, rates.output),
+        ("Reasoning", usage.reasoning, rates.output),
+    )
+    lines = [
+        CostLine(name, count, price, count * price / ONE_MILLION)
+        for name, count, price in buckets
+        if count
+    ]
+    for name, count in sorted(usage.server_tools.items()):
+        price = prices.server_tool(name) or Decimal(0)
+        lines.append(CostLine(name, count, price, count * price, per_call=True))
+    return lines

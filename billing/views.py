@@ -9,6 +9,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from billing import selectors
+from billing.export import Echo, csv_cell
 from billing.pricing import price_text
 
 CSV_COLUMNS = ("created_at", "kind", "amount_usd", "note", "request_id", "event_id")
@@ -22,17 +23,10 @@ def _account_id(request: HttpRequest) -> int:
     return pk
 
 
-class _Echo:
-    """A file-like target for csv.writer that hands back each row it is given."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 @require_GET
 def ledger_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The whole ledger as CSV, streamed row by row (never built in memory)."""
-    writer = csv.writer(_Echo())
+    writer = csv.writer(Echo())
     account_id = _account_id(request)
 
     def rows() -> Iterator[str]:
@@ -43,7 +37,7 @@ def ledger_csv(request: HttpRequest) -> StreamingHttpResponse:
                     entry.created_at.isoformat(),
                     entry.kind,
                     price_text(entry.amount),
-                    _plain(entry.note),
+                    csv_cell(entry.note),
                     entry.request_id,
                     entry.event_id,
                 )
@@ -52,8 +46,3 @@ def ledger_csv(request: HttpRequest) -> StreamingHttpResponse:
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="tokenbyte-ledger.csv"'
     return response
-
-
-def _plain(text: str) -> str:
-    """A note as a spreadsheet cell that cannot run as a formula (CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -100,3 +100,14 @@ def model_choices(*, include: list[str] | tuple[str, ...] = ()) -> list[ModelCho
     known = {choice.title for choice in choices}
     choices.extend(ModelChoice(title, "", "") for title in include if title not in known)
     return choices
+
+
+def key_ids_named(*, owner_id: int, text: str, limit: int = 100) -> list[int]:
+    """The owner's keys whose name contains `text` (any case): the logs' search by key name."""
+    rows = ApiKey.objects.filter(owner_id=owner_id, name__icontains=text).values_list("pk")
+    return [pk for (pk,) in rows[:limit]]
+
+
+def key_menu(*, owner_id: int) -> list[tuple[int, str]]:
+    """Every key of the owner as (id, name), for a filter menu; revoked ones too."""
+    return list(ApiKey.objects.filter(owner_id=owner_id).order_by("name").values_list("pk", "name"))

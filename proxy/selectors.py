@@ -70,3 +70,9 @@ def load_routing_table(version: int) -> RoutingTable:
             )
         )
     return RoutingTable(cards, upstreams, version)
+
+
+def card_prices(*, card_id: int) -> Prices | None:
+    """A card's prices as the gateway prices with them now; None for a card no longer there."""
+    card = ModelCard.objects.filter(pk=card_id).first()
+    return _prices(card) if card is not None else None

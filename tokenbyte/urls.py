@@ -6,16 +6,18 @@ Every view needs a signed-in user (LoginRequiredMiddleware) unless marked @login
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
-from accounts import views
+from accounts import logs, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("models/", views.models_catalog, name="models"),
     path("settings/", views.settings_overview, name="settings"),
-    path("logs/", views.logs_placeholder, name="logs"),
+    path("logs/", logs.logs_list, name="logs"),
+    re_path(r"^logs/export\.(?P<fmt>csv|jsonl)$", logs.logs_export, name="logs_export"),
+    path("logs/<str:event_id>/", logs.log_detail, name="log_detail"),
     path("billing/", views.billing_page, name="billing"),
     path("billing/", include("billing.urls")),
     path("accounts/", include("allauth.urls")),

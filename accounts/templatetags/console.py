@@ -52,3 +52,15 @@ def low_balance_banner(context: template.Context) -> dict[str, object]:
     balance = balance_get(account_id=user.pk)
     threshold = settings.TOKENBYTE_LOW_BALANCE
     return {"low": balance < threshold, "balance": balance, "threshold": threshold}
+
+
+@register.filter
+def ms(microseconds: int | None) -> str:
+    """A duration kept in microseconds, as people read it: 840 ms, 12.4 s."""
+    if microseconds is None:
+        return "—"
+    if microseconds >= 10_000_000:
+        return f"{microseconds / 1_000_000:.1f} s"
+    if microseconds >= 10_000:
+        return f"{microseconds / 1000:,.0f} ms"
+    return f"{microseconds / 1000:.1f} ms"

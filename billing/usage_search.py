@@ -1,0 +1,161 @@
+"""Reads of the request logs: one account's usage records, filtered, searched and paged.
+
+Pages are keyset-paged on (started_at, id), newest first, so the thousandth page costs what
+the first does: `WHERE account = ? AND started_at <= ? AND (started_at < ? OR id < ?)` walks
+the index `usage_by_account` (account, started_at DESC, id DESC) from the cursor on. The
+first conjunct is redundant for the result and there for the planner: it bounds the index
+range, which an OR alone would not. Filters by key and by model have indexes of their own;
+the others (status, latency, cost, text) filter the rows the walk meets.
+"""
+
+import base64
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet
+
+from billing.models import RollupPeriod, UsageRecord, UsageRollup
+
+PAGE_SIZE = 50
+EXPORT_CHUNK = 2000  # rows fetched per round trip while exporting (server-side cursor on PG)
+
+
+@dataclass(frozen=True)
+class UsageFilters:
+    """What /logs/ and its exports select; None (or empty) means no filter on that field."""
+
+    since: datetime | None = None
+    until: datetime | None = None  # exclusive
+    key_id: int | None = None
+    model: str = ""
+    provider: str = ""
+    status: str = ""  # "ok" (below 400), "error" (400 and above), "4xx", "5xx" or "429"
+    error_code: str = ""
+    stream: bool | None = None
+    min_latency_ms: int | None = None
+    min_cost: Decimal | None = None
+    query: str = ""  # the search box: ids exactly; model and error code in part; key names
+    key_ids_named: Collection[int] = field(default_factory=tuple)  # keys whose name matched
+
+
+@dataclass(frozen=True)
+class UsagePage:
+    records: list[UsageRecord]
+    next_cursor: str | None  # for ?after= : the page after this one, older
+
+
+def _status_q(status: str) -> Q | None:
+    if status == "ok":
+        return Q(status__lt=400)
+    if status == "error":
+        return Q(status__gte=400)
+    if len(status) == 3 and status[0] in "12345" and status[1:] == "xx":
+        low = int(status[0]) * 100
+        return Q(status__gte=low, status__lt=low + 100)
+    if status.isdigit() and len(status) == 3:
+        return Q(status=int(status))
+    return None
+
+
+def _search_q(query: str, key_ids: Collection[int]) -> Q:
+    match = (
+        Q(event_id=query)
+        | Q(request_id=query)
+        | Q(upstream_request_id=query)
+        | Q(model__icontains=query)
+        | Q(error_code__icontains=query)
+    )
+    if key_ids:
+        match |= Q(key_id__in=list(key_ids))
+    return match
+
+
+def usage_filtered(*, account_id: int, filters: UsageFilters) -> "QuerySet[UsageRecord]":
+    """The account's records that pass `filters`, newest first (another account's never)."""
+    records = UsageRecord.objects.filter(account_id=account_id)
+    if filters.since is not None:
+        records = records.filter(started_at__gte=filters.since)
+    if filters.until is not None:
+        records = records.filter(started_at__lt=filters.until)
+    if filters.key_id is not None:
+        records = records.filter(key_id=filters.key_id)
+    if filters.model:
+        records = records.filter(model=filters.model)
+    if filters.provider:
+        records = records.filter(provider=filters.provider)
+    status = _status_q(filters.status)
+    if status is not None:
+        records = records.filter(status)
+    if filters.error_code:
+        records = records.filter(error_code=filters.error_code)
+    if filters.stream is not None:
+        records = records.filter(stream=filters.stream)
+    if filters.min_latency_ms is not None:
+        records = records.filter(latency_us__gte=filters.min_latency_ms * 1000)
+    if filters.min_cost is not None:
+        records = records.filter(cost__gte=filters.min_cost)
+    if filters.query:
+        records = records.filter(_search_q(filters.query, filters.key_ids_named))
+    return records.order_by("-started_at", "-id")
+
+
+def _encode(record: UsageRecord) -> str:
+    raw = f"{record.started_at.isoformat()}|{record.pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(text: str) -> tuple[datetime, int] | None:
+    """A cursor from ?after=, or None for one this server did not make."""
+    if not text or len(text) > 120:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        started, _, pk = raw.partition("|")
+        moment = datetime.fromisoformat(started)
+        if moment.tzinfo is None or not pk.isdigit():
+            return None
+        return moment, int(pk)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def usage_log_page(
+    *,
+    account_id: int,
+    filters: UsageFilters,
+    after: tuple[datetime, int] | None = None,
+    size: int = PAGE_SIZE,
+) -> UsagePage:
+    """One page of the account's filtered records, older than the cursor `after`."""
+    records = usage_filtered(account_id=account_id, filters=filters)
+    if after is not None:
+        moment, pk = after
+        records = records.filter(started_at__lte=moment).filter(
+            Q(started_at__lt=moment) | Q(id__lt=pk)
+        )
+    rows = list(records[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return UsagePage(rows, _encode(rows[-1]) if more and rows else None)
+
+
+def usage_log_rows(*, account_id: int, filters: UsageFilters) -> Iterator[UsageRecord]:
+    """Every filtered record, newest first, fetched in chunks (an export of millions of rows
+    holds one chunk in memory)."""
+    return usage_filtered(account_id=account_id, filters=filters).iterator(chunk_size=EXPORT_CHUNK)
+
+
+def usage_record_get(*, account_id: int, event_id: str) -> UsageRecord | None:
+    """One of the account's records by its unique id; None for anyone else's."""
+    return UsageRecord.objects.filter(account_id=account_id, event_id=event_id).first()
+
+
+def usage_log_choices(*, account_id: int) -> tuple[list[str], list[str]]:
+    """The models and providers the account has used (for the filters' menus), from the day
+    rollups: a few rows per day, where the records are one per request."""
+    days = UsageRollup.objects.filter(account_id=account_id, period=RollupPeriod.DAY)
+    models = days.order_by("model").values_list("model", flat=True).distinct()[:500]
+    providers = days.order_by("provider").values_list("provider", flat=True).distinct()[:50]
+    return [m for m in models if m], [p for p in providers if p]
