@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from accounts import selectors
+from accounts.dashboard import dashboard_context
 from accounts.models import User
 from billing import selectors as billing
 from billing.periods import calendar_month
@@ -28,7 +29,8 @@ def _api_base_url(request: HttpRequest) -> str:
 
 @login_not_required
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
+@vary_on_headers("HX-Request")
+def home(request: HtmxHttpRequest) -> HttpResponse:
     """The landing page for visitors; the dashboard for signed-in users."""
     context: dict[str, object] = {
         "api_base_url": _api_base_url(request),
@@ -40,6 +42,9 @@ def home(request: HttpRequest) -> HttpResponse:
     assert isinstance(request.user, User)  # noqa: S101 -- narrows the type; authenticated above
     methods = selectors.user_sign_in_methods(user=request.user)
     context["getting_started"] = selectors.user_getting_started(user=request.user, methods=methods)
+    context |= dashboard_context(owner_id=request.user.pk, query=request.GET)
+    if request.htmx:  # the live refresh and the filters: the figures alone
+        return render(request, "console/dashboard.html#dashboard-live", context)
     context["money"] = billing.account_money(account_id=request.user.pk)
     context["postpaid"] = settings.TOKENBYTE_BILLING_MODE == "postpaid"
     return render(request, "console/dashboard.html", context)

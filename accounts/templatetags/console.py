@@ -1,6 +1,7 @@
 """Formatting for the console (prices per million tokens, token counts) and its banners."""
 
 from decimal import Decimal
+from typing import Any
 
 from django import template
 from django.conf import settings
@@ -64,3 +65,12 @@ def ms(microseconds: int | None) -> str:
     if microseconds >= 10_000:
         return f"{microseconds / 1000:,.0f} ms"
     return f"{microseconds / 1000:.1f} ms"
+
+
+@register.filter
+def percentile(figures: Any, which: str) -> int | None:
+    """`figures|percentile:"latency 95"`: a percentile of billing.dashboard.Figures, in µs."""
+    name, _, percent = which.partition(" ")
+    read = figures.latency_us if name == "latency" else figures.ttfb_us
+    value: int | None = read(int(percent))
+    return value

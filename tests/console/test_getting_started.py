@@ -74,7 +74,8 @@ def test_a_request_through_a_key_ticks_send_your_first_request(
     page = dashboard(client, user)
     assert step_state(page, "Send your first request") == "done"
     assert "Your keys last served a request" in page
-    assert "Your keys are in use" in page
+    # The activity is the request's own figures now, not a note that keys are in use.
+    assert 'data-stat="requests" data-value="1"' in page
     assert "No requests yet" not in page
 
 
