@@ -18,7 +18,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.models import User
 from billing import usage_search
-from billing.export import Echo, csv_cell
+from billing.export import Echo, csv_cell, in_chunks
 from billing.models import UsageRecord
 from billing.pricing import cost_lines, price_text
 from billing.usage import Usage
@@ -270,7 +270,9 @@ def logs_export(request: HttpRequest, fmt: str) -> HttpResponse | StreamingHttpR
                     for v in row.values()
                 )
 
-        response = StreamingHttpResponse(csv_rows(), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(
+            in_chunks(csv_rows()), content_type="text/csv; charset=utf-8"
+        )
     else:
 
         def json_rows() -> Iterator[str]:
@@ -278,6 +280,8 @@ def logs_export(request: HttpRequest, fmt: str) -> HttpResponse | StreamingHttpR
                 row = _export_row(record, _key_label(record.key_id, names))
                 yield json.dumps(row, ensure_ascii=False) + "\n"
 
-        response = StreamingHttpResponse(json_rows(), content_type="application/x-ndjson")
+        response = StreamingHttpResponse(
+            in_chunks(json_rows()), content_type="application/x-ndjson"
+        )
     response["Content-Disposition"] = f'attachment; filename="tokenbyte-logs-{stamp}.{fmt}"'
     return response

@@ -9,7 +9,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from billing import selectors
-from billing.export import Echo, csv_cell
+from billing.export import Echo, csv_cell, in_chunks
 from billing.pricing import price_text
 
 CSV_COLUMNS = ("created_at", "kind", "amount_usd", "note", "request_id", "event_id")
@@ -43,6 +43,6 @@ def ledger_csv(request: HttpRequest) -> StreamingHttpResponse:
                 )
             )
 
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(in_chunks(rows()), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="tokenbyte-ledger.csv"'
     return response

@@ -66,7 +66,7 @@ def test_the_csv_export_has_every_entry_and_defuses_formulas(client: Client, ali
     response = client.get("/billing/ledger.csv")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(response).decode())))
     assert rows[0] == ["created_at", "kind", "amount_usd", "note", "request_id", "event_id"]
     assert rows[1][1:] == ["charge", "-0.000123457", "", "req-abc", "evt-1"]
     assert rows[2][1:4] == ["topup", "5.00", "'=HYPERLINK(evil)"]

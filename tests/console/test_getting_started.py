@@ -6,11 +6,13 @@ from datetime import timedelta
 
 import openai
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
 from accounts import selectors
 from accounts.models import User
+from billing import tasks
 from keys.services import key_last_used_record, key_mint, key_revoke
 from keys.validation import KeySpec
 from proxy.services import catalog_sync
@@ -70,6 +72,8 @@ def test_a_request_through_a_key_ticks_send_your_first_request(
         )
         assert reply.choices[0].message.content
     # The gateway records last use in batches (about once a minute); stopping it flushes them.
+    if settings.REDIS_URL:  # its usage event waits in the stream for the Celery task's drain
+        tasks.usage_drain()
 
     page = dashboard(client, user)
     assert step_state(page, "Send your first request") == "done"

@@ -203,7 +203,7 @@ def test_another_accounts_requests_appear_nowhere(client: Client, seeded: dict[s
     assert client.get(f"/logs/{bobs.event_id}/").status_code == HTTPStatus.NOT_FOUND
     assert client.get("/logs/no-such-request/").status_code == HTTPStatus.NOT_FOUND
     for fmt in ("csv", "jsonl"):
-        body = b"".join(client.get(f"/logs/export.{fmt}").streaming_content).decode()
+        body = b"".join(client.get(f"/logs/export.{fmt}")).decode()
         assert bobs.event_id not in body
     client.logout()
     assert client.get("/logs/").status_code == HTTPStatus.FOUND  # to the sign-in page
@@ -213,7 +213,7 @@ def exported(client: Client, fmt: str, **query: Any) -> list[dict[str, Any]]:
     response = client.get(f"/logs/export.{fmt}", query)
     assert response.status_code == HTTPStatus.OK
     assert response.streaming
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(response).decode()
     if fmt == "csv":
         return list(csv.DictReader(io.StringIO(body)))
     return [json.loads(line) for line in body.splitlines()]
