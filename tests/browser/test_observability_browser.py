@@ -61,7 +61,7 @@ def signed_in(
     session = Client()
     session.force_login(user)
     cookie = session.cookies[settings.SESSION_COOKIE_NAME]
-    context = browser.new_context(base_url=server.url, **options)  # type: ignore[arg-type]
+    context = browser.new_context(base_url=server.url, **options)
     context.set_default_timeout(WAIT_MS)
     context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": server.url}])
     return context
