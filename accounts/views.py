@@ -50,26 +50,6 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "console/dashboard.html", context)
 
 
-@login_not_required
-@require_GET
-@vary_on_headers("HX-Request")
-def models_catalog(request: HtmxHttpRequest) -> HttpResponse:
-    """The public catalog; an htmx request gets only the table (same template, one block)."""
-    query = request.GET.get("q", "").strip()[:200]
-    provider = request.GET.get("provider", "").strip()
-    context = {
-        "cards": selectors.model_card_list(query=query, provider=provider),
-        "providers": selectors.model_providers_in_catalog(),
-        "query": query,
-        "provider": provider,
-        "api_base_url": _api_base_url(request),
-    }
-    template = "console/models.html"
-    if request.htmx:
-        template += "#model-results"
-    return render(request, template, context)
-
-
 @require_GET
 def settings_overview(request: HttpRequest) -> HttpResponse:
     assert isinstance(request.user, User)  # noqa: S101 -- LoginRequiredMiddleware signed them in

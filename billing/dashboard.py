@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from billing.histograms import histogram_add, histogram_empty, histogram_percentile
+from billing.histograms import histogram_empty, histogram_percentile
 from billing.models import RollupPeriod, UsageRollup
 from billing.rollups import period_start
 
@@ -45,8 +45,8 @@ class Figures:
         self.tokens_in += row.cache_write_tokens
         self.tokens_out += row.output_tokens + row.reasoning_tokens
         self.spend += row.charged
-        self.latency = histogram_add(self.latency, row.latency_histogram)
-        self.ttfb = histogram_add(self.ttfb, row.ttfb_histogram)
+        _add_into(self.latency, row.latency_histogram)
+        _add_into(self.ttfb, row.ttfb_histogram)
 
     @property
     def error_rate(self) -> Decimal | None:
@@ -55,11 +55,26 @@ class Figures:
             return None
         return (Decimal(100) * self.errors / self.requests).quantize(Decimal("0.1"))
 
+    @property
+    def success_rate(self) -> Decimal | None:
+        """Percent of requests that did not end in a 4xx or 5xx, one decimal; None for none."""
+        rate = self.error_rate
+        return None if rate is None else Decimal(100) - rate
+
     def latency_us(self, percent: int) -> int | None:
         return _upper(self.latency, percent)
 
     def ttfb_us(self, percent: int) -> int | None:
         return _upper(self.ttfb, percent)
+
+
+def _add_into(counts: list[int], other: list[int]) -> None:
+    """histogram_add in place: a month of rollups is thousands of histograms to sum."""
+    if len(other) > len(counts):
+        counts.extend([0] * (len(other) - len(counts)))
+    for index, count in enumerate(other):
+        if count:
+            counts[index] += count
 
 
 def _upper(counts: list[int], percent: int) -> int | None:
@@ -147,3 +162,31 @@ def _summed(
         by_model=sorted(models.items(), key=lambda item: (-item[1].requests, item[0])),
         by_key=sorted(keys.items(), key=lambda item: (-item[1].requests, item[0])),
     )
+
+
+def model_live_figures(*, since: datetime, until: datetime) -> dict[str, Figures]:
+    """Every account's requests per model (card title) in [since, until), summed: the public
+    catalog's live latency and success rate (figures over all traffic, no account's own)."""
+    period = dashboard_period(since, until)
+    rows = UsageRollup.objects.filter(
+        period=period, starts_at__gte=period_start(period, since), starts_at__lt=until
+    ).only(
+        "model",
+        "requests",
+        "status_2xx",
+        "status_4xx",
+        "status_5xx",
+        "streamed",
+        "uncached_input_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "charged",
+        "latency_histogram",
+        "ttfb_histogram",
+    )
+    figures: dict[str, Figures] = {}
+    for row in rows.iterator(chunk_size=2000):
+        figures.setdefault(row.model, Figures()).add(row)
+    return figures

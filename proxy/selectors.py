@@ -76,3 +76,21 @@ def card_prices(*, card_id: int) -> Prices | None:
     """A card's prices as the gateway prices with them now; None for a card no longer there."""
     card = ModelCard.objects.filter(pk=card_id).first()
     return _prices(card) if card is not None else None
+
+
+def cards_without_upstream(*, cards: list[ModelCard]) -> set[int]:
+    """Ids of `cards` no enabled credential serves (the gateway answers them 503 no_upstream):
+    a card pinned to credentials needs one of those enabled, others one of their provider."""
+    enabled = list(UpstreamCredential.objects.filter(enabled=True).values_list("pk", "provider"))
+    providers = {provider for _, provider in enabled}
+    enabled_ids = {pk for pk, _ in enabled}
+    pinned: dict[int, set[int]] = {}
+    for card_id, credential_id in ModelCard.credentials.through.objects.filter(
+        modelcard_id__in=[card.pk for card in cards]
+    ).values_list("modelcard_id", "upstreamcredential_id"):
+        pinned.setdefault(card_id, set()).add(credential_id)
+    return {
+        card.pk
+        for card in cards
+        if not (pinned[card.pk] & enabled_ids if card.pk in pinned else card.provider in providers)
+    }

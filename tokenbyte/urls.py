@@ -9,11 +9,12 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
-from accounts import logs, views
+from accounts import catalog, logs, views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("models/", views.models_catalog, name="models"),
+    path("models/", catalog.models_catalog, name="models"),
+    path("models/<int:card_id>/", catalog.model_detail, name="model_detail"),
     path("settings/", views.settings_overview, name="settings"),
     path("logs/", logs.logs_list, name="logs"),
     re_path(r"^logs/export\.(?P<fmt>csv|jsonl)$", logs.logs_export, name="logs_export"),

@@ -70,7 +70,15 @@ def ms(microseconds: int | None) -> str:
 @register.filter
 def percentile(figures: Any, which: str) -> int | None:
     """`figures|percentile:"latency 95"`: a percentile of billing.dashboard.Figures, in µs."""
+    if figures is None:
+        return None
     name, _, percent = which.partition(" ")
     read = figures.latency_us if name == "latency" else figures.ttfb_us
     value: int | None = read(int(percent))
     return value
+
+
+@register.filter
+def get_item(mapping: dict[Any, Any], key: Any) -> Any:
+    """`mapping|get_item:key`: a dict's value in a template (None when absent)."""
+    return mapping.get(key)
