@@ -2,8 +2,9 @@
 
 A client given the server's root as its base URL posts to `/chat/completions` or, like the AI
 SDK's anthropic provider (`${baseURL}/messages`), to `/messages`. Console paths are never
-matched: `/models/` is the console's catalog page, and a browser asking for `/models` still gets
-Django's redirect there.
+matched: `/models/` is the console's catalog page and `/models/<card id>/` a card's (an SDK asks
+for `/models/{id}` without the slash), and a browser asking for `/models` still gets Django's
+redirect there.
 """
 
 import re
@@ -14,7 +15,7 @@ from proxy.gateway.errors import NotFound
 # OpenAI's and Anthropic's endpoints as a client without the /v1 prefix asks for them.
 _API_PATH = re.compile(
     r"/(?:chat/completions|completions|embeddings|responses(?:/.*)?|messages(?:/.*)?"
-    r"|models|models/[^/].*)"
+    r"|models|models/(?!\d+/$)[^/].*)"
 )
 _GEMINI_PATH = re.compile(r"/v1(?:beta|alpha)/.*")
 _SERVED = "POST /v1/chat/completions, POST /v1/embeddings, POST /v1/messages and GET /v1/models"

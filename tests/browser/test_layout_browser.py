@@ -28,10 +28,12 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from accounts.models import User
+from billing.models import UsageRecord
 from billing.services import ledger_credit
 from keys.models import ApiKey
 from keys.services import key_last_used_record, key_mint, key_revoke
 from keys.validation import KeySpec
+from proxy.models import ModelCard
 from tests.accounts.conftest import PASSWORD, fresh_totp, mail_code
 from tests.billing.charges import charge
 from tests.browser.conftest import ARTIFACTS, open_page
@@ -53,6 +55,7 @@ NOT_PAGES: dict[str, str] = {
     "mfa_login_webauthn": "the passkey sign-in's JSON endpoint; a plain GET goes to sign-in",
     "mfa_download_recovery_codes": "a text file download",
     "billing:ledger_csv": "a CSV download",
+    "logs_export": "a CSV or JSON-lines download",
     "socialaccount_signup": "only during a sign-up through GitHub or Discord",
 }
 
@@ -301,6 +304,12 @@ def _arguments(user: User) -> dict[str, dict[str, object]]:
     if passkey is not None:
         for name in ("mfa_edit_webauthn", "mfa_remove_webauthn"):
             arguments[name] = {"pk": passkey.pk}
+    record = UsageRecord.objects.filter(account=user).first()
+    if record is not None:
+        arguments["log_detail"] = {"event_id": record.event_id}
+    card = ModelCard.objects.filter(active=True).order_by("pk").first()
+    if card is not None:
+        arguments["model_detail"] = {"card_id": card.pk}
     return arguments
 
 

@@ -224,6 +224,7 @@ def test_without_json_mode_claudes_prose_before_a_tool_call_is_kept(
         ("POST", "/embeddings", "POST /v1/embeddings"),
         ("GET", "/models", "GET /v1/models"),
         ("GET", "/models/gpt-4o", "GET /v1/models/gpt-4o"),
+        ("GET", "/models/123", "GET /v1/models/123"),
     ],
 )
 def test_openai_paths_without_v1_get_openais_404_naming_the_url(
@@ -278,6 +279,10 @@ def test_console_paths_still_reach_the_console(stack: Stack) -> None:
     # A browser asking for /models is sent to the catalog page, as before.
     browser = httpx.get(f"{stack.url}/models", headers={"accept": "text/html,*/*;q=0.8"})
     assert (browser.status_code, browser.headers["location"]) == (301, "/models/")
+    # A card's page too (an SDK's /models/{id} has no trailing slash: the case above).
+    card = httpx.get(f"{stack.url}/models/999999/")
+    assert card.status_code == 404
+    assert card.headers["content-type"].startswith("text/html")
     home = httpx.get(f"{stack.url}/")
     assert home.status_code == 200
     assert home.headers["content-type"].startswith("text/html")
