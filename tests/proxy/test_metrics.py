@@ -28,7 +28,7 @@ from keys.validation import KeySpec
 from proxy.gateway.observe import ACCESS_LOG, UNKNOWN, access_line, observe
 from proxy.models import UpstreamCredential
 from tests.conftest import REPO, LiveServer, free_port, manage_env
-from tokenbyte.metrics import REQUESTS
+from tokenbyte.metrics import REFUSALS, REQUESTS
 from tokenbyte.metrics_endpoint import refusal
 
 TOKEN = "metrics-token-for-tests"
@@ -108,6 +108,18 @@ def test_a_request_no_card_was_found_for_is_counted_under_unknown() -> None:
     observe(event(model="anything a client makes up " * 7))
     assert count(UNKNOWN) == before + 1
     assert count("anything a client makes up " * 7) == 0
+
+
+def test_rate_limit_and_ceiling_refusals_are_counted_by_their_code() -> None:
+    def count(reason: str) -> float:
+        return float(REFUSALS.labels(reason)._value.get())
+
+    limited, short = count("rate_limit_exceeded"), count("insufficient_balance")
+    card = {"model": "GPT-4o", "provider": "openai", "card_id": 1}
+    observe(event(status=429, error_code="rate_limit_exceeded", **card))
+    observe(event(status=402, error_code="insufficient_balance", **card))
+    observe(event(status=200, error_code=None, **card))
+    assert (count("rate_limit_exceeded"), count("insufficient_balance")) == (limited + 1, short + 1)
 
 
 def test_the_access_line_is_not_built_when_the_log_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
