@@ -1,6 +1,6 @@
-"""ASGI entry point: /v1/* and the health probes go to the gateway, everything else to Django
-(except API paths that lack /v1, which get a JSON 404 naming the right URL:
-proxy/gateway/misrouted.py).
+"""ASGI entry point: /v1/* and the health probes go to the gateway, /metrics to its protected
+exposition (tokenbyte/metrics_endpoint.py), everything else to Django (except API paths that
+lack /v1, which get a JSON 404 naming the right URL: proxy/gateway/misrouted.py).
 
 Two front-door rules hold here, under any server: at most TOKENBYTE_MAX_CONCURRENCY requests
 in flight per process (the console's too; past it a 503 with Retry-After), and X-Forwarded-For
@@ -24,6 +24,7 @@ from proxy.gateway.errors import ServiceUnavailable  # noqa: E402
 from proxy.gateway.http import Receive, Response, Scope, Send, send_response  # noqa: E402
 from proxy.gateway.ids import IdSource  # noqa: E402
 from proxy.gateway.misrouted import misrouted  # noqa: E402
+from tokenbyte import metrics_endpoint  # noqa: E402
 from tokenbyte.gateway_stores import gateway_stores  # noqa: E402
 
 RETRY_AFTER_SECONDS = 1
@@ -39,8 +40,10 @@ class Dispatcher:
         *,
         max_concurrency: int,
         forwarded_allow_ips: list[str],
+        metrics_token: str = "",
     ) -> None:
         self.gateway = gateway
+        self.metrics_token = metrics_token
         self.django_app = django_app
         self.max_concurrency = max_concurrency
         self.in_flight = 0
@@ -80,6 +83,11 @@ class Dispatcher:
             await self.django_app(scope, receive, send)
 
     async def _console(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == metrics_endpoint.PATH:
+            await metrics_endpoint.serve_metrics(
+                scope, send, token=self.metrics_token, request_id="req_" + self._ids()
+            )
+            return
         accept = next((value for name, value in scope["headers"] if name == b"accept"), b"")
         body = misrouted(scope["method"], scope["path"], accept)
         if body is None:
@@ -108,6 +116,7 @@ def build_application() -> Dispatcher:
         django_application,
         max_concurrency=settings.TOKENBYTE_MAX_CONCURRENCY,
         forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
+        metrics_token=settings.TOKENBYTE_METRICS_TOKEN,
     )
 
 

@@ -1,10 +1,30 @@
-"""The gateway's Prometheus metrics, defined in one place.
+"""The gateway's Prometheus metrics, defined in one place, and their exposition.
 
-Exposing them (/metrics, multiprocess-correct and protected) is issue #15's; this module only
-defines what the code increments. Each is process-wide, as the prometheus_client registry is.
+Each is process-wide, as the prometheus_client registry is. Under `manage.py serve` every
+process (web workers, Celery) writes its values to files in PROMETHEUS_MULTIPROC_DIR, a fresh
+directory per run, set before any of them imports prometheus_client; `exposition()` then merges
+every process's files, so a scrape answered by any one worker counts them all. Without that
+variable (a single process, the tests' LiveServer) it reads this process's registry.
+
+The per-request series are observed once per usage event (proxy/gateway/observe.py); their
+labels are bounded: endpoint, the card's title (or "unknown" when no card was found, whatever
+the client named), provider, the status code, the credential's id.
 """
 
-from prometheus_client import Counter, Gauge
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 # Hot-path Redis (tokenbyte/redis.py). `operation` is one of the names the callers pass:
 # key_lookup, key_fill, rate_limit, token_count, cooldown_share.
@@ -54,3 +74,72 @@ USAGE_NOT_DURABLE = Counter(
     "tokenbyte_usage_not_durable",
     "Answers finished before their usage event was durable in Redis.",
 )
+
+# --- per request, from its usage event (proxy/gateway/observe.py) ------------------------------
+REQUESTS = Counter(
+    "tokenbyte_requests",
+    "API requests that passed authentication, by how they ended (one per usage event).",
+    ["endpoint", "model", "provider", "status"],
+)
+REQUEST_DURATION = Histogram(
+    "tokenbyte_request_duration_seconds",
+    "Time from a request's arrival to its last byte (or its end), in seconds.",
+    ["endpoint", "model", "provider"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
+)
+TIME_TO_FIRST_BYTE = Histogram(
+    "tokenbyte_time_to_first_byte_seconds",
+    "Streams: time from a request's arrival to the first byte sent to the client, in seconds.",
+    ["model", "provider"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
+)
+TOKENS = Counter(
+    "tokenbyte_tokens",
+    "Tokens metered: `in` the prompt (cached included), `out` the completion (reasoning included).",
+    ["model", "provider", "direction"],
+)
+UPSTREAM_ATTEMPTS = Counter(
+    "tokenbyte_upstream_attempts",
+    "Upstream attempts: `final` the one each request ended with, `retry` those before it "
+    "(failover to another credential, or a retry).",
+    ["provider", "outcome"],
+)
+UPSTREAM_ERRORS = Counter(
+    "tokenbyte_upstream_errors",
+    "Requests that ended in 502, 503 or 504 on an upstream credential (its id).",
+    ["provider", "credential", "status"],
+)
+REFUSALS = Counter(
+    "tokenbyte_refusals",
+    "Authenticated requests refused by a limit: `reason` is the error code (429 "
+    "rate_limit_exceeded; 402 insufficient_balance, budget_exhausted, request_cost_cap...).",
+    ["reason"],
+)
+
+# Usage events a process has not made durable yet (queued, waiting for Redis, or for its own
+# database recorder): the metering lag. Set every second by the runtime (proxy/gateway/
+# runtime.py); summed over the live processes.
+METERING_BACKLOG = Gauge(
+    "tokenbyte_metering_backlog",
+    "Usage events not yet durable (in Redis or the database).",
+    multiprocess_mode="livesum",
+)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_DIR_VARIABLE) or None
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in Prometheus's text format, and its content type (file reads: off-loop)."""
+    if multiprocess_dir() is None:
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()
+    _multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def process_exiting() -> None:
+    """A process stops: drop its live gauges' files (its counters stay in the sums)."""
+    if multiprocess_dir() is not None:
+        _multiprocess.mark_process_dead(os.getpid())

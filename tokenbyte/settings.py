@@ -327,11 +327,15 @@ if not DEBUG:
 
 # --- logging: plain lines on stdout ---------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+# One JSON line per API request on stderr (logger `tokenbyte.access`, proxy/gateway/observe.py):
+# on by default; `off` leaves the logger at CRITICAL, where the line is never even built.
+TOKENBYTE_ACCESS_LOG = env.bool("TOKENBYTE_ACCESS_LOG", default=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "message": {"format": "%(message)s"},
     },
     "handlers": {
         "stdout": {
@@ -339,11 +343,21 @@ LOGGING = {
             "stream": "ext://sys.stdout",
             "formatter": "plain",
         },
+        "access": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "message",
+        },
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
         "celery": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "tokenbyte.access": {
+            "handlers": ["access"],
+            "level": "INFO" if TOKENBYTE_ACCESS_LOG else "CRITICAL",
+            "propagate": False,
+        },
     },
 }
 
@@ -372,6 +386,9 @@ TOKENBYTE_MAX_CONCURRENCY = env.int("TOKENBYTE_MAX_CONCURRENCY", default=2048)
 # Addresses (or networks) of the reverse proxies whose X-Forwarded-For / -Proto are believed;
 # empty: none, not even loopback, so a local forwarder cannot choose a client's address.
 FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=[])
+# /metrics (tokenbyte/metrics_endpoint.py): when set, `Authorization: Bearer <token>` is
+# required; when empty, only loopback clients whose request no proxy forwarded may read it.
+TOKENBYTE_METRICS_TOKEN = env.str("TOKENBYTE_METRICS_TOKEN", default="")
 # allauth's rate limits count by REMOTE_ADDR, which is the trusted forwarder's X-Forwarded-For
 # or the peer: never read X-Forwarded-For itself, from whoever sent it.
 ALLAUTH_TRUSTED_PROXY_COUNT = 0

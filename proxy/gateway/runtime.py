@@ -16,6 +16,7 @@ from proxy.gateway.database_holds import DatabaseHolds
 from proxy.gateway.db import PollingThread, run_in_db_thread
 from proxy.gateway.ids import IdSource
 from proxy.gateway.limits import RateLimiter
+from proxy.gateway.observe import observed
 from proxy.gateway.pipeline.call import Pipeline
 from proxy.gateway.pipeline.metering import Metering
 from proxy.gateway.pipeline.resolve import Catalog
@@ -24,6 +25,7 @@ from proxy.gateway.recorder import Recorder
 from proxy.gateway.routing import RoutingTable
 from proxy.gateway.stores import GatewayStores, Snapshot
 from proxy.upstream.pool import UpstreamPool
+from tokenbyte.metrics import METERING_BACKLOG, process_exiting
 from tokenbyte.redis import GatewayRedis
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ logger = logging.getLogger(__name__)
 # Reload the routing table at least this often even if the version did not move, so every
 # process converges whatever happened to it.
 FULL_RELOAD_SECONDS = 60.0
+# How often tokenbyte_metering_backlog is brought up to date.
+BACKLOG_GAUGE_SECONDS = 1.0
 # A request allocates a few thousand short-lived objects; the default first-generation
 # threshold (700) ran the collector several times per request.
 GC_THRESHOLDS = (20_000, 20, 20)
@@ -79,6 +83,7 @@ class Runtime:
         self.metering.recorder = self.recorder.add
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
+        self._backlog_gauge: asyncio.Task[None] | None = None
         self._version_reader = PollingThread("routing-version")
 
     @property
@@ -93,7 +98,8 @@ class Runtime:
             limiter=self.limits,
             upstreams=self.upstreams,
             purse=self.purse,
-            meter=self.metering.emit,
+            # Each usage event counted and access-logged as it is handed over (observe.py).
+            meter=observed(self.metering.emit),
             new_id=self.ids,
         )
 
@@ -110,6 +116,7 @@ class Runtime:
         except Exception:  # the database may come up later; /readyz says so meanwhile
             logger.exception("could not load the routing table at start; retrying in background")
         self._refresher = asyncio.create_task(self._refresh_forever(), name="routing-refresher")
+        self._backlog_gauge = asyncio.create_task(self._gauge_backlog_forever(), name="backlog")
         # Everything loaded so far (Django, the app, the catalog) lives as long as the process:
         # moved out of the collector's sight, full collections stop walking it (a 30-40 ms pause
         # every few seconds under load otherwise, seen as the p99 in bench/README.md).
@@ -118,10 +125,11 @@ class Runtime:
         gc.set_threshold(*GC_THRESHOLDS)
 
     async def stop(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._refresher, self._backlog_gauge):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.keys.stop()
         await self.metering.stop()  # delivers what is queued, to the recorder too
         await self.recorder.stop()
@@ -130,6 +138,7 @@ class Runtime:
         if self.redis is not None:
             await self.redis.aclose()
         await self._version_reader.close()
+        process_exiting()
 
     def _recorded(self, events: Sequence[UsageEvent], batch: RecordedBatch) -> None:
         """A batch committed: its requests' answers may end, and the purse counts its charges."""
@@ -151,6 +160,11 @@ class Runtime:
         version = await self.routing_version()
         self.catalog.table = await run_in_db_thread(self.stores.catalog.load, version)
         self._loaded_at = time.monotonic()
+
+    async def _gauge_backlog_forever(self) -> None:
+        while True:
+            METERING_BACKLOG.set(self.metering.backlog + self.recorder.backlog)
+            await asyncio.sleep(BACKLOG_GAUGE_SECONDS)
 
     async def _refresh_forever(self) -> None:
         interval = settings.TOKENBYTE_CATALOG_REFRESH_SECONDS

@@ -234,6 +234,17 @@ def test_nginx_gives_the_gateway_the_peer_address_not_a_forged_one(
         assert client.get("/v1/models", headers=here).status_code == HTTPStatus.OK
 
 
+def test_metrics_without_a_token_are_not_served_through_nginx(
+    behind_nginx: tuple[LiveServer, Nginx],
+) -> None:
+    gateway, nginx = behind_nginx
+    with nginx.client() as client:
+        proxied = client.get("/metrics")  # the gateway's peer is nginx, on loopback
+    assert proxied.status_code == HTTPStatus.FORBIDDEN
+    assert proxied.json()["error"]["code"] == "metrics_forbidden"
+    assert httpx.get(f"{gateway.url}/metrics").status_code == HTTPStatus.OK  # the host itself
+
+
 def test_nginx_refuses_oversized_heads_and_bodies_in_the_api_shape(
     behind_nginx: tuple[LiveServer, Nginx],
 ) -> None:

@@ -15,7 +15,7 @@ from proxy.gateway.auth.key_cache import KeyResolver
 from proxy.gateway.auth.policy import KeyPolicy
 from proxy.gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
 from proxy.gateway.http import Request
-from tokenbyte.metrics import REQUESTS_REFUSED_BEFORE_AUTH
+from proxy.gateway.observe import refused_before_auth
 
 KEY_PREFIX = b"tb-"
 # Far longer than any key we mint; longer values are refused before hashing.
@@ -75,7 +75,7 @@ async def _authenticate_token(token: bytes, request: Request, resolver: KeyResol
     try:
         return await _policy_for(token, request, resolver)
     except GatewayError as error:
-        REQUESTS_REFUSED_BEFORE_AUTH.labels(error.code).inc()
+        refused_before_auth(request.request_id, request.path, error)
         raise
 
 
@@ -110,8 +110,9 @@ async def authenticate(
     """
     token = _presented_key(request, allow_x_api_key)
     if token is None:
-        REQUESTS_REFUSED_BEFORE_AUTH.labels(AuthenticationFailed.code).inc()
-        raise AuthenticationFailed(MISSING_KEY_MESSAGE)
+        missing = AuthenticationFailed(MISSING_KEY_MESSAGE)
+        refused_before_auth(request.request_id, request.path, missing)
+        raise missing
     return await _authenticate_token(token, request, keys)
 
 

@@ -70,6 +70,11 @@ class Metering:
         self._durable_since: collections.deque[tuple[float, str]] = collections.deque()
         self._expirer: asyncio.Task[None] | None = None
 
+    @property
+    def backlog(self) -> int:
+        """Events queued for the consumers or waiting for Redis."""
+        return self._queue.qsize() + len(self._outbox)
+
     def add_consumer(self, consumer: Consumer) -> None:
         self._consumers.append(consumer)
 

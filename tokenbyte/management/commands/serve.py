@@ -3,10 +3,15 @@
 A small supervisor: each child runs in its own process group; SIGINT, SIGTERM, the death of
 our parent (make) or the exit of any child stops all of them, forcefully after a grace period,
 so everything is gone within 10 seconds.
+
+Each run gets a fresh PROMETHEUS_MULTIPROC_DIR, made before any child starts (prometheus_client
+reads it when first imported) and removed once they are all gone: the web workers and Celery
+write their metrics there, and /metrics, answered by any worker, sums them (tokenbyte/metrics.py).
 """
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +25,7 @@ from django.core.management.base import CommandParser
 
 from tokenbyte import front_door
 from tokenbyte.cli import OperatorCommand
+from tokenbyte.metrics import MULTIPROC_DIR_VARIABLE
 
 GRACE_SECONDS = 7.0
 POLL_SECONDS = 0.2
@@ -77,9 +83,15 @@ class Command(OperatorCommand):
             ]
         url = f"http://{options['host']}:{options['port']}"
         self.stdout.write(f"TokenByte on {url}  (console {url}/, API {url}/v1)")
-        sys.exit(self._supervise(commands))
+        metrics_dir = tempfile.mkdtemp(prefix="tokenbyte-metrics-")
+        env = {**os.environ, MULTIPROC_DIR_VARIABLE: metrics_dir}
+        try:
+            exit_code = self._supervise(commands, env)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+        sys.exit(exit_code)
 
-    def _supervise(self, commands: dict[str, list[str]]) -> int:
+    def _supervise(self, commands: dict[str, list[str]], env: dict[str, str]) -> int:
         stopping = False
 
         def request_stop(signum: int, frame: Any) -> None:
@@ -90,7 +102,7 @@ class Command(OperatorCommand):
         signal.signal(signal.SIGTERM, request_stop)
         parent = os.getppid()
         children = {
-            name: subprocess.Popen(command, start_new_session=True)  # noqa: S603  # our own argv
+            name: subprocess.Popen(command, env=env, start_new_session=True)  # noqa: S603  # our argv
             for name, command in commands.items()
         }
         exit_code = 0
