@@ -36,7 +36,7 @@ class UsageFilters:
     stream: bool | None = None
     min_latency_ms: int | None = None
     min_cost: Decimal | None = None
-    query: str = ""  # the search box: ids exactly; model and error code in part; key names
+    query: str = ""  # the search box: a request's ids exactly, else text (see _searched)
     key_ids_named: Collection[int] = field(default_factory=tuple)  # keys whose name matched
 
 
@@ -59,17 +59,25 @@ def _status_q(status: str) -> Q | None:
     return None
 
 
-def _search_q(query: str, key_ids: Collection[int]) -> Q:
+def _text_q(query: str, key_ids: Collection[int]) -> Q:
     match = (
-        Q(event_id=query)
-        | Q(request_id=query)
-        | Q(upstream_request_id=query)
-        | Q(model__icontains=query)
-        | Q(error_code__icontains=query)
+        Q(upstream_request_id=query) | Q(model__icontains=query) | Q(error_code__icontains=query)
     )
     if key_ids:
         match |= Q(key_id__in=list(key_ids))
     return match
+
+
+def _searched(records: "QuerySet[UsageRecord]", filters: UsageFilters) -> "QuerySet[UsageRecord]":
+    """The search box: a request's own id (the unique one, or the client's x-request-id) finds
+    it through its index; only text that names no request is looked for in the records' model,
+    error code, upstream id and key names (a scan of the account's records, newest first, until
+    a page is full). OR-ing the two would scan for every id."""
+    query = filters.query
+    by_id = records.filter(Q(event_id=query) | Q(request_id=query))
+    if by_id.exists():
+        return by_id
+    return records.filter(_text_q(query, filters.key_ids_named))
 
 
 def usage_filtered(*, account_id: int, filters: UsageFilters) -> "QuerySet[UsageRecord]":
@@ -97,7 +105,7 @@ def usage_filtered(*, account_id: int, filters: UsageFilters) -> "QuerySet[Usage
     if filters.min_cost is not None:
         records = records.filter(cost__gte=filters.min_cost)
     if filters.query:
-        records = records.filter(_search_q(filters.query, filters.key_ids_named))
+        records = _searched(records, filters)
     return records.order_by("-started_at", "-id")
 
 
