@@ -200,10 +200,16 @@ class Pipeline:
             log_failed_answer(record, cite_request(error, record.request_id))
             raise
         record.mark_first_byte()
-        event = record.settle(usage)
-        response = Response(
-            200, orjson.dumps(render(data, usage, event.cost)), [JSON_CONTENT_TYPE, *record.headers]
-        )
+        # Rendered before it is settled, so that its event knows the `id` the client gets; an
+        # error while rendering still bills this usage.
+        record.usage = usage
+        cost = record.cost_of(usage)
+        rendered = render(data, usage, cost)
+        response_id = rendered.get("id")
+        if isinstance(response_id, str) and response_id:
+            record.response_id = response_id
+        record.settle(usage, cost=cost)
+        response = Response(200, orjson.dumps(rendered), [JSON_CONTENT_TYPE, *record.headers])
         record.hand_over()
         await record.until_durable()
         return response
