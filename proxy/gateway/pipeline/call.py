@@ -29,6 +29,8 @@ from proxy.upstream.failures import cite_request, log_failed_answer, log_refusal
 from proxy.upstream.pool import Opened, UpstreamPool, timeouts_for
 from proxy.upstream.request import UpstreamRequest
 
+# The gateway's own id of the call (its usage event's), on every answer that reserved a cost.
+GENERATION_ID_HEADER = b"x-tokenbyte-generation-id"
 Parse = Callable[[bytes], tuple[dict[str, Any], Usage]]
 Render = Callable[[dict[str, Any], Usage, Decimal], dict[str, Any]]
 
@@ -123,6 +125,8 @@ class Pipeline:
         if policy.budget is not None:
             window = budget_window(policy.budget_period, datetime.now(UTC))
         record.event_id = self.new_id()  # the hold's id, and later its usage event's
+        # Told to the client with the answer: GET /v1/generation?id=… finds the call by it.
+        record.headers = [*record.headers, (GENERATION_ID_HEADER, record.event_id.encode())]
         for _ in range(3):  # others' calls may take what was left between two tries
             verdict = await self.purse.reserve(
                 record.event_id,
