@@ -34,6 +34,8 @@ class UsageEvent:
     attempts: int
     client_disconnected: bool = False
     upstream_request_id: str | None = None
+    # The answer's own `id` as the client got it (`chatcmpl-…`, `msg_…`), when it has one.
+    response_id: str | None = None
 
     def to_json(self) -> bytes:
         # orjson writes dataclasses itself (13x faster than asdict here: 2.5 vs 32 us).

@@ -163,6 +163,9 @@ class UsageInbox(models.Model):
         return f"usage event {self.event_id} (not yet recorded)"
 
 
+RESPONSE_ID_LENGTH = 128  # longer ids are cut (none seen is near it)
+
+
 class UsageRecord(models.Model):
     """One request that passed authentication, as its usage event told it: lean, one row each.
 
@@ -208,6 +211,8 @@ class UsageRecord(models.Model):
     ttfb_us = models.BigIntegerField(null=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     upstream_request_id = models.CharField(max_length=128, blank=True, default="")
+    # The `id` of the answer's body (`chatcmpl-…`, `msg_…`): GET /v1/generation finds it.
+    response_id = models.CharField(max_length=RESPONSE_ID_LENGTH, blank=True, default="")
 
     class Meta:
         indexes = (
@@ -216,6 +221,7 @@ class UsageRecord(models.Model):
             models.Index(fields=("account", "-started_at", "-id"), name="usage_by_account"),
             models.Index(fields=("account", "key_id", "-started_at", "-id"), name="usage_by_key"),
             models.Index(fields=("account", "model", "-started_at", "-id"), name="usage_by_model"),
+            models.Index(fields=("account", "response_id"), name="usage_by_response_id"),
             # Retention deletes the oldest records first (billing/retention.py).
             models.Index(fields=("started_at",), name="usage_by_start"),
         )

@@ -33,7 +33,15 @@ from django.utils import timezone
 
 from billing.events import UsageEvent
 from billing.histograms import HISTOGRAM_SIZE, histogram_add, histogram_bucket
-from billing.models import Balance, BudgetSpend, EntryKind, LedgerEntry, UsageRecord, UsageRollup
+from billing.models import (
+    RESPONSE_ID_LENGTH,
+    Balance,
+    BudgetSpend,
+    EntryKind,
+    LedgerEntry,
+    UsageRecord,
+    UsageRollup,
+)
 from billing.money import charge_for
 from billing.periods import DAILY, LIFETIME, MONTHLY, WEEKLY, budget_window
 from billing.reservations import BalanceState, RecordedBatch
@@ -75,6 +83,7 @@ RECORD_FIELDS = (
     "ttfb_us",
     "attempts",
     "upstream_request_id",
+    "response_id",
 )
 CHARGE_FIELDS = (
     "account_id",
@@ -218,6 +227,7 @@ def record_events(events: Sequence[UsageEvent]) -> RecordedBatch:
                     ttfb_us,
                     event.attempts,
                     event.upstream_request_id or "",
+                    (event.response_id or "")[:RESPONSE_ID_LENGTH],
                 )
             )
             status_class = event.status // 100

@@ -233,3 +233,19 @@ def low_balances(*, below: Decimal) -> list[LowBalance]:
     )
     # Compared again in Decimal: SQLite compares its decimals as floats.
     return [LowBalance(*row) for row in rows if row[1] < below]
+
+
+def generation_get(*, account_id: int, generation_id: str) -> UsageRecord | None:
+    """The account's record whose event id, or whose answer's body `id`, is `generation_id`
+    (GET /v1/generation); None for an id of another account's request or no request at all.
+
+    Body ids come from the upstreams and need not be unique: the newest record wins. Records
+    are written asynchronously, so a request just answered may not be found yet.
+    """
+    if not generation_id:
+        return None
+    mine = UsageRecord.objects.filter(account_id=account_id)
+    record = mine.filter(event_id=generation_id).first()
+    if record is None:
+        record = mine.filter(response_id=generation_id).order_by("-started_at", "-id").first()
+    return record

@@ -74,7 +74,7 @@ def _searched(records: "QuerySet[UsageRecord]", filters: UsageFilters) -> "Query
     error code, upstream id and key names (a scan of the account's records, newest first, until
     a page is full). OR-ing the two would scan for every id."""
     query = filters.query
-    by_id = records.filter(Q(event_id=query) | Q(request_id=query))
+    by_id = records.filter(Q(event_id=query) | Q(request_id=query) | Q(response_id=query))
     if by_id.exists():
         return by_id
     return records.filter(_text_q(query, filters.key_ids_named))

@@ -8,7 +8,7 @@ from decimal import Decimal
 from billing import holds
 from billing.events import UsageEvent
 from billing.reservations import RecordedBatch
-from billing.selectors import MoneySnapshot, money_snapshot
+from billing.selectors import MoneySnapshot, generation_get, money_snapshot
 from billing.services import (
     usage_events_fold,
     usage_events_left,
@@ -17,7 +17,15 @@ from billing.services import (
 )
 from keys import cache as key_cache
 from keys.services import key_last_used_record
-from proxy.gateway.stores import CatalogStore, GatewayStores, HoldStore, KeyStore, MoneyStore
+from proxy.gateway.stores import (
+    CatalogStore,
+    GatewayStores,
+    Generation,
+    GenerationStore,
+    HoldStore,
+    KeyStore,
+    MoneyStore,
+)
 from proxy.routing_version import routing_version_get
 from proxy.selectors import load_routing_table
 
@@ -78,6 +86,40 @@ def _hold_renew(hold_ids: list[str], now: datetime, seconds: int) -> int:
     return holds.holds_renew(hold_ids=hold_ids, now=now, seconds=seconds)
 
 
+def _generation_get(account_id: int, generation_id: str) -> Generation | None:
+    record = generation_get(account_id=account_id, generation_id=generation_id)
+    if record is None:
+        return None
+    return Generation(
+        event_id=record.event_id,
+        request_id=record.request_id,
+        response_id=record.response_id,
+        endpoint=record.endpoint,
+        model=record.model,
+        provider=record.provider,
+        status=record.status,
+        error_code=record.error_code,
+        stream=record.stream,
+        client_disconnected=record.client_disconnected,
+        uncached_input_tokens=record.uncached_input_tokens,
+        cache_read_tokens=record.cache_read_tokens,
+        cache_write_tokens=record.cache_write_tokens,
+        output_tokens=record.output_tokens,
+        reasoning_tokens=record.reasoning_tokens,
+        cache_write_1h_tokens=record.cache_write_1h_tokens,
+        estimated=record.estimated,
+        service_tier=record.service_tier,
+        server_tool_calls=dict(record.server_tool_calls or {}),
+        cost=record.cost,
+        charged=record.charged,
+        started_at=record.started_at,
+        latency_us=record.latency_us,
+        ttfb_us=record.ttfb_us,
+        attempts=record.attempts,
+        upstream_request_id=record.upstream_request_id,
+    )
+
+
 def gateway_stores() -> GatewayStores:
     return GatewayStores(
         keys=KeyStore(
@@ -102,4 +144,5 @@ def gateway_stores() -> GatewayStores:
             fold=_usage_fold,
             left=_usage_left,
         ),
+        generations=GenerationStore(get=_generation_get),
     )

@@ -16,7 +16,7 @@ from proxy.gateway.http import (
     Send,
     send_response,
 )
-from proxy.gateway.routes import chat, embeddings, messages, models
+from proxy.gateway.routes import chat, embeddings, generation, messages, models
 from proxy.gateway.runtime import Runtime
 from proxy.gateway.stores import GatewayStores
 
@@ -37,6 +37,7 @@ EXACT_PATHS = frozenset(
         "/v1/embeddings",
         "/v1/messages",
         "/v1/messages/count_tokens",
+        generation.GENERATION_PATH,
         "/healthz",
         "/readyz",
     }
@@ -56,7 +57,7 @@ class RouteTable:
     def __init__(self, runtime: Runtime) -> None:
         self.new_id = runtime.ids
         pipeline = runtime.pipeline()
-        keys, catalog = runtime.keys, runtime.catalog
+        keys, catalog, generations = runtime.keys, runtime.catalog, runtime.generations.get
         # Closures, not partial(..., name=value): no keyword dict built per request.
         self.exact: Routes = {
             "/v1/models": {"GET": lambda request: models.list_models(request, keys, catalog)},
@@ -67,6 +68,9 @@ class RouteTable:
             "/v1/messages": {"POST": lambda request: messages.messages(request, pipeline)},
             "/v1/messages/count_tokens": {
                 "POST": lambda request: messages.count_tokens(request, pipeline)
+            },
+            generation.GENERATION_PATH: {
+                "GET": lambda request: generation.generation(request, keys, generations)
             },
             "/healthz": {"GET": health.healthz, "HEAD": health.healthz},
             "/readyz": dict.fromkeys(

@@ -14,6 +14,7 @@ from billing.reservations import RecordedBatch
 from proxy.gateway.auth.key_cache import KeyResolver
 from proxy.gateway.database_holds import DatabaseHolds
 from proxy.gateway.db import PollingThread, run_in_db_thread
+from proxy.gateway.generations import Generations
 from proxy.gateway.ids import IdSource
 from proxy.gateway.limits import RateLimiter
 from proxy.gateway.observe import observed
@@ -81,6 +82,7 @@ class Runtime:
             left=stores.money.left,
         )
         self.metering.recorder = self.recorder.add
+        self.generations = Generations(stores.generations)  # GET /v1/generation's reads
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
         self._backlog_gauge: asyncio.Task[None] | None = None
@@ -138,6 +140,7 @@ class Runtime:
         if self.redis is not None:
             await self.redis.aclose()
         await self._version_reader.close()
+        await self.generations.close()
         process_exiting()
 
     def _recorded(self, events: Sequence[UsageEvent], batch: RecordedBatch) -> None:

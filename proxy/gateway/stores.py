@@ -94,7 +94,49 @@ class MoneyStore:
 
 
 @dataclass(frozen=True, slots=True)
+class Generation:
+    """One recorded call, as GET /v1/generation tells it: billing's usage record (billing.models
+    UsageRecord), copied out of the ORM on the database thread."""
+
+    event_id: str
+    request_id: str
+    response_id: str  # "" when the answer had no `id`
+    endpoint: str
+    model: str
+    provider: str
+    status: int
+    error_code: str
+    stream: bool
+    client_disconnected: bool
+    uncached_input_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cache_write_1h_tokens: int
+    estimated: bool
+    service_tier: str
+    server_tool_calls: Mapping[str, int]
+    cost: Decimal
+    charged: Decimal
+    started_at: datetime
+    latency_us: int
+    ttfb_us: int | None
+    attempts: int
+    upstream_request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationStore:
+    """Billing's side of GET /v1/generation (billing/selectors.py generation_get)."""
+
+    # (account id, an event id or an answer's `id`) -> that account's call, or None
+    get: Callable[[int, str], Generation | None]
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayStores:
     keys: KeyStore
     catalog: CatalogStore
     money: MoneyStore
+    generations: GenerationStore

@@ -167,6 +167,7 @@ def _usage_record(event: UsageEvent, account_id: int, charge: Decimal) -> UsageR
         ttfb_us=None if event.ttfb_ms is None else round(event.ttfb_ms * 1000),
         attempts=event.attempts,
         upstream_request_id=event.upstream_request_id or "",
+        response_id=(event.response_id or "")[:128],
     )
 
 

@@ -60,6 +60,7 @@ def usage_event(account_id: int, **changes: Any) -> UsageEvent:
         "latency_ms": 812.345,
         "ttfb_ms": 95.5,
         "attempts": 1,
+        "response_id": f"chatcmpl-{number}",
     }
     fields.update(changes)
     return UsageEvent(**fields)

@@ -70,6 +70,7 @@ def _rows(accounts: list[int], back: dict[int, int]) -> dict[str, Any]:
             r.ttfb_us,
             r.attempts,
             r.upstream_request_id,
+            r.response_id,
         )
         for r in UsageRecord.objects.filter(account_id__in=accounts)
     )

@@ -71,7 +71,13 @@ def seeded(alice: User) -> dict[str, Any]:
         "streamed": record(alice, key_id=work.pk, stream=True, started_at=at - 20),
         "slow": record(alice, key_id=work.pk, latency_ms=9500.0, started_at=at - 30),
         "dear": record(alice, key_id=ci.pk, cost="2.5", started_at=at - 40),
-        "chosen id": record(alice, key_id=ci.pk, request_id="my-own-id-7", started_at=at - 50),
+        "chosen id": record(
+            alice,
+            key_id=ci.pk,
+            request_id="my-own-id-7",
+            response_id="chatcmpl-9x",
+            started_at=at - 50,
+        ),
         "bob": record(bob, model="GPT-4o", request_id="my-own-id-7", started_at=at - 1),
     }
     return {"events": events, "work": work, "ci": ci, "bob": bob}
@@ -109,7 +115,11 @@ ALICE_ALL = {"plain", "old", "claude", "limited", "broken", "streamed", "slow", 
         ({"provider": "anthropic"}, {"claude"}),
         ({"q": "rate_limit"}, {"limited"}),
         ({"q": "sonnet"}, {"claude"}),
-        ({"q": "my-own-id-7"}, {"chosen id"}),  # Bob's request of the same x-request-id stays his
+        ({"q": "my-own-id-7"}, {"chosen id"}),
+        (
+            {"q": "chatcmpl-9x"},
+            {"chosen id"},
+        ),  # the answer's body id  # Bob's request of the same x-request-id stays his
         ({"q": "CI RUN"}, {"claude", "limited", "dear", "chosen id"}),  # a key's name
         ({"q": "nothing like this"}, set()),
         ({"status": "error", "q": "upstream"}, {"broken"}),

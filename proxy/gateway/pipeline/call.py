@@ -29,6 +29,8 @@ from proxy.upstream.failures import cite_request, log_failed_answer, log_refusal
 from proxy.upstream.pool import Opened, UpstreamPool, timeouts_for
 from proxy.upstream.request import UpstreamRequest
 
+# The gateway's own id of the call (its usage event's), on every answer that reserved a cost.
+GENERATION_ID_HEADER = b"x-tokenbyte-generation-id"
 Parse = Callable[[bytes], tuple[dict[str, Any], Usage]]
 Render = Callable[[dict[str, Any], Usage, Decimal], dict[str, Any]]
 
@@ -123,6 +125,8 @@ class Pipeline:
         if policy.budget is not None:
             window = budget_window(policy.budget_period, datetime.now(UTC))
         record.event_id = self.new_id()  # the hold's id, and later its usage event's
+        # Told to the client with the answer: GET /v1/generation?id=… finds the call by it.
+        record.headers = [*record.headers, (GENERATION_ID_HEADER, record.event_id.encode())]
         for _ in range(3):  # others' calls may take what was left between two tries
             verdict = await self.purse.reserve(
                 record.event_id,
@@ -200,10 +204,16 @@ class Pipeline:
             log_failed_answer(record, cite_request(error, record.request_id))
             raise
         record.mark_first_byte()
-        event = record.settle(usage)
-        response = Response(
-            200, orjson.dumps(render(data, usage, event.cost)), [JSON_CONTENT_TYPE, *record.headers]
-        )
+        # Rendered before it is settled, so that its event knows the `id` the client gets; an
+        # error while rendering still bills this usage.
+        record.usage = usage
+        cost = record.cost_of(usage)
+        rendered = render(data, usage, cost)
+        response_id = rendered.get("id")
+        if isinstance(response_id, str) and response_id:
+            record.response_id = response_id
+        record.settle(usage, cost=cost)
+        response = Response(200, orjson.dumps(rendered), [JSON_CONTENT_TYPE, *record.headers])
         record.hand_over()
         await record.until_durable()
         return response

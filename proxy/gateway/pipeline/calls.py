@@ -56,6 +56,10 @@ class CallRecord:
     upstream: Upstream | None = None
     attempts: int = 0
     upstream_request_id: str | None = None
+    # The answer's own `id` as the client got it; `identify`, when set (a stream), says it at
+    # the end (the first chunk carries it).
+    response_id: str | None = None
+    identify: Callable[[], str] | None = None
     # Sent with the answer, whatever its shape (the key's rate-limit state).
     headers: Sequence[tuple[bytes, bytes]] = ()
     # The status the client has already been sent (a stream's 200), if any.
@@ -78,21 +82,31 @@ class CallRecord:
             self.first_byte = time.perf_counter()
 
     def settle(
-        self, usage: Usage, *, error_code: str | None = None, client_disconnected: bool = False
+        self,
+        usage: Usage,
+        *,
+        error_code: str | None = None,
+        client_disconnected: bool = False,
+        cost: Decimal | None = None,
     ) -> UsageEvent:
         """The event of a call that ran to its end, priced for the answer's last bytes.
 
         It is emitted on leaving the block, or by `hand_over` before those bytes are sent; an
         exception in between (rendering the answer, say) replaces it with an error event that
-        keeps this usage.
+        keeps this usage. `cost`, when given, is this usage's already priced (`cost_of`).
         """
         self.usage = usage
         self._settled = self._event(
             status=self.response_status or 200,
             error_code=error_code,
             client_disconnected=client_disconnected,
+            cost=cost,
         )
         return self._settled
+
+    def cost_of(self, usage: Usage) -> Decimal:
+        """What `usage` costs on the call's card (the one pricing function, as the event's)."""
+        return usage_cost(usage, self.card.prices) if self.card is not None else ZERO
 
     def hand_over(self) -> None:
         """Emit the settled event now (a stream's, before its final bytes leave)."""
@@ -151,10 +165,21 @@ class CallRecord:
             logger.warning("request %s: answered before its usage was durable", self.request_id)
 
     def _event(
-        self, *, status: int, error_code: str | None, client_disconnected: bool = False
+        self,
+        *,
+        status: int,
+        error_code: str | None,
+        client_disconnected: bool = False,
+        cost: Decimal | None = None,
     ) -> UsageEvent:
         now = time.perf_counter()
         card = self.card
+        response_id = self.response_id
+        if response_id is None and self.identify is not None:
+            try:
+                response_id = self.identify() or None
+            except Exception:  # the event must still go out, without the id
+                logger.exception("request %s: reading the answer's id failed", self.request_id)
         return UsageEvent(
             event_id=self.event_id or self.new_id(),
             request_id=self.request_id,
@@ -170,7 +195,7 @@ class CallRecord:
             error_code=error_code,
             stream=self.stream,
             usage=self.usage,
-            cost=usage_cost(self.usage, card.prices) if card is not None else ZERO,
+            cost=self.cost_of(self.usage) if cost is None else cost,
             started_at=self.started_at,
             latency_ms=round((now - self.started) * 1000, 3),
             ttfb_ms=None
@@ -179,6 +204,7 @@ class CallRecord:
             attempts=self.attempts,
             client_disconnected=client_disconnected,
             upstream_request_id=self.upstream_request_id,
+            response_id=response_id,
         )
 
 

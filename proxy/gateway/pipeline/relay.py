@@ -43,6 +43,10 @@ class StreamOutput:
         """The usage to bill: the upstream's, or an estimate when it never said."""
         raise NotImplementedError
 
+    def response_id(self) -> str:
+        """The answer's `id` as the client is told it ("" when it has none, or not yet)."""
+        return ""
+
     def closing(self, usage: Usage, cost: Decimal) -> bytes:
         """The last bytes of a stream that completed."""
         raise NotImplementedError
@@ -86,6 +90,7 @@ async def relay_stream(
         raise RuntimeError("relay_stream() before admit()")
     # Whichever way the stream ends, its event bills what was produced by then.
     record.measure = output.final_usage
+    record.identify = output.response_id
     parser = SSEParser()
     state = _StreamState()
     task = asyncio.current_task()

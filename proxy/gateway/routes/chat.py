@@ -93,6 +93,9 @@ class ChatStreamOutput(StreamOutput):
     def final_usage(self) -> Usage:
         return self.translator.final_usage(self.body.get("messages"))
 
+    def response_id(self) -> str:
+        return self.translator.response_id
+
     def closing(self, usage: Usage, cost: Decimal) -> bytes:
         if not self.include_usage:
             return DONE

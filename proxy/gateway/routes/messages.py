@@ -195,6 +195,9 @@ class NativeOutput(StreamOutput):
     def final_usage(self) -> Usage:
         return self.events.final_usage(self.body.get("messages"))
 
+    def response_id(self) -> str:
+        return self.events.response_id
+
     def closing(self, usage: Usage, cost: Decimal) -> bytes:
         return b""  # message_stop has been relayed already
 
@@ -228,6 +231,9 @@ class TranslatedOutput(StreamOutput):
 
     def final_usage(self) -> Usage:
         return self.translator.final_usage(self.body.get("messages"))
+
+    def response_id(self) -> str:
+        return self.writer.message_id()
 
     def closing(self, usage: Usage, cost: Decimal) -> bytes:
         return frames(self.writer.close(usage, cost))

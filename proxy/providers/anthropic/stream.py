@@ -232,11 +232,14 @@ class AnthropicEvents:
         self.done = False
         self.delta_chars = 0
         self.delta_count = 0
+        self.response_id = ""  # the message's `id`, from message_start
 
     def message_start(self, data: dict[str, Any]) -> None:
         message = data.get("message")
         usage = message.get("usage") if isinstance(message, dict) else None
         self.start_usage = usage if isinstance(usage, dict) else {}
+        if isinstance(message, dict) and isinstance(message.get("id"), str):
+            self.response_id = message["id"]
 
     def message_delta(self, data: dict[str, Any]) -> dict[str, Any]:
         """The event's usage made whole (cumulative); the caller adds the cost."""

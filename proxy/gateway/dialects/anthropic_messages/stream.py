@@ -27,6 +27,13 @@ class AnthropicEventWriter:
         self.open_kind: str | None = None  # "text" or "tool_use" while a block is open
         self.tool_blocks: dict[int, int] = {}  # OpenAI tool call index -> block index
         self.finish: str | None = None
+        self._message_id: str | None = None  # message_start's `id`, once chosen
+
+    def message_id(self) -> str:
+        """The `id` the client is (or will be) told in message_start."""
+        if self._message_id is None:  # asked before the first chunk: chosen now, and kept
+            self._message_id = message_id(None)
+        return self._message_id
 
     def chunk(self, chunk: dict[str, Any]) -> Events:
         events: Events = []
@@ -68,12 +75,16 @@ class AnthropicEventWriter:
         events.append(("message_stop", {"type": "message_stop"}))
         return events
 
+    def _chosen_id(self, chunk: dict[str, Any]) -> str:
+        self._message_id = message_id(chunk.get("id"))
+        return self._message_id
+
     def _start(self, chunk: dict[str, Any]) -> dict[str, Any]:
         self.started = True
         return {
             "type": "message_start",
             "message": {
-                "id": message_id(chunk.get("id")),
+                "id": self._message_id or self._chosen_id(chunk),
                 "type": "message",
                 "role": "assistant",
                 "model": self.card.title,

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0007_usage_inbox"),
+        ("billing", "0008_usage_response_id"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
