@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from billing.histograms import histogram_empty, histogram_percentile
 from billing.models import RollupPeriod, UsageRollup
-from billing.rollups import period_start
+from billing.rollups import SUMMED, period_start
 
 MAX_POINTS = 400  # a custom range longer than this many periods goes to the next period up
 _STEP = {
@@ -170,22 +170,7 @@ def model_live_figures(*, since: datetime, until: datetime) -> dict[str, Figures
     period = dashboard_period(since, until)
     rows = UsageRollup.objects.filter(
         period=period, starts_at__gte=period_start(period, since), starts_at__lt=until
-    ).only(
-        "model",
-        "requests",
-        "status_2xx",
-        "status_4xx",
-        "status_5xx",
-        "streamed",
-        "uncached_input_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "output_tokens",
-        "reasoning_tokens",
-        "charged",
-        "latency_histogram",
-        "ttfb_histogram",
-    )
+    ).only("model", *SUMMED)
     figures: dict[str, Figures] = {}
     for row in rows.iterator(chunk_size=2000):
         figures.setdefault(row.model, Figures()).add(row)
