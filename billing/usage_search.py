@@ -194,8 +194,9 @@ def usage_log_page(
 
 def usage_log_rows(*, account_id: int, filters: UsageFilters) -> Iterator[UsageRecord]:
     """Every filtered record, newest first, fetched in chunks (an export of millions of rows
-    holds one chunk in memory)."""
-    return usage_filtered(account_id=account_id, filters=filters).iterator(chunk_size=EXPORT_CHUNK)
+    holds one chunk in memory). The JSON columns, which exports leave out, are not fetched."""
+    records = usage_filtered(account_id=account_id, filters=filters)
+    return records.defer("server_tool_calls", "attempt_log").iterator(chunk_size=EXPORT_CHUNK)
 
 
 def usage_record_get(*, account_id: int, event_id: str) -> UsageRecord | None:
