@@ -38,7 +38,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/lint-imports --no-logo  # the house rules: [tool.importlinter] in pyproject.toml
 	@# Money is Decimal: no float in billing or pricing code (the usage event's timings excepted).
 	@! grep -rnE '\bfloat\(|: float\b|-> float\b' billing/ --include='*.py' | grep -v '/migrations/' \
-		| grep -vE '^billing/events.py:[0-9]+: +(started_at|latency_ms|ttfb_ms):' \
+		| grep -vE '^billing/events.py:[0-9]+: +(started_at|latency_ms|ttfb_ms|started_ms|duration_ms):' \
 		|| (echo 'float in money code'; exit 1)
 
 format: $(VENV)/.installed-test

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from accounts.attempts import waterfall
 from accounts.log_bodies import log_bodies_view
 from accounts.models import User
 from billing import usage_search
@@ -199,6 +200,7 @@ def log_detail(request: HttpRequest, event_id: str) -> HttpResponse:
         "lines": lines,
         "prices_changed": bool(lines) and priced_now != record.cost,
         "priced_now": priced_now,
+        "waterfall": waterfall(record, staff=request.user.is_staff),
         "bodies": log_bodies_view(account_id=owner.pk, record=record, now=timezone.now()),
     }
     return render(request, "console/log_detail.html", context)

@@ -77,7 +77,7 @@ def usage_body_get(*, account_id: int, event_id: str) -> UsageBody | None:
 def usage_bodies_matching(*, account_id: int, text: str) -> "QuerySet[UsageBody, Any]":
     """The event ids of the account's calls whose stored request or response holds `text`
     (any case), as a subquery for the logs' search. On PostgreSQL the trigram indexes of
-    migration 0010_usage_bodies serve it; on SQLite, LIKE scans the account's bodies."""
+    migration 0011_usage_bodies serve it; on SQLite, LIKE scans the account's bodies."""
     return UsageBody.objects.filter(
         Q(request_text__icontains=text) | Q(response_text__icontains=text),
         account_id=account_id,

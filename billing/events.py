@@ -10,6 +10,20 @@ from billing.usage import Usage
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamAttempt:
+    """One try of one upstream credential, in the order they were made (a failover's waterfall)."""
+
+    credential_id: int
+    started_ms: float  # since the request started
+    # Until the upstream's answer began (its headers; a stream's first chunk), or the try failed.
+    duration_ms: float
+    status: (
+        int | None
+    )  # the upstream's HTTP status; None when it sent none (no connection, timeout)
+    error_code: str | None  # why this try failed over; None for the one whose answer was used
+
+
+@dataclass(frozen=True, slots=True)
 class UsageEvent:
     event_id: str  # unique per event: the idempotency key of the usage record and its charge
     request_id: str  # what the client saw in x-request-id (a client may choose its own)
@@ -36,6 +50,7 @@ class UsageEvent:
     upstream_request_id: str | None = None
     # The answer's own `id` as the client got it (`chatcmpl-…`, `msg_…`), when it has one.
     response_id: str | None = None
+    attempt_log: tuple[UpstreamAttempt, ...] = ()  # every try in order; empty: none was made
 
     def to_json(self) -> bytes:
         # orjson writes dataclasses itself (13x faster than asdict here: 2.5 vs 32 us).
@@ -46,6 +61,8 @@ class UsageEvent:
         data = orjson.loads(raw)
         data["usage"] = Usage(**data["usage"])
         data["cost"] = Decimal(data["cost"])
+        # Absent from an older gateway's events (a rolling deploy).
+        data["attempt_log"] = tuple(UpstreamAttempt(**a) for a in data.get("attempt_log", ()))
         return cls(**data)
 
 

@@ -213,6 +213,9 @@ class UsageRecord(models.Model):
     upstream_request_id = models.CharField(max_length=128, blank=True, default="")
     # The `id` of the answer's body (`chatcmpl-…`, `msg_…`): GET /v1/generation finds it.
     response_id = models.CharField(max_length=RESPONSE_ID_LENGTH, blank=True, default="")
+    # Every upstream try in order (billing/events.py UpstreamAttempt as objects): a failover's
+    # waterfall on /logs/<id>/.
+    attempt_log = models.JSONField(default=list, blank=True)
 
     class Meta:
         indexes = (

@@ -84,6 +84,7 @@ RECORD_FIELDS = (
     "attempts",
     "upstream_request_id",
     "response_id",
+    "attempt_log",
 )
 CHARGE_FIELDS = (
     "account_id",
@@ -96,6 +97,20 @@ CHARGE_FIELDS = (
     "created_at",
 )
 ROLLUP_KEY_FIELDS = ("account_id", "period", "starts_at", "key_id", "model", "provider")
+
+
+def _attempt_log(event: UsageEvent) -> list[dict[str, Any]]:
+    # Spelled out: dataclasses.asdict deep-copies, at several microseconds a record.
+    return [
+        {
+            "credential_id": attempt.credential_id,
+            "started_ms": attempt.started_ms,
+            "duration_ms": attempt.duration_ms,
+            "status": attempt.status,
+            "error_code": attempt.error_code,
+        }
+        for attempt in event.attempt_log
+    ]
 
 
 class _Sums:
@@ -228,6 +243,7 @@ def record_events(events: Sequence[UsageEvent]) -> RecordedBatch:
                     event.attempts,
                     event.upstream_request_id or "",
                     (event.response_id or "")[:RESPONSE_ID_LENGTH],
+                    prep_json(_attempt_log(event), connection),
                 )
             )
             status_class = event.status // 100

@@ -1,6 +1,7 @@
 """Reads of the catalog: the gateway's routing snapshot, built from the database."""
 
 import logging
+from collections.abc import Collection
 
 from billing.pricing import Prices
 from proxy.catalog.crypto import CredentialDecryptionError
@@ -76,6 +77,11 @@ def card_prices(*, card_id: int) -> Prices | None:
     """A card's prices as the gateway prices with them now; None for a card no longer there."""
     card = ModelCard.objects.filter(pk=card_id).first()
     return _prices(card) if card is not None else None
+
+
+def credential_names(*, ids: Collection[int]) -> dict[int, str]:
+    """The operator's names of these upstream credentials (deleted ones are absent)."""
+    return dict(UpstreamCredential.objects.filter(pk__in=list(ids)).values_list("pk", "name"))
 
 
 def cards_without_upstream(*, cards: list[ModelCard]) -> set[int]:

@@ -106,8 +106,9 @@ UPSTREAM_ATTEMPTS = Counter(
 )
 UPSTREAM_ERRORS = Counter(
     "tokenbyte_upstream_errors",
-    "Requests that ended in 502, 503 or 504 on an upstream credential (its id).",
-    ["provider", "credential", "status"],
+    "Upstream tries that failed (then failed over, or ended the request), by credential id and "
+    "the gateway's reason (upstream_error, upstream_timeout, upstream_rate_limited, ...).",
+    ["provider", "credential", "reason"],
 )
 REFUSALS = Counter(
     "tokenbyte_refusals",

@@ -36,7 +36,6 @@ from tokenbyte.metrics import (
 ACCESS_LOG = logging.getLogger("tokenbyte.access")
 UNKNOWN = "unknown"  # the model and provider labels of a request no card was found for
 REFUSAL_STATUSES = frozenset({402, 429})
-UPSTREAM_ERROR_STATUSES = frozenset({502, 503, 504})
 _INFO = logging.INFO
 logger = logging.getLogger(__name__)
 
@@ -114,8 +113,9 @@ def _upstream(event: UsageEvent, provider: str) -> None:
     UPSTREAM_ATTEMPTS.labels(provider, "final").inc()
     if event.attempts > 1:
         UPSTREAM_ATTEMPTS.labels(provider, "retry").inc(event.attempts - 1)
-    if event.status in UPSTREAM_ERROR_STATUSES and event.credential_id is not None:
-        UPSTREAM_ERRORS.labels(provider, str(event.credential_id), str(event.status)).inc()
+    for attempt in event.attempt_log:
+        if attempt.error_code is not None:
+            UPSTREAM_ERRORS.labels(provider, str(attempt.credential_id), attempt.error_code).inc()
 
 
 def access_line(event: UsageEvent, tokens_in: int, tokens_out: int) -> str:

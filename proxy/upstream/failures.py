@@ -31,6 +31,11 @@ class AttemptLog(Protocol):
     @property
     def provider(self) -> str: ...
 
+    def note_attempt(
+        self, upstream: "Upstream", started: float, status: int | None, error_code: str | None
+    ) -> None:
+        """One try ended (`started` on the perf_counter clock): the request's attempt log."""
+
 
 MAX_COOLDOWN_SECONDS = 60.0
 
@@ -38,11 +43,19 @@ MAX_COOLDOWN_SECONDS = 60.0
 class Failure(Exception):
     """One attempt failed in a way the next credential may not: fail over, unless `final`."""
 
-    def __init__(self, error: GatewayError, cooldown: float, *, final: bool = False) -> None:
+    def __init__(
+        self,
+        error: GatewayError,
+        cooldown: float,
+        *,
+        final: bool = False,
+        status: int | None = None,
+    ) -> None:
         super().__init__(error.message)
         self.error = error
         self.cooldown = cooldown
         self.final = final  # the call's time is up: no other credential gets a turn
+        self.status = status  # the upstream's HTTP status, when it answered at all
 
 
 def is_client_error(status: int) -> bool:

@@ -267,17 +267,25 @@ class UpstreamPool:
                 raise cite_request(UpstreamTimeout(failed(provider, what)), record.request_id)
             record.attempts += 1
             record.upstream = upstream
+            # What the attempt log says of a try that ends otherwise (the client left, say).
+            status: int | None = None
+            error_code: str | None = "cancelled"
+            started = time.perf_counter()
             try:
                 opened = await self._attempt(
                     upstream, build(upstream), timeouts, deadline, stream, rejects_credential
                 )
+                status, error_code = opened.response.status_code, None
             except Failure as failure:
+                status, error_code = failure.status, failure.error.code
                 log_failed_attempt(record, upstream, failure.error)
                 if failure.final:
                     raise cite_request(failure.error, record.request_id) from None
                 self.failed(upstream, failure.cooldown)
                 last = failure.error
                 continue
+            finally:
+                record.note_attempt(upstream, started, status, error_code)
             if opened.response.status_code < 400:
                 self.succeeded(upstream)
             return opened
@@ -328,7 +336,9 @@ class UpstreamPool:
             await _close(response)
             raise transport_failure(provider, exc, timeouts.connect) from exc
         await _close(response)
-        raise failure_for_status(provider, status, body, response.headers)
+        failure = failure_for_status(provider, status, body, response.headers)
+        failure.status = response.status_code  # what it sent, before a 400 is read as a 401
+        raise failure
 
 
 def _backoff(attempt: int) -> float:

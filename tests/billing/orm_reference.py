@@ -2,6 +2,7 @@
 one (billing/recording.py) replaced it: kept here, verbatim but for its name, so
 test_recording_conformance.py can hold the new one to the same rows."""
 
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -168,6 +169,7 @@ def _usage_record(event: UsageEvent, account_id: int, charge: Decimal) -> UsageR
         attempts=event.attempts,
         upstream_request_id=event.upstream_request_id or "",
         response_id=(event.response_id or "")[:128],
+        attempt_log=[dataclasses.asdict(attempt) for attempt in event.attempt_log],
     )
 
 

@@ -8,7 +8,7 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
-from billing.events import UsageEvent
+from billing.events import UpstreamAttempt, UsageEvent
 from billing.histograms import histogram_bucket, histogram_empty
 from billing.models import RollupPeriod, UsageRecord, UsageRollup
 from billing.usage import Usage
@@ -87,9 +87,20 @@ def varied_events(account_ids: list[int], count: int) -> list[UsageEvent]:
                 started_at=BASE + n * 1.7,
                 latency_ms=0.5 + n * 37.1,
                 ttfb_ms=None if n % 4 == 3 else 0.2 + n,
+                attempt_log=_attempts(n),
             )
         )
     return events
+
+
+def _attempts(n: int) -> tuple[UpstreamAttempt, ...]:
+    """None, one, or a failover's two."""
+    used = UpstreamAttempt(1, 0.25, 10.5 + n, 200, None)
+    if n % 5 == 0:
+        return ()
+    if n % 5 == 1:
+        return (UpstreamAttempt(2, 0.125, 3.5, None, "upstream_unreachable"), used)
+    return (used,)
 
 
 def rollup_values(row: Any) -> tuple[Any, ...]:

@@ -5,7 +5,7 @@ import orjson
 import pytest
 
 from accounts.models import User
-from billing.events import UsageEvent
+from billing.events import UpstreamAttempt, UsageEvent
 from billing.models import UsageRecord
 from billing.selectors import generation_get
 from billing.services import usage_events_record
@@ -20,6 +20,18 @@ def test_an_event_written_before_response_id_existed_still_loads() -> None:
     old = orjson.loads(event.to_json())
     del old["response_id"]
     assert UsageEvent.from_json(orjson.dumps(old)).response_id is None
+
+
+def test_the_attempt_log_travels_whole_and_older_events_have_none() -> None:
+    tries = (
+        UpstreamAttempt(4, 0.5, 30.25, 529, "upstream_error"),
+        UpstreamAttempt(5, 131.0, 12.0, 200, None),
+    )
+    event = usage_event(1, attempts=2, attempt_log=tries)
+    assert UsageEvent.from_json(event.to_json()).attempt_log == tries
+    old = orjson.loads(event.to_json())
+    del old["attempt_log"]
+    assert UsageEvent.from_json(orjson.dumps(old)).attempt_log == ()
 
 
 def test_the_body_id_is_recorded_cut_to_its_column() -> None:

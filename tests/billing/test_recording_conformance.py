@@ -6,6 +6,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 
 from accounts.models import User
@@ -71,6 +72,7 @@ def _rows(accounts: list[int], back: dict[int, int]) -> dict[str, Any]:
             r.attempts,
             r.upstream_request_id,
             r.response_id,
+            orjson.dumps(r.attempt_log),
         )
         for r in UsageRecord.objects.filter(account_id__in=accounts)
     )

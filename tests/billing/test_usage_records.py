@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import User
-from billing.events import UsageEvent
+from billing.events import UpstreamAttempt, UsageEvent
 from billing.models import EntryKind, LedgerEntry, UsageRecord
 from billing.selectors import balance_get, ledger_sum
 from billing.services import ledger_credit, usage_events_record
@@ -72,7 +72,11 @@ def test_a_batch_is_recorded_and_charged_once_however_often_it_comes() -> None:
 
 def test_a_record_keeps_what_the_event_told() -> None:
     alice = User.objects.create_user("a@example.com")
-    sent = event(alice, "0.012345678901")
+    tries = (
+        UpstreamAttempt(2, 0.5, 4.25, None, "upstream_timeout"),
+        UpstreamAttempt(1, 60.75, 700.125, 200, None),
+    )
+    sent = event(alice, "0.012345678901", attempts=2, attempt_log=tries)
     usage_events_record(events=[sent])
     record = UsageRecord.objects.get(event_id=sent.event_id)
     assert (record.request_id, record.account_id, record.key_id) == (sent.request_id, alice.pk, 7)
@@ -83,6 +87,7 @@ def test_a_record_keeps_what_the_event_told() -> None:
     assert record.charged == Decimal("0.012345679")
     assert (record.latency_us, record.ttfb_us) == (812_345, 95_500)
     assert record.started_at.timestamp() == 1_796_000_000.25
+    assert [UpstreamAttempt(**a) for a in record.attempt_log] == list(tries)
 
 
 def test_an_event_of_an_account_deleted_meanwhile_does_not_hold_the_batch() -> None:

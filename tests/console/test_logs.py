@@ -17,7 +17,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import User
-from billing.events import UsageEvent
+from billing.events import UpstreamAttempt, UsageEvent
 from billing.models import UsageRecord
 from billing.pricing import usage_cost
 from billing.services import usage_events_record
@@ -27,7 +27,7 @@ from keys.services import key_mint
 from keys.validation import KeySpec
 from proxy.models import ModelCard
 from proxy.selectors import card_prices
-from proxy.services import catalog_sync
+from proxy.services import catalog_sync, credential_upsert
 from tests.billing.charges import usage_event
 
 pytestmark = pytest.mark.django_db
@@ -278,3 +278,48 @@ def test_usage_log_page_keeps_to_the_account_at_the_selector(seeded: dict[str, A
     }
     assert only(UsageFilters()) == {seeded["events"]["bob"].event_id}
     assert only(UsageFilters(query="my-own-id-7")) == {seeded["events"]["bob"].event_id}
+
+
+def test_the_detail_page_draws_a_failover_as_a_waterfall_of_its_tries(
+    client: Client, alice: User
+) -> None:
+    primary, _ = credential_upsert(provider="openai", api_key="sk-primary", name="primary-eu")
+    backup, _ = credential_upsert(provider="openai", api_key="sk-backup", name="backup-us")
+    tries = (
+        UpstreamAttempt(primary.pk, 2.0, 100.0, 503, "upstream_error"),
+        UpstreamAttempt(backup.pk, 200.0, 300.0, 200, None),
+    )
+    event = record(
+        alice,
+        provider="openai",
+        credential_id=backup.pk,
+        attempts=2,
+        attempt_log=tries,
+        latency_ms=1000.0,
+    )
+    page = client.get(f"/logs/{event.event_id}/").content.decode()
+    rows = re.findall(r'<tr data-attempt="(\d)">(.*?)</tr>', page, re.S)
+    assert [n for n, _ in rows] == ["1", "2"]
+    # An account sees its provider's credentials by letter, never the operator's names.
+    assert "openai upstream A" in rows[0][1]
+    assert "upstream_error" in rows[0][1]
+    assert "openai upstream B" in rows[1][1]
+    assert "answer used" in rows[1][1]
+    assert "primary-eu" not in page
+    assert "backup-us" not in page
+    # Positions are thousandths of the request's second: 2-102 ms, then 200-500 ms.
+    assert 'class="wf-failed" x="2.0" y="0" width="100.0"' in rows[0][1]
+    assert 'class="wf-used" x="200.0" y="0" width="300.0"' in rows[1][1]
+    relay = re.search(r"<tr data-relay>(.*?)</tr>", page, re.S)
+    assert relay is not None
+    assert "500.0 ms" in relay.group(1)
+    assert 'x="500.0" y="0" width="500.0"' in relay.group(1)
+
+    alice.is_staff = True
+    alice.save()
+    staff_page = client.get(f"/logs/{event.event_id}/").content.decode()
+    assert "primary-eu" in staff_page
+    assert "backup-us" in staff_page
+    # A record of no tries (refused before any upstream) draws none.
+    refused = record(alice, status=402, error_code="insufficient_balance", attempts=0)
+    assert "data-waterfall" not in client.get(f"/logs/{refused.event_id}/").content.decode()

@@ -56,6 +56,16 @@ def test_failover_to_a_healthy_credential_then_cooldown(
         event = usage_events.for_request(raw.headers["x-request-id"])
         assert event.attempts == 2
         assert event.credential_id == healthy.pk
+        # The waterfall: the failed try, then the one whose answer was used, in time order.
+        first, second = event.attempt_log
+        assert (first.credential_id, first.status, first.error_code) == (
+            openai_upstream.pk,
+            500,
+            "upstream_error",
+        )
+        assert (second.credential_id, second.status, second.error_code) == (healthy.pk, 200, None)
+        assert 0 <= first.started_ms <= first.started_ms + first.duration_ms <= second.started_ms
+        assert second.started_ms + second.duration_ms <= event.latency_ms
         assert len(fake_openai.app.received) == 1
         assert len(backup.app.received) == 1
         # The failed credential now cools down: the next request goes straight to the backup.
@@ -68,9 +78,10 @@ def test_unreachable_credential_fails_over(
     gateway: LiveServer,
     openai_client: openai.OpenAI,
     fake_openai: FakeServer,
+    usage_events: EventLog,
     openai_upstream: UpstreamCredential,
 ) -> None:
-    credential_upsert(
+    dead, _ = credential_upsert(
         provider="openai",
         api_key="sk-dead",
         base_url=f"http://127.0.0.1:{free_port()}/v1",
@@ -78,9 +89,15 @@ def test_unreachable_credential_fails_over(
         priority=99,
     )
     wait_upstreams(gateway, 2)
-    reply = openai_client.chat.completions.create(model="GPT-4o", messages=HELLO)
-    assert reply.choices[0].message.content
+    raw = openai_client.chat.completions.with_raw_response.create(model="GPT-4o", messages=HELLO)
+    assert raw.parse().choices[0].message.content
     assert len(fake_openai.app.received) == 1
+    event = usage_events.for_request(raw.headers["x-request-id"])
+    # No answer at all from the dead one: no status, the gateway's reason.
+    assert [(a.credential_id, a.status, a.error_code) for a in event.attempt_log] == [
+        (dead.pk, None, "upstream_unreachable"),
+        (openai_upstream.pk, 200, None),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -131,6 +148,8 @@ def test_upstream_failures_map_to_5xx_after_retrying(
         Decimal(0),
         2,
     )
+    upstream_status = scripted.status
+    assert [(a.status, a.error_code) for a in event.attempt_log] == [(upstream_status, code)] * 2
 
 
 def test_upstream_timeout_is_504(

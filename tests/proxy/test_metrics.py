@@ -21,14 +21,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from accounts.models import User
-from billing.events import UsageEvent
+from billing.events import UpstreamAttempt, UsageEvent
 from billing.usage import Usage
 from keys.services import key_mint
 from keys.validation import KeySpec
 from proxy.gateway.observe import ACCESS_LOG, UNKNOWN, access_line, observe
 from proxy.models import UpstreamCredential
 from tests.conftest import REPO, LiveServer, free_port, manage_env
-from tokenbyte.metrics import REFUSALS, REQUESTS
+from tokenbyte.metrics import REFUSALS, REQUESTS, UPSTREAM_ATTEMPTS, UPSTREAM_ERRORS
 from tokenbyte.metrics_endpoint import refusal
 
 TOKEN = "metrics-token-for-tests"
@@ -120,6 +120,30 @@ def test_rate_limit_and_ceiling_refusals_are_counted_by_their_code() -> None:
     observe(event(status=402, error_code="insufficient_balance", **card))
     observe(event(status=200, error_code=None, **card))
     assert (count("rate_limit_exceeded"), count("insufficient_balance")) == (limited + 1, short + 1)
+
+
+def test_each_failed_try_counts_against_its_credential_and_retries_are_counted() -> None:
+    def errors(credential: int, reason: str) -> float:
+        return float(UPSTREAM_ERRORS.labels("openai", str(credential), reason)._value.get())
+
+    def attempts(outcome: str) -> float:
+        return float(UPSTREAM_ATTEMPTS.labels("openai", outcome)._value.get())
+
+    before = (errors(41, "upstream_timeout"), errors(42, "upstream_error"), errors(43, "x"))
+    retries, finals = attempts("retry"), attempts("final")
+    tries = (
+        UpstreamAttempt(41, 0.5, 10.0, None, "upstream_timeout"),
+        UpstreamAttempt(42, 60.0, 5.0, 500, "upstream_error"),
+        UpstreamAttempt(43, 170.0, 20.0, 200, None),
+    )
+    card = {"model": "GPT-4o", "provider": "openai", "card_id": 1, "status": 200}
+    observe(event(error_code=None, credential_id=43, attempts=3, attempt_log=tries, **card))
+    assert (errors(41, "upstream_timeout"), errors(42, "upstream_error")) == (
+        before[0] + 1,
+        before[1] + 1,
+    )
+    assert errors(43, "x") == before[2]  # the try whose answer was used is no error
+    assert (attempts("retry"), attempts("final")) == (retries + 2, finals + 1)
 
 
 def test_the_access_line_is_not_built_when_the_log_is_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -114,7 +114,7 @@ def test_a_request_refused_after_authentication(
     event = only_event(usage_events, api, request_id)
     assert event.status == status
     assert event.error_code == (code or response.json()["error"]["code"])
-    assert (event.cost, event.usage, event.attempts) == (0, Usage(), 0)
+    assert (event.cost, event.usage, event.attempts, event.attempt_log) == (0, Usage(), 0, ())
     if case == "no-model":
         assert (event.card_id, event.model, event.provider) == (None, model, None)
 
@@ -132,6 +132,8 @@ def test_the_upstream_refusing_or_failing(
     assert chat(api, failed).status_code >= 500
     one = only_event(usage_events, api, refused)
     assert (one.status, one.attempts, one.cost) == (400, 1, 0)
+    # The upstream's refusal is the answer the client got: that try is not a failover.
+    assert [(a.status, a.error_code) for a in one.attempt_log] == [(400, None)]
     two = only_event(usage_events, api, failed)
     assert (two.status, two.attempts, two.cost) == (502, 2, 0)
 

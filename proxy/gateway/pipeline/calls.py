@@ -18,7 +18,7 @@ from typing import Any, Self
 
 import orjson
 
-from billing.events import UsageEvent
+from billing.events import UpstreamAttempt, UsageEvent
 from billing.pricing import cost_text, usage_cost
 from billing.usage import Usage
 from proxy.gateway.auth.policy import KeyPolicy
@@ -55,6 +55,7 @@ class CallRecord:
     first_byte: float | None = None
     upstream: Upstream | None = None
     attempts: int = 0
+    attempt_log: tuple[UpstreamAttempt, ...] = ()
     upstream_request_id: str | None = None
     # The answer's own `id` as the client got it; `identify`, when set (a stream), says it at
     # the end (the first chunk carries it).
@@ -76,6 +77,20 @@ class CallRecord:
     @property
     def provider(self) -> str:
         return self.card.provider if self.card is not None else "the provider"
+
+    def note_attempt(
+        self, upstream: Upstream, started: float, status: int | None, error_code: str | None
+    ) -> None:
+        now = time.perf_counter()
+        self.attempt_log += (
+            UpstreamAttempt(
+                credential_id=upstream.id,
+                started_ms=round((started - self.started) * 1000, 3),
+                duration_ms=round((now - started) * 1000, 3),
+                status=status,
+                error_code=error_code,
+            ),
+        )
 
     def mark_first_byte(self) -> None:
         if self.first_byte is None:
@@ -205,6 +220,7 @@ class CallRecord:
             client_disconnected=client_disconnected,
             upstream_request_id=self.upstream_request_id,
             response_id=response_id,
+            attempt_log=self.attempt_log,
         )
 
 

@@ -57,7 +57,7 @@ def drop_trigram_indexes(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0009_usage_log_indexes"),
+        ("billing", "0010_usage_attempt_log"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
