@@ -20,6 +20,7 @@ from accounts.attempts import waterfall
 from accounts.log_bodies import log_bodies_view
 from accounts.models import User
 from billing import usage_search
+from billing.body_log import usage_bodies_exist
 from billing.export import Echo, csv_cell, in_chunks
 from billing.models import UsageRecord
 from billing.pricing import cost_lines, price_text
@@ -121,6 +122,8 @@ class LogFilterForm(forms.Form):
             min_cost=data.get("min_cost"),
             query=query,
             key_ids_named=key_ids_named(owner_id=owner_id, text=query) if query else (),
+            # Body logging: prompts and answers are searched where the account has some stored.
+            bodies_of=owner_id if query and usage_bodies_exist(account_id=owner_id) else None,
         )
 
 

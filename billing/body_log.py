@@ -74,6 +74,11 @@ def usage_body_get(*, account_id: int, event_id: str) -> UsageBody | None:
     return UsageBody.objects.filter(account_id=account_id, event_id=event_id).first()
 
 
+def usage_bodies_exist(*, account_id: int) -> bool:
+    """Whether the account has any stored bodies (then the logs' search looks in them)."""
+    return UsageBody.objects.filter(account_id=account_id).exists()
+
+
 def usage_bodies_matching(*, account_id: int, text: str) -> "QuerySet[UsageBody, Any]":
     """The event ids of the account's calls whose stored request or response holds `text`
     (any case), as a subquery for the logs' search. On PostgreSQL the trigram indexes of

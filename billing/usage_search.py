@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from django.db.models import Q, QuerySet
 
+from billing.body_log import usage_bodies_matching
 from billing.models import RollupPeriod, UsageRecord, UsageRollup
 
 PAGE_SIZE = 50
@@ -38,6 +39,8 @@ class UsageFilters:
     min_cost: Decimal | None = None
     query: str = ""  # the search box: a request's ids exactly, else text (see _searched)
     key_ids_named: Collection[int] = field(default_factory=tuple)  # keys whose name matched
+    # The account whose stored bodies the text is looked for in too (body logging), or None.
+    bodies_of: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,10 @@ def _searched(records: "QuerySet[UsageRecord]", filters: UsageFilters) -> "Query
     by_id = records.filter(Q(event_id=query) | Q(request_id=query) | Q(response_id=query))
     if by_id.exists():
         return by_id
-    return records.filter(_text_q(query, filters.key_ids_named))
+    match = _text_q(query, filters.key_ids_named)
+    if filters.bodies_of is not None:  # the prompts and answers stored (billing/body_log.py)
+        match |= Q(event_id__in=usage_bodies_matching(account_id=filters.bodies_of, text=query))
+    return records.filter(match)
 
 
 def usage_filtered(*, account_id: int, filters: UsageFilters) -> "QuerySet[UsageRecord]":
