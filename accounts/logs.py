@@ -123,7 +123,7 @@ class LogFilterForm(forms.Form):
             query=query,
             key_ids_named=key_ids_named(owner_id=owner_id, text=query) if query else (),
             # Body logging: prompts and answers are searched where the account has some stored.
-            bodies_of=owner_id if query and usage_bodies_exist(account_id=owner_id) else None,
+            search_bodies=bool(query) and usage_bodies_exist(account_id=owner_id),
         )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from redis import Redis
 from redis.exceptions import ResponseError
 
@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 DRAIN_BATCH = 200  # entries per read: up to 2 x TOKENBYTE_BODY_LOG_MAX_BYTES each
 CLAIM_IDLE_MS = 60_000
 DRAIN_BUDGET_SECONDS = 5
+# The logs' search lists at most this many calls found by their bodies (the newest).
+SEARCH_MATCHES = 1000
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -79,14 +81,16 @@ def usage_bodies_exist(*, account_id: int) -> bool:
     return UsageBody.objects.filter(account_id=account_id).exists()
 
 
-def usage_bodies_matching(*, account_id: int, text: str) -> "QuerySet[UsageBody, Any]":
-    """The event ids of the account's calls whose stored request or response holds `text`
-    (any case), as a subquery for the logs' search. On PostgreSQL the trigram indexes of
-    migration 0011_usage_bodies serve it; on SQLite, LIKE scans the account's bodies."""
-    return UsageBody.objects.filter(
+def usage_bodies_matching(*, account_id: int, text: str) -> list[str]:
+    """The event ids of the account's newest calls (at most SEARCH_MATCHES) whose stored
+    request or response holds `text`, in any case, for the logs' search, which then fetches
+    their records by id. On PostgreSQL the trigram indexes of migration 0012_usage_bodies find
+    them; on SQLite, LIKE scans the account's bodies (kept for days)."""
+    matches = UsageBody.objects.filter(
         Q(request_text__icontains=text) | Q(response_text__icontains=text),
         account_id=account_id,
-    ).values("event_id")
+    ).order_by("-created_at")
+    return list(matches.values_list("event_id", flat=True)[:SEARCH_MATCHES])
 
 
 def bodies_drain(client: Redis, *, consumer: str, budget: int = DRAIN_BUDGET_SECONDS) -> int:

@@ -225,6 +225,18 @@ class UsageRecord(models.Model):
             models.Index(fields=("account", "key_id", "-started_at", "-id"), name="usage_by_key"),
             models.Index(fields=("account", "model", "-started_at", "-id"), name="usage_by_model"),
             models.Index(fields=("account", "response_id"), name="usage_by_response_id"),
+            # The search box finds a request by its upstream's id; and reads the error codes
+            # an account has met from the few records that have one.
+            models.Index(
+                fields=("account", "upstream_request_id"),
+                name="usage_by_upstream_id",
+                condition=~models.Q(upstream_request_id=""),
+            ),
+            models.Index(
+                fields=("account", "error_code"),
+                name="usage_error_codes",
+                condition=~models.Q(error_code=""),
+            ),
             # Retention deletes the oldest records first (billing/retention.py).
             models.Index(fields=("started_at",), name="usage_by_start"),
         )

@@ -5,15 +5,19 @@ the first does: `WHERE account = ? AND started_at <= ? AND (started_at < ? OR id
 the index `usage_by_account` (account, started_at DESC, id DESC) from the cursor on. The
 first conjunct is redundant for the result and there for the planner: it bounds the index
 range, which an OR alone would not. Filters by key and by model have indexes of their own;
-the others (status, latency, cost, text) filter the rows the walk meets.
+the others (status, latency, cost) filter the rows the walk meets. The search box never looks
+for a substring in the records (see _searched).
 """
 
 import base64
+import functools
+import operator
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from billing.body_log import usage_bodies_matching
@@ -39,8 +43,8 @@ class UsageFilters:
     min_cost: Decimal | None = None
     query: str = ""  # the search box: a request's ids exactly, else text (see _searched)
     key_ids_named: Collection[int] = field(default_factory=tuple)  # keys whose name matched
-    # The account whose stored bodies the text is looked for in too (body logging), or None.
-    bodies_of: int | None = None
+    # Whether the text is looked for in the account's stored bodies too (body logging).
+    search_bodies: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,28 +66,68 @@ def _status_q(status: str) -> Q | None:
     return None
 
 
-def _text_q(query: str, key_ids: Collection[int]) -> Q:
-    match = (
-        Q(upstream_request_id=query) | Q(model__icontains=query) | Q(error_code__icontains=query)
-    )
-    if key_ids:
-        match |= Q(key_id__in=list(key_ids))
-    return match
+def _text_q(account_id: int, query: str, key_ids: Collection[int]) -> Q | None:
+    """Text names models, error codes and keys, each a handful per account: matched here
+    against the values the account has, so the records are then selected by exact values
+    through their indexes rather than scanned for a substring. None: it names nothing."""
+    needle = query.casefold()
+    models, _ = usage_log_choices(account_id=account_id)
+    named_models = [model for model in models if needle in model.casefold()]
+    named_codes = [code for code in error_codes_used(account_id=account_id) if needle in code]
+    arms = [
+        Q(**{f"{column}__in": list(values)})
+        for column, values in (
+            ("model", named_models),
+            ("error_code", named_codes),
+            ("key_id", key_ids),
+        )
+        if values
+    ]
+    return functools.reduce(operator.or_, arms) if arms else None
 
 
-def _searched(records: "QuerySet[UsageRecord]", filters: UsageFilters) -> "QuerySet[UsageRecord]":
-    """The search box: a request's own id (the unique one, or the client's x-request-id) finds
-    it through its index; only text that names no request is looked for in the records' model,
-    error code, upstream id and key names (a scan of the account's records, newest first, until
-    a page is full). OR-ing the two would scan for every id."""
+def _searched(
+    records: "QuerySet[UsageRecord]", account_id: int, filters: UsageFilters
+) -> "QuerySet[UsageRecord]":
+    """The search box: a request's own id (the unique one, the client's x-request-id, the
+    answer's body id or the upstream's request id) finds it through its index; only text that
+    names no request is matched against models, error codes and key names (_text_q). OR-ing
+    the two would scan for every id."""
     query = filters.query
-    by_id = records.filter(Q(event_id=query) | Q(request_id=query) | Q(response_id=query))
+    by_id = records.filter(
+        Q(event_id=query)
+        | Q(request_id=query)
+        | Q(response_id=query)
+        | Q(upstream_request_id=query)
+    )
     if by_id.exists():
         return by_id
-    match = _text_q(query, filters.key_ids_named)
-    if filters.bodies_of is not None:  # the prompts and answers stored (billing/body_log.py)
-        match |= Q(event_id__in=usage_bodies_matching(account_id=filters.bodies_of, text=query))
-    return records.filter(match)
+    text = _text_q(account_id, query, filters.key_ids_named)
+    if filters.search_bodies:  # the prompts and answers stored (billing/body_log.py)
+        stored = usage_bodies_matching(account_id=account_id, text=query)
+        if stored:  # exact ids: the records come by their index, as for the other arms
+            text = Q(event_id__in=stored) if text is None else text | Q(event_id__in=stored)
+    return records.filter(text) if text is not None else records.none()
+
+
+def error_codes_used(*, account_id: int) -> list[str]:
+    """The distinct error codes in the account's records: one probe of the partial index
+    `usage_error_codes` per code (a loose index scan), not a pass over its errors. Both
+    `> ''` are there for PostgreSQL's planner: they prove the index's `<> ''`."""
+    table = UsageRecord._meta.db_table
+    sql = f"""
+        WITH RECURSIVE codes(code) AS (
+            SELECT MIN(error_code) FROM {table} WHERE account_id = %s AND error_code > ''
+            UNION ALL
+            SELECT (SELECT MIN(error_code) FROM {table}
+                    WHERE account_id = %s AND error_code > '' AND error_code > codes.code)
+            FROM codes WHERE codes.code IS NOT NULL
+        )
+        SELECT code FROM codes WHERE code IS NOT NULL LIMIT 200
+    """  # noqa: S608  # the table name is ours; the values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [account_id, account_id])
+        return [code for (code,) in cursor.fetchall()]
 
 
 def usage_filtered(*, account_id: int, filters: UsageFilters) -> "QuerySet[UsageRecord]":
@@ -111,7 +155,7 @@ def usage_filtered(*, account_id: int, filters: UsageFilters) -> "QuerySet[Usage
     if filters.min_cost is not None:
         records = records.filter(cost__gte=filters.min_cost)
     if filters.query:
-        records = _searched(records, filters)
+        records = _searched(records, account_id, filters)
     return records.order_by("-started_at", "-id")
 
 
@@ -157,8 +201,9 @@ def usage_log_page(
 
 def usage_log_rows(*, account_id: int, filters: UsageFilters) -> Iterator[UsageRecord]:
     """Every filtered record, newest first, fetched in chunks (an export of millions of rows
-    holds one chunk in memory)."""
-    return usage_filtered(account_id=account_id, filters=filters).iterator(chunk_size=EXPORT_CHUNK)
+    holds one chunk in memory). The JSON columns, which exports leave out, are not fetched."""
+    records = usage_filtered(account_id=account_id, filters=filters)
+    return records.defer("server_tool_calls", "attempt_log").iterator(chunk_size=EXPORT_CHUNK)
 
 
 def usage_record_get(*, account_id: int, event_id: str) -> UsageRecord | None:

@@ -27,7 +27,7 @@ from proxy.gateway.recorder import Recorder
 from proxy.gateway.routing import RoutingTable
 from proxy.gateway.stores import GatewayStores, Snapshot
 from proxy.upstream.pool import UpstreamPool
-from tokenbyte.metrics import METERING_BACKLOG, process_exiting
+from tokenbyte.metrics import METERING_BACKLOG, RESERVATIONS_IN_FLIGHT, process_exiting
 from tokenbyte.redis import GatewayRedis
 
 logger = logging.getLogger(__name__)
@@ -174,6 +174,7 @@ class Runtime:
     async def _gauge_backlog_forever(self) -> None:
         while True:
             METERING_BACKLOG.set(self.metering.backlog + self.recorder.backlog)
+            RESERVATIONS_IN_FLIGHT.set(self.purse.calls_held)
             await asyncio.sleep(BACKLOG_GAUGE_SECONDS)
 
     async def _refresh_forever(self) -> None:

@@ -125,7 +125,12 @@ def test_requests_appear_live_then_open_one_and_export(
     logs.locator("tr[data-record] a").first.click()
     expect(logs.locator("[data-event-id]")).to_be_visible()
     expect(logs.locator("tr[data-bucket]").first).to_be_visible()  # the cost, bucket by bucket
+    # One try, its answer used, then the answer relayed: the waterfall's two rows.
+    expect(logs.locator("tr[data-attempt]")).to_have_count(1)
+    expect(logs.locator("tr[data-attempt] [data-credential]")).to_have_text("openai upstream A")
+    expect(logs.locator("tr[data-relay]")).to_have_count(1)
     screenshot(logs, "log-detail")
+    detail = logs.url
     context.close()
 
     for name, options in (
@@ -135,9 +140,9 @@ def test_requests_appear_live_then_open_one_and_export(
         other = signed_in(browser, live_gateway, user, **options)
         page = other.new_page()
         watch(page, problems)
-        for path, shot in (("/", "dashboard-activity"), ("/logs/", "logs")):
+        for path, shot in (("/", "dashboard-activity"), ("/logs/", "logs"), (detail, "log-detail")):
             page.goto(path)
-            page.locator("[data-stat], tr[data-record]").first.wait_for()
+            page.locator("[data-stat], tr[data-record], [data-event-id]").first.wait_for()
             # Nothing wider than the screen (at 390 px the tables become cards).
             assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), path
             screenshot(page, f"{shot}-{name}")

@@ -70,7 +70,9 @@ def seeded(alice: User) -> dict[str, Any]:
         ),
         "streamed": record(alice, key_id=work.pk, stream=True, started_at=at - 20),
         "slow": record(alice, key_id=work.pk, latency_ms=9500.0, started_at=at - 30),
-        "dear": record(alice, key_id=ci.pk, cost="2.5", started_at=at - 40),
+        "dear": record(
+            alice, key_id=ci.pk, cost="2.5", upstream_request_id="req_up_42", started_at=at - 40
+        ),
         "chosen id": record(
             alice,
             key_id=ci.pk,
@@ -78,7 +80,14 @@ def seeded(alice: User) -> dict[str, Any]:
             response_id="chatcmpl-9x",
             started_at=at - 50,
         ),
-        "bob": record(bob, model="GPT-4o", request_id="my-own-id-7", started_at=at - 1),
+        "bob": record(
+            bob,
+            model="GPT-4o",
+            request_id="my-own-id-7",
+            status=504,
+            error_code="upstream_timeout",
+            started_at=at - 1,
+        ),
     }
     return {"events": events, "work": work, "ci": ci, "bob": bob}
 
@@ -114,6 +123,10 @@ ALICE_ALL = {"plain", "old", "claude", "limited", "broken", "streamed", "slow", 
         ({"model": "Claude Sonnet 4.5"}, {"claude"}),
         ({"provider": "anthropic"}, {"claude"}),
         ({"q": "rate_limit"}, {"limited"}),
+        ({"q": "Rate_LIMIT"}, {"limited"}),  # text is matched whatever its case
+        ({"q": "timeout"}, set()),  # Bob's error code: not one Alice has met
+        ({"q": "gpt"}, ALICE_ALL - {"claude"}),
+        ({"q": "req_up_42"}, {"dear"}),  # the upstream's request id
         ({"q": "sonnet"}, {"claude"}),
         ({"q": "my-own-id-7"}, {"chosen id"}),
         (
