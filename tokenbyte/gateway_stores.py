@@ -13,7 +13,7 @@ from billing.bodies import CapturedBodies
 from billing.body_log import usage_bodies_store
 from billing.events import UsageEvent
 from billing.reservations import RecordedBatch
-from billing.retention import usage_bodies_prune
+from billing.retention import BATCH_SIZE, usage_bodies_prune, usage_records_prune
 from billing.selectors import MoneySnapshot, generation_get, money_snapshot
 from billing.services import (
     usage_events_fold,
@@ -131,6 +131,11 @@ def _bodies_store(bodies: Sequence[CapturedBodies]) -> int:
     return usage_bodies_store(bodies=bodies)
 
 
+def _records_prune() -> tuple[int, int]:
+    days = settings.TOKENBYTE_USAGE_RETENTION_DAYS
+    return usage_records_prune(now=timezone.now(), days=days, max_batches=1), BATCH_SIZE
+
+
 def _bodies_prune() -> int:
     return usage_bodies_prune(now=timezone.now(), days=settings.TOKENBYTE_BODY_RETENTION_DAYS)
 
@@ -158,6 +163,7 @@ def gateway_stores() -> GatewayStores:
             write=_usage_write,
             fold=_usage_fold,
             left=_usage_left,
+            prune=_records_prune,
         ),
         generations=GenerationStore(get=_generation_get),
         bodies=BodyStore(store=_bodies_store, prune=_bodies_prune),

@@ -21,6 +21,12 @@ recorded before are skipped. Each event's future resolves once its batch has com
 while), and `on_recorded` hears of each committed batch (the purse, proxy/gateway/purse.py).
 `stop` writes what is left for at most STOP_SECONDS, then logs by count and id what it could not.
 
+Retention, in embedded mode (no Celery beat there; with Redis the beat task does it): given
+`prune` (one bounded batch of old records deleted, how many), the recorder runs it every
+PRUNE_SECONDS when nothing waits to be written, a batch at a time until a batch comes back
+short, so a long backlog of old records never holds the writes behind it for more than one
+statement.
+
 One event the database refuses every time (a poison event) must not hold back every charge
 behind it: after ISOLATE_AFTER failures in a row the batches are halved until a lone event
 fails; it is set aside while the others are written, and when they commit (so the database
@@ -52,12 +58,15 @@ RETRY_MAX_SECONDS = 5.0
 STOP_SECONDS = 5.0
 ISOLATE_AFTER = 3  # failures in a row before batches are halved to find a poison event
 DROP_LOG_SECONDS = 10.0
+PRUNE_SECONDS = 3600.0
 
 # The store's writer: a batch of events -> what it changed (on the recorder's thread).
 RecordBatch = Callable[[Sequence[UsageEvent]], RecordedBatch]
 # The two steps: write a batch durably; events written before a time (at most n).
 WriteBatch = Callable[[Sequence[UsageEvent]], None]
 LeftBehind = Callable[[datetime, int], list[UsageEvent]]
+# Retention: delete one batch of records past it; (deleted, the batch's size).
+PruneBatch = Callable[[], tuple[int, int]]
 
 
 class Recorder:
@@ -70,6 +79,7 @@ class Recorder:
         write: WriteBatch | None = None,
         written: Callable[[Sequence[UsageEvent]], None] | None = None,
         left: LeftBehind | None = None,
+        prune: PruneBatch | None = None,
     ) -> None:
         """`record` records events (with `write`: events written before, and takes them out);
         `committed` hears of each recorded batch, `written` of each written one."""
@@ -79,6 +89,9 @@ class Recorder:
         self._write = write
         self._written = written
         self._left = left
+        self._prune = prune
+        self._pruned_at = -float("inf")  # when the last run through the old records ended
+        self._pruned = 0  # deleted in the run under way
         self._pending: collections.deque[UsageEvent] = collections.deque()
         # With `write`: written, waiting to be recorded (the queue `record` takes from).
         self._written_events: collections.deque[UsageEvent] = collections.deque()
@@ -189,6 +202,9 @@ class Recorder:
         while True:
             if self._left is not None and time.monotonic() - self._swept_at >= SWEEP_SECONDS:
                 await self._sweep()
+            if self._prune_due():
+                await self._prune_once()
+                continue
             wait = self._idle_for()
             if wait is not None:
                 self._wake.clear()
@@ -200,6 +216,27 @@ class Recorder:
                 continue
             delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (self._failures - 1))
             await asyncio.sleep(delay)
+
+    def _prune_due(self) -> bool:
+        if self._prune is None or self._pending or self._failures:
+            return False  # writes first; a database that fails them is not asked for more
+        return time.monotonic() - self._pruned_at >= PRUNE_SECONDS
+
+    async def _prune_once(self) -> None:
+        """One batch of records past their retention; the run ends with a short batch."""
+        prune = self._prune
+        if prune is None:
+            return
+        try:
+            deleted, batch_size = await self._thread.run(prune)
+        except Exception as exc:  # tried again in PRUNE_SECONDS
+            logger.warning("deleting usage records past their retention failed: %s", exc)
+            deleted, batch_size = 0, 1
+        self._pruned += deleted
+        if deleted < batch_size:
+            if self._pruned:
+                logger.info("deleted %d usage records past their retention", self._pruned)
+            self._pruned, self._pruned_at = 0, time.monotonic()
 
     def _idle_for(self) -> float | None:
         """How long to wait for more events before the next step (None: no wait)."""

@@ -81,6 +81,8 @@ class Runtime:
             write=stores.money.write,
             written=self.metering.durable,
             left=stores.money.left,
+            # Celery beat deletes old records when there is Redis; embedded, the recorder does.
+            prune=stores.money.prune if self.redis is None else None,
         )
         self.metering.recorder = self.recorder.add
         self.generations = Generations(stores.generations)  # GET /v1/generation's reads

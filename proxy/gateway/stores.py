@@ -92,6 +92,8 @@ class MoneyStore:
     write: Callable[[Sequence[UsageEvent]], None]
     fold: Callable[[Sequence[UsageEvent]], RecordedBatch]
     left: Callable[[datetime, int], list[UsageEvent]]
+    # Retention in embedded mode: one batch of old records deleted -> (deleted, batch size).
+    prune: Callable[[], tuple[int, int]] = lambda: (0, 1)
 
 
 @dataclass(frozen=True, slots=True)

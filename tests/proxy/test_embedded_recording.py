@@ -257,3 +257,32 @@ def test_while_the_database_refuses_everything_nothing_is_dropped(
     asyncio.run(scenario())
     assert attempts > 10  # it kept trying, halving and isolating
     assert dropped == []
+
+
+def test_embedded_retention_deletes_a_batch_at_a_time_until_one_comes_back_short(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No Celery beat in embedded mode: the recorder runs retention, one bounded batch per
+    step, writes first, then rests for PRUNE_SECONDS once a batch comes back short."""
+    batches = iter([(5, 5), (5, 5), (2, 5), (0, 5)])
+    steps: list[str] = []
+
+    def prune() -> tuple[int, int]:
+        deleted, size = next(batches)
+        steps.append(f"pruned {deleted}")
+        return deleted, size
+
+    def record(events: Sequence[UsageEvent]) -> RecordedBatch:
+        steps.append(f"recorded {len(events)}")
+        return RecordedBatch(len(events), {}, {}, {}, {})
+
+    async def scenario() -> None:
+        recorder = Recorder(record, committed=lambda *_: None, dropped=lambda _: None, prune=prune)
+        recorder.add([_event(n) for n in range(3)])  # waiting before it starts: written first
+        recorder.start()
+        await asyncio.sleep(0.3)
+        await recorder.stop()
+
+    asyncio.run(scenario())
+    # The short batch ended the run; the next is an hour away.
+    assert steps == ["recorded 3", "pruned 5", "pruned 5", "pruned 2"]
