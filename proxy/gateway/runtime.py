@@ -13,6 +13,7 @@ from django.conf import settings
 from billing.events import UsageEvent
 from billing.reservations import RecordedBatch
 from proxy.gateway.auth.key_cache import KeyResolver
+from proxy.gateway.bodylog import BodyLog
 from proxy.gateway.database_holds import DatabaseHolds
 from proxy.gateway.db import PollingThread, run_in_db_thread
 from proxy.gateway.generations import Generations
@@ -88,6 +89,8 @@ class Runtime:
         )
         self.metering.recorder = self.recorder.add
         self.generations = Generations(stores.generations)  # GET /v1/generation's reads
+        # Bodies of the accounts that keep them, shipped apart from usage events (bodylog.py).
+        self.bodies = BodyLog(self.redis, stores.bodies)
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
         self._backlog_gauge: asyncio.Task[None] | None = None
@@ -110,6 +113,8 @@ class Runtime:
             # Each usage event counted, access-logged and traced as it is handed over (observe.py).
             meter=observed(self.metering.emit, self.spans),
             new_id=self.ids,
+            bodies=self.bodies.add,
+            body_limit=settings.TOKENBYTE_BODY_LOG_MAX_BYTES,
         )
 
     async def start(self) -> None:
@@ -120,6 +125,7 @@ class Runtime:
         self.metering.add_consumer(self.purse.on_usage)
         self.recorder.start()
         self.metering.start()
+        self.bodies.start()
         self.purse.start()
         try:
             await self.reload_routing()
@@ -143,6 +149,7 @@ class Runtime:
         await self.keys.stop()
         await self.metering.stop()  # delivers what is queued, to the recorder too
         await self.recorder.stop()
+        await self.bodies.stop()
         await self.purse.stop()
         await self.upstreams.stop()
         if self.redis is not None:
