@@ -2,12 +2,11 @@
 
 Imported only when tracing is on (proxy/gateway/tracing.py). A request's part is one append
 to a queue as its usage event is emitted; a thread of the process turns the queue into OTLP
-protobuf, a batch at a time, and posts it. The SDK's way (a Span object per span, its
-attributes checked one by one, then each encoded through the generated protobuf classes)
-measured about 95 µs per request to build two spans and 68 µs per span to encode them
-(bench/README.md, "Tracing"): as much as the rest of the request. Here the spans are written
-straight into protobuf's wire format from the event, the parts every request of a model shares
-encoded once.
+protobuf, a batch at a time, and posts it. The SDK's own way (a Span object per span, its
+attributes checked one by one, then each span encoded through the generated protobuf classes)
+cost as much as the rest of a request (bench/README.md, "Traces"); here the spans are written
+straight into protobuf's wire format from the event, and the parts that many requests share
+(a card's names, an outcome, an attempt) are encoded once and kept.
 
 What configures it is OpenTelemetry's standard environment, read as its SDK reads it:
 OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT (the generic one gets /v1/traces appended), _HEADERS,
@@ -26,6 +25,7 @@ prompt, an answer or an upstream credential's secret (its id only).
 import collections
 import gzip
 import logging
+import math
 import os
 import random
 import struct
@@ -69,6 +69,9 @@ PROVIDERS = {"gemini": "gcp.gemini", "mistral": "mistral_ai"}
 RETRY_WAITS = (1.0, 2.0)
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 PROTOBUF = "application/x-protobuf"
+# At a stop, how long the spans still queued may take to leave (`manage.py serve` gives its
+# children 7 s in all, and the server's own graceful wait comes first).
+SHUTDOWN_SECONDS = 2.0
 # Entries of each cache of encoded parts (cards, outcomes, attempts): emptied when full.
 _CACHE_LIMIT = 4096
 
@@ -491,6 +494,7 @@ class _Poster:
             _env("CLIENT_CERTIFICATE"),
             _env("CLIENT_KEY"),
         )
+        self.timeout = timeout
         self.client = httpx.Client(
             headers=headers,
             timeout=timeout,
@@ -501,24 +505,28 @@ class _Poster:
         )
 
     def post(self, body: bytes, spans: int, deadline: float) -> None:
+        """Send one batch, retried after a refusal that may pass; dropped (with a warning) when
+        it cannot be sent by `deadline`."""
         data = gzip.compress(body, compresslevel=6) if self.gzip else body
-        for wait in (*RETRY_WAITS, None):
-            try:
-                response = self.client.post(self.endpoint, content=data)
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}"
-                retry = True
-            else:
-                if response.status_code < 300:
-                    return
-                problem = f"HTTP {response.status_code}"
-                retry = response.status_code in RETRY_STATUSES
-            if not retry or wait is None or time.monotonic() + wait > deadline:
-                logger.warning(
-                    "OTLP export to %s failed (%s): %d spans dropped", self.endpoint, problem, spans
-                )
-                return
+        problem = "no time left"
+        for wait in (0.0, *RETRY_WAITS):
+            if time.monotonic() + wait >= deadline:
+                break
             time.sleep(wait)
+            timeout = min(self.timeout, deadline - time.monotonic())
+            try:
+                response = self.client.post(self.endpoint, content=data, timeout=timeout)
+            except httpx.HTTPError as exc:
+                problem = type(exc).__name__
+                continue
+            if response.status_code < 300:
+                return
+            problem = f"HTTP {response.status_code}"
+            if response.status_code not in RETRY_STATUSES:
+                break
+        logger.warning(
+            "OTLP export to %s failed (%s): %d spans dropped", self.endpoint, problem, spans
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -545,6 +553,7 @@ class Spans:
         self._queue: collections.deque[tuple[UsageEvent, Headers | None]] = collections.deque()
         self._wake = threading.Event()
         self._stopping = False
+        self._last_call = math.inf  # when the process stops: no export goes on past it
         self._dropped = 0
         self._thread = threading.Thread(target=self._run, name="otlp-traces", daemon=True)
         self._thread.start()
@@ -570,7 +579,7 @@ class Spans:
         queue = self._queue
         while queue:
             batch = [queue.popleft() for _ in range(min(self._batch, len(queue)))]
-            deadline = time.monotonic() + self._timeout
+            deadline = min(time.monotonic() + self._timeout, self._last_call)
             try:
                 body, spans = self._encoder.encode(batch)
                 if spans:
@@ -582,10 +591,12 @@ class Spans:
                 logger.warning("OTLP queue full: %d requests' spans dropped", dropped)
 
     def shutdown(self) -> None:
-        """Send what is queued (each batch within OTEL_BSP_EXPORT_TIMEOUT) and stop the thread."""
+        """Send what is queued, within SHUTDOWN_SECONDS (the server's stop is bounded), and stop
+        the thread."""
+        self._last_call = time.monotonic() + SHUTDOWN_SECONDS
         self._stopping = True
         self._wake.set()
-        self._thread.join()
+        self._thread.join(SHUTDOWN_SECONDS + 1)
         self._poster.close()
 
 
