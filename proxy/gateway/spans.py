@@ -4,9 +4,9 @@ Imported only when tracing is on (proxy/gateway/tracing.py). A request's part is
 to a queue as its usage event is emitted; a thread of the process turns the queue into OTLP
 protobuf, a batch at a time, and posts it. The SDK's own way (a Span object per span, its
 attributes checked one by one, then each span encoded through the generated protobuf classes)
-cost as much as the rest of a request (bench/README.md, "Traces"); here the spans are written
-straight into protobuf's wire format from the event, and the parts that many requests share
-(a card's names, an outcome, an attempt) are encoded once and kept.
+cost about half of what the rest of a request does (bench/README.md, "Traces"); here the
+spans are written straight into protobuf's wire format from the event, and the parts that many
+requests share (a card's names, an outcome, an attempt) are encoded once and kept.
 
 What configures it is OpenTelemetry's standard environment, read as its SDK reads it:
 OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT (the generic one gets /v1/traces appended), _HEADERS,
