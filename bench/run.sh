@@ -9,6 +9,8 @@
 #   TB_SERVERS="uvicorn granian" bench/run.sh   # TokenByte under each ASGI server, side by side
 #   TB_BASELINE=/tmp/tb-before bench/run.sh     # and another checkout (say, the commit before a
 #                                               # change) as "tokenbyte-baseline", same settings
+#   TB_TRACING=1 bench/run.sh         # and this checkout with OpenTelemetry traces on, as
+#                                     # "tokenbyte-traced" (spans to bench/otlp_sink.py)
 #
 # TokenByte runs as `make run` would, one worker pinned to GW_CPUS (default 1), on a scratch
 # SQLite database; TB_REDIS_URL=redis://… runs it with Redis (metering to a Redis stream).
@@ -60,6 +62,22 @@ for server in ${TB_SERVERS:-uvicorn}; do
     tb_targets+=("$name=http://127.0.0.1:$port/v1,$KEY,mock-gpt")
     port=$((port + 1))
 done
+if [ -n "${TB_TRACING:-}" ]; then
+    # This checkout again, tracing to an OTLP sink on the load CPUs (bench/otlp_sink.py), with
+    # the SDK's default batching (a batch every 5 s or 512 requests).
+    sink_port=$((port + 100))
+    mkdir -p "$OUT/tokenbyte-traced"
+    setsid taskset -c "$LOAD_CPUS" .venv/bin/python bench/otlp_sink.py "$sink_port" \
+        >"$OUT/tokenbyte-traced/otlp-sink.log" 2>&1 &
+    pids+=($!)
+    setsid taskset -c "$GW_CPUS" env "${TB_ENV[@]}" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port" \
+        .venv/bin/python manage.py serve --no-celery --port "$port" >"$OUT/tokenbyte-traced/server.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+    curl -sf "127.0.0.1:$port/readyz" >/dev/null || { cat "$OUT/tokenbyte-traced/server.log"; exit 1; }
+    tb_targets+=("tokenbyte-traced=http://127.0.0.1:$port/v1,$KEY,mock-gpt")
+    port=$((port + 1))
+fi
 baseline_port= root=$PWD
 if [ -n "${TB_BASELINE:-}" ]; then
     # Our venv, their code: a script's own directory comes first on sys.path.

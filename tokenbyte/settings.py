@@ -353,6 +353,12 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 # One JSON line per API request on stderr (logger `tokenbyte.access`, proxy/gateway/observe.py):
 # on by default; `off` leaves the logger at CRITICAL, where the line is never even built.
 TOKENBYTE_ACCESS_LOG = env.bool("TOKENBYTE_ACCESS_LOG", default=True)
+# OpenTelemetry traces (proxy/gateway/tracing.py): on when an OTLP endpoint is set, as the SDK
+# reads it; the SDK's own OTEL_* variables configure the rest. Off, the SDK is never imported.
+TOKENBYTE_TRACING = bool(
+    env.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default="")
+    or env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+) and not env.bool("OTEL_SDK_DISABLED", default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -376,6 +382,8 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
         "celery": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        # httpx's client logs each request at INFO: the trace exporter's posts (spans.py).
+        "httpx": {"level": "WARNING"},
         "tokenbyte.access": {
             "handlers": ["access"],
             "level": "INFO" if TOKENBYTE_ACCESS_LOG else "CRITICAL",

@@ -19,6 +19,7 @@ from proxy.gateway.http import (
 from proxy.gateway.routes import chat, embeddings, generation, messages, models
 from proxy.gateway.runtime import Runtime
 from proxy.gateway.stores import GatewayStores
+from proxy.gateway.tracing import REQUEST_HEADERS
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +53,11 @@ def serves(path: str) -> bool:
 class RouteTable:
     """(path -> {method -> handler}); paths under a prefix go to the prefix's handlers."""
 
-    __slots__ = ("exact", "new_id", "prefixed")
+    __slots__ = ("exact", "new_id", "prefixed", "traced")
 
     def __init__(self, runtime: Runtime) -> None:
         self.new_id = runtime.ids
+        self.traced = runtime.spans is not None
         pipeline = runtime.pipeline()
         keys, catalog, generations = runtime.keys, runtime.catalog, runtime.generations.get
         # Closures, not partial(..., name=value): no keyword dict built per request.
@@ -122,6 +124,8 @@ class GatewayApp:
             return
         routes = self._routes or await self._start()
         request = Request(scope, receive, send, routes.new_id)
+        if routes.traced:  # the client's trace context, read when its request span is built
+            REQUEST_HEADERS.set(request.headers)
         self._in_flight += 1
         try:
             try:

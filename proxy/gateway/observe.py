@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -32,6 +32,9 @@ from tokenbyte.metrics import (
     UPSTREAM_ATTEMPTS,
     UPSTREAM_ERRORS,
 )
+
+if TYPE_CHECKING:  # imported only when tracing is on
+    from proxy.gateway.spans import Spans
 
 ACCESS_LOG = logging.getLogger("tokenbyte.access")
 UNKNOWN = "unknown"  # the model and provider labels of a request no card was found for
@@ -49,8 +52,9 @@ _ttfbs: dict[tuple[str, str], Any] = {}
 _tokens: dict[tuple[str, str], tuple[Any, Any]] = {}
 
 
-def observed(sink: Sink) -> Sink:
-    """`sink` (metering), each event observed once it has been handed to it."""
+def observed(sink: Sink, spans: "Spans | None" = None) -> Sink:
+    """`sink` (metering), each event observed once it has been handed to it, and traced when
+    tracing is on (`spans`: proxy/gateway/tracing.py)."""
 
     def emit(event: UsageEvent) -> "asyncio.Future[bool] | None":
         durable = sink(event)  # first: no failure here may cost the charge
@@ -58,6 +62,11 @@ def observed(sink: Sink) -> Sink:
             observe(event)
         except Exception:
             logger.exception("request %s: observing its usage event failed", event.request_id)
+        if spans is not None:
+            try:
+                spans.export(event)
+            except Exception:
+                logger.exception("request %s: tracing its usage event failed", event.request_id)
         return durable
 
     return emit

@@ -6,6 +6,7 @@ import gc
 import logging
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -26,9 +27,13 @@ from proxy.gateway.purse import Purse
 from proxy.gateway.recorder import Recorder
 from proxy.gateway.routing import RoutingTable
 from proxy.gateway.stores import GatewayStores, Snapshot
+from proxy.gateway.tracing import start_tracing
 from proxy.upstream.pool import UpstreamPool
 from tokenbyte.metrics import METERING_BACKLOG, RESERVATIONS_IN_FLIGHT, process_exiting
 from tokenbyte.redis import GatewayRedis
+
+if TYPE_CHECKING:  # imported only when tracing is on
+    from proxy.gateway.spans import Spans
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +97,8 @@ class Runtime:
         self._refresher: asyncio.Task[None] | None = None
         self._backlog_gauge: asyncio.Task[None] | None = None
         self._version_reader = PollingThread("routing-version")
+        # OpenTelemetry's exporter, when tracing is on (its thread starts with the runtime).
+        self.spans: Spans | None = None
 
     @property
     def routing(self) -> RoutingTable | None:
@@ -105,14 +112,15 @@ class Runtime:
             limiter=self.limits,
             upstreams=self.upstreams,
             purse=self.purse,
-            # Each usage event counted and access-logged as it is handed over (observe.py).
-            meter=observed(self.metering.emit),
+            # Each usage event counted, access-logged and traced as it is handed over (observe.py).
+            meter=observed(self.metering.emit, self.spans),
             new_id=self.ids,
             bodies=self.bodies.add,
             body_limit=settings.TOKENBYTE_BODY_LOG_MAX_BYTES,
         )
 
     async def start(self) -> None:
+        self.spans = start_tracing()  # in each worker process: the exporter's thread is its own
         await self.keys.start()
         await self.upstreams.start()
         self.metering.add_consumer(self.limits.on_usage)
@@ -150,6 +158,8 @@ class Runtime:
             await self.redis.aclose()
         await self._version_reader.close()
         await self.generations.close()
+        if self.spans is not None:  # after metering: the last requests' spans are queued
+            await asyncio.to_thread(self.spans.shutdown)
         process_exiting()
 
     def _recorded(self, events: Sequence[UsageEvent], batch: RecordedBatch) -> None:
