@@ -197,7 +197,16 @@ class ResponsesEvents:
         if name == "message":  # an upstream that named no events: the type names it
             kind = data.get("type")
             name = kind if isinstance(kind, str) else name
-        sequence = data.get("sequence_number")
+        if name == "error":
+            raise stream_failure(self.card.provider, {**data, "type": data.get("code")})
+        if name == "response.failed":
+            self._measure(data)
+            self.done = True
+            response = data.get("response")
+            error = response.get("error") if isinstance(response, dict) else None
+            code = error.get("code") if isinstance(error, dict) else None
+            raise stream_failure(self.card.provider, {"type": code, "detail": error})
+        sequence = data.get("sequence_number")  # of the events relayed (the error takes the next)
         if isinstance(sequence, int):
             self.sequence = max(self.sequence, sequence)
         if name in DELTA_EVENTS:
@@ -217,15 +226,6 @@ class ResponsesEvents:
             self._measure(data)
             self.final, self.done = (name, data), True
             return b""  # sent once the call is settled: closing()
-        if name == "response.failed":
-            self._measure(data)
-            self.done = True
-            response = data.get("response")
-            error = response.get("error") if isinstance(response, dict) else None
-            code = error.get("code") if isinstance(error, dict) else None
-            raise stream_failure(self.card.provider, {"type": code, "detail": error})
-        if name == "error":
-            raise stream_failure(self.card.provider, {**data, "type": data.get("code")})
         return named_frame(name, event.data)
 
     def _measure(self, data: dict[str, Any]) -> None:

@@ -377,6 +377,8 @@ class ResponsesAnswers(ResponsesRules):
     cached_tokens: int
     reasoning_tokens: int
     reply: str
+    stream_error_after: int | None
+    stream_error: dict[str, Any]
 
     async def responses(self, body: dict[str, Any], send: Any, scripted: Scripted | None) -> None:
         response = self.response_for(body)
@@ -386,7 +388,17 @@ class ResponsesAnswers(ResponsesRules):
             public = {k: v for k, v in response.items() if k != "_input"}
             await self.send_json(send, 200, public)
             return
-        await self.send_events(send, self.response_events(response), scripted)
+        events = self.response_events(response)
+        if self.stream_error_after is not None:  # OpenAI's error event, then the end
+            error = {
+                "type": "error",
+                "code": "server_error",
+                "message": self.stream_error["message"],
+                "param": None,
+                "sequence_number": self.stream_error_after,
+            }
+            events = [*events[: self.stream_error_after], b"event: error\n" + sse(error)]
+        await self.send_events(send, events, scripted)
 
     def history(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         """The input items, after the previous response's input and output."""

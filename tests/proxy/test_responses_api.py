@@ -357,3 +357,64 @@ def test_a_previous_response_is_held_at_the_context_window(
     )
     assert follow.status_code == 200, follow.text
     assert int(follow.headers["x-tokenbyte-max-tokens"]) < 16_384
+
+
+def test_an_error_event_mid_stream_is_the_gateways_own_and_the_stream_is_billed(
+    gateway: LiveServer, api_key: str, fake_openai: FakeServer, usage_events: EventLog
+) -> None:
+    fake_openai.app.stream_error_after = 6
+    fake_openai.app.stream_error["message"] = "Internal failure at host fake-7.internal.openai"
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}/v1/responses",
+        json={"model": "GPT-4o", "input": "Say hello", "stream": True},
+        headers={"authorization": f"Bearer {api_key}"},
+        timeout=30,
+    ) as response:
+        body = response.read().decode()
+        request_id = response.headers["x-request-id"]
+    frames = [frame for frame in body.split("\n\n") if frame]
+    name, data = frames[-1].split("\n")
+    assert name == "event: error"
+    error = json.loads(data.removeprefix("data: "))
+    assert error["type"] == "error"
+    assert error["code"] == "upstream_error"
+    assert error["sequence_number"] == 6  # after the six relayed (0 to 5)
+    assert len(frames) == 7  # those read with the error went out before it
+    assert "internal.openai" not in body
+    assert "response.completed" not in body
+    event = usage_events.for_request(request_id)
+    assert (event.status, event.error_code) == (200, "upstream_error")
+    assert event.usage.estimated
+    assert event.cost > 0
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_priced_hosted_tool_is_held_to_max_tool_calls_and_charged_per_call(
+    openai_client: openai.OpenAI, fake_openai: FakeServer, usage_events: EventLog, stream: bool
+) -> None:
+    # GPT-5 Search API prices web_search at $0.01 a call.
+    raw = openai_client.responses.with_raw_response.create(
+        model="GPT-5 Search API", input="News?", tools=[{"type": "web_search"}], stream=stream
+    )
+    if stream:
+        events = list(raw.parse())
+        assert "response.web_search_call.searching" in [event.type for event in events]
+        told = Decimal(str(events[-1].response.usage.model_extra["cost"]))
+    else:
+        told = Decimal(str(raw.parse().usage.model_extra["cost"]))
+    sent = fake_openai.app.received[-1].body
+    assert sent["max_tool_calls"] == 8  # written in: the worst case holds eight calls
+    # 1 + 3 input tokens at $1.25, 8 output at $10.00 per million, and one search
+    expected = (4 * Decimal("1.25") + 8 * Decimal("10.00")) / 1_000_000 + Decimal("0.01")
+    assert told == expected
+    event = usage_events.for_request(raw.headers["x-request-id"])
+    assert (event.cost, event.usage.server_tools) == (expected, {"web_search": 1})
+
+
+def test_the_keys_rate_limit_applies(gateway: LiveServer, key_owner: object) -> None:
+    secret = key_mint(owner=key_owner, spec=KeySpec(name="one a minute", rpm=1)).secret
+    assert post(gateway, secret, {"model": "GPT-4o", "input": "Hello!"}).status_code == 200
+    limited = post(gateway, secret, {"model": "GPT-4o", "input": "Hello!"})
+    assert limited.status_code == 429
+    assert "retry-after" in limited.headers

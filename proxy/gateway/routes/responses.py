@@ -94,10 +94,12 @@ def _priced_response(data: dict[str, Any], usage: Usage, cost: Decimal) -> dict[
 class ResponsesOutput(StreamOutput):
     """OpenAI's Responses events as they came; the final one priced once the call is settled."""
 
-    __slots__ = ("events",)
+    __slots__ = ("events", "pending")
 
     def __init__(self, events: ResponsesEvents) -> None:
         self.events = events
+        # The events read with a failing one, in the same chunk: they go out before the error.
+        self.pending = b""
 
     @property
     def done(self) -> bool:
@@ -105,7 +107,13 @@ class ResponsesOutput(StreamOutput):
 
     def frames(self, events: list[Event]) -> bytes:
         feed = self.events.feed
-        return b"".join([feed(event) for event in events])
+        out: list[bytes] = []
+        try:
+            out.extend(feed(event) for event in events)  # keeps what came before a raise
+        except GatewayError:
+            self.pending = b"".join(out)
+            raise
+        return b"".join(out)
 
     def final_usage(self) -> Usage:
         return self.events.final_usage()
@@ -117,4 +125,4 @@ class ResponsesOutput(StreamOutput):
         return self.events.closing(usage, cost)
 
     def failure(self, error: GatewayError) -> bytes:
-        return self.events.error_event(error.code, error.message, error.param)
+        return self.pending + self.events.error_event(error.code, error.message, error.param)
