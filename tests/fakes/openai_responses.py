@@ -22,6 +22,8 @@ RESPONSES_FIELDS = frozenset(
         "access_programs",
         "background",
         "background_options",
+        # Not in the pinned SDK's params, but the API takes it: Codex sends it on every turn.
+        "client_metadata",
         "context_management",
         "conversation",
         "image",
