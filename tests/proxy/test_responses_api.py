@@ -13,6 +13,7 @@ import orjson
 import pytest
 from openai.types.responses import Response
 
+from billing.models import LedgerEntry
 from billing.money import charge_for
 from keys.services import key_mint
 from keys.validation import KeySpec
@@ -418,3 +419,29 @@ def test_the_keys_rate_limit_applies(gateway: LiveServer, key_owner: object) -> 
     limited = post(gateway, secret, {"model": "GPT-4o", "input": "Hello!"})
     assert limited.status_code == 429
     assert "retry-after" in limited.headers
+
+
+def test_a_client_that_leaves_mid_stream_is_charged_once(
+    gateway: LiveServer, api_key: str, fake_openai: FakeServer
+) -> None:
+    fake_openai.app.chunk_delay = 0.2
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}/v1/responses",
+        json={"model": "GPT-4o", "input": "Say hello", "stream": True},
+        headers={"authorization": f"Bearer {api_key}"},
+        timeout=30,
+    ) as response:
+        request_id = response.headers["x-request-id"]
+        next(response.iter_bytes())  # the first event, then the client goes
+    record = recorded(request_id)
+    assert record.client_disconnected
+    assert (record.status, record.error_code, record.endpoint) == (
+        200,
+        "client_disconnected",
+        "responses",
+    )
+    assert record.charged == charge_for(record.cost)
+    assert LedgerEntry.objects.filter(event_id=record.event_id).count() == (
+        1 if record.charged else 0
+    )
