@@ -17,8 +17,10 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.attempts import waterfall
+from accounts.log_bodies import log_bodies_view
 from accounts.models import User
 from billing import usage_search
+from billing.body_log import usage_bodies_exist
 from billing.export import Echo, csv_cell, in_chunks
 from billing.models import UsageRecord
 from billing.pricing import cost_lines, price_text
@@ -120,6 +122,8 @@ class LogFilterForm(forms.Form):
             min_cost=data.get("min_cost"),
             query=query,
             key_ids_named=key_ids_named(owner_id=owner_id, text=query) if query else (),
+            # Body logging: prompts and answers are searched where the account has some stored.
+            search_bodies=bool(query) and usage_bodies_exist(account_id=owner_id),
         )
 
 
@@ -200,6 +204,7 @@ def log_detail(request: HttpRequest, event_id: str) -> HttpResponse:
         "prices_changed": bool(lines) and priced_now != record.cost,
         "priced_now": priced_now,
         "waterfall": waterfall(record, staff=request.user.is_staff),
+        "bodies": log_bodies_view(account_id=owner.pk, record=record, now=timezone.now()),
     }
     return render(request, "console/log_detail.html", context)
 

@@ -33,6 +33,13 @@ class UserManager(BaseUserManager["User"]):
 class User(AbstractUser):
     username = None  # type: ignore[assignment]  # email is the identifier
     email = models.EmailField("email address", unique=True)
+    # Body logging (the /settings/ page): store each request's and answer's bodies, truncated
+    # (billing/body_models.py UsageBody). Rides on the keys' cache entries to the gateway.
+    log_bodies = models.BooleanField(
+        "store request and response bodies",
+        default=False,
+        help_text="Keep each request's and answer's bodies (truncated) for the request logs.",
+    )
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []

@@ -65,3 +65,17 @@ def sign_in_link(*, user: User, site_url: str = "") -> str:
         kwargs={"uidb36": user_pk_to_url_str(user), "key": key},
     )
     return console_url(path, site_url=site_url)
+
+
+@transaction.atomic
+def user_body_logging_set(*, user: User, enabled: bool) -> User:
+    """Turn storing the account's request and response bodies on or off. Its keys' cache
+    entries carry the choice (keys/signals.py refreshes them once this commits), so every
+    gateway process follows within a second; bodies stored before stay until their retention
+    (TOKENBYTE_BODY_RETENTION_DAYS) deletes them."""
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    if locked.log_bodies != enabled:
+        locked.log_bodies = enabled
+        locked.save(update_fields=["log_bodies"])
+    user.log_bodies = enabled
+    return locked

@@ -6,17 +6,21 @@ both, since billing imports no app above it."""
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from accounts import selectors
 from accounts.dashboard import dashboard_context
 from accounts.models import User
+from accounts.services import user_body_logging_set
 from billing import selectors as billing
 from billing.periods import calendar_month
 from keys.selectors import key_names
@@ -50,11 +54,47 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "console/dashboard.html", context)
 
 
+def _body_logging_context() -> dict[str, object]:
+    return {
+        "body_limit": settings.TOKENBYTE_BODY_LOG_MAX_BYTES,
+        "body_retention_days": settings.TOKENBYTE_BODY_RETENTION_DAYS,
+        "record_retention_days": settings.TOKENBYTE_USAGE_RETENTION_DAYS,
+    }
+
+
 @require_GET
 def settings_overview(request: HttpRequest) -> HttpResponse:
     assert isinstance(request.user, User)  # noqa: S101 -- LoginRequiredMiddleware signed them in
     methods = selectors.user_sign_in_methods(user=request.user)
-    return render(request, "settings/overview.html", {"methods": methods})
+    context = {"methods": methods, **_body_logging_context()}
+    return render(request, "settings/overview.html", context)
+
+
+class BodyLoggingForm(forms.Form):
+    log_bodies = forms.ChoiceField(choices=(("on", "On"), ("off", "Off")))
+
+
+@require_POST
+@vary_on_headers("HX-Request")
+def settings_body_logging(request: HtmxHttpRequest) -> HttpResponse:
+    """Turn body logging on or off (the settings page's form); htmx gets the section back,
+    a plain form post the settings page (with a message saying what changed)."""
+    assert isinstance(request.user, User)  # noqa: S101 -- LoginRequiredMiddleware signed them in
+    form = BodyLoggingForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse(
+            "log_bodies must be on or off.\n", status=400, content_type="text/plain"
+        )
+    enabled = form.cleaned_data["log_bodies"] == "on"
+    user_body_logging_set(user=request.user, enabled=enabled)
+    if request.htmx:
+        context = {"user": request.user, "body_saved": True, **_body_logging_context()}
+        return render(request, "settings/overview.html#body-logging", context)
+    if enabled:
+        messages.success(request, "Body logging is on: new requests' bodies are stored.")
+    else:
+        messages.success(request, "Body logging is off: no new bodies are stored.")
+    return redirect(f"{reverse('settings')}#body-logging")
 
 
 @dataclass(frozen=True)

@@ -304,3 +304,8 @@ class UsageRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.period} {self.starts_at:%Y-%m-%d %H:%M} {self.model}: {self.requests}"
+
+
+# Stored bodies have a module of their own (billing/body_models.py); imported here so that
+# Django registers the model with the app.
+from billing.body_models import UsageBody as UsageBody  # noqa: E402

@@ -19,10 +19,15 @@ PARTITION: instant, no dead rows, no vacuum. What changes:
   also bounded in time (a request id could carry its start, or searches take a date range).
 - The table is created by a PostgreSQL-only RunSQL migration (rows copied over); SQLite keeps
   the plain table and these batched deletes.
+
+Stored bodies (body logging) have a retention of their own, shorter by default
+(TOKENBYTE_BODY_RETENTION_DAYS, the hourly task billing.usage_bodies_retention; in embedded
+mode the gateway's body log runs it): `usage_bodies_prune`, in the same bounded batches.
 """
 
 from datetime import datetime, timedelta
 
+from billing.body_models import UsageBody
 from billing.models import UsageRecord
 
 BATCH_SIZE = 5000  # ids per DELETE
@@ -51,6 +56,36 @@ def usage_records_prune(
         # One DELETE ... WHERE id IN (SELECT id ... LIMIT n): no ids travel, and nothing
         # cascades (no model points at a record), so Django deletes without fetching rows.
         count, _ = UsageRecord.objects.filter(pk__in=oldest).delete()
+        deleted += count
+        if count < batch_size:
+            break
+    return deleted
+
+
+BODY_BATCH_SIZE = 1000  # bodies are up to 2 x TOKENBYTE_BODY_LOG_MAX_BYTES a row
+
+
+def usage_bodies_prune(
+    *,
+    now: datetime,
+    days: int,
+    batch_size: int = BODY_BATCH_SIZE,
+    max_batches: int = MAX_BATCHES,
+) -> int:
+    """Delete the stored bodies (body logging) of calls that started more than `days` before
+    `now` (0: keep them), oldest first, at most `batch_size` per statement and `max_batches`
+    statements; their usage records are left to their own retention. Returns how many."""
+    if days <= 0:
+        return 0
+    cutoff = now - timedelta(days=days)
+    deleted = 0
+    for _ in range(max_batches):
+        oldest = (
+            UsageBody.objects.filter(created_at__lt=cutoff)
+            .order_by("created_at")
+            .values("pk")[:batch_size]
+        )
+        count, _ = UsageBody.objects.filter(pk__in=oldest).delete()
         deleted += count
         if count < batch_size:
             break

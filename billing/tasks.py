@@ -31,11 +31,12 @@ from django.utils import timezone
 from redis import Redis
 from redis.exceptions import ResponseError
 
+from billing.body_log import bodies_drain
 from billing.events import UsageEvent
 from billing.reservations import push_recorded
-from billing.retention import usage_records_prune
+from billing.retention import usage_bodies_prune, usage_records_prune
 from billing.services import usage_events_record
-from tokenbyte.redis import USAGE_GROUP, USAGE_STREAM, sync_client
+from tokenbyte.redis import BODIES_GROUP, BODIES_STREAM, USAGE_GROUP, USAGE_STREAM, sync_client
 
 logger = logging.getLogger(__name__)
 
@@ -207,3 +208,22 @@ def _next_id(entry_id: str) -> str:
 def usage_retention() -> int:
     """Delete usage records past TOKENBYTE_USAGE_RETENTION_DAYS (billing/retention.py)."""
     return usage_records_prune(now=timezone.now(), days=settings.TOKENBYTE_USAGE_RETENTION_DAYS)
+
+
+@shared_task(name="billing.usage_bodies_drain", ignore_result=True)
+def usage_bodies_drain() -> int:
+    """Store what the gateway's bodies stream holds (billing/body_log.py); returns the count."""
+    if not settings.REDIS_URL:
+        return 0  # embedded mode: the gateway's body log writes them itself
+    consumer = f"{socket.gethostname()}-{os.getpid()}"
+    with sync_client(settings.REDIS_URL, timeout=REDIS_TIMEOUT_SECONDS) as client:
+        stored = bodies_drain(client, consumer=consumer)
+        forget: Any = client.register_script(FORGET_EMPTY_CONSUMERS)
+        forget(keys=[BODIES_STREAM], args=[BODIES_GROUP, consumer])
+        return stored
+
+
+@shared_task(name="billing.usage_bodies_retention", ignore_result=True)
+def usage_bodies_retention() -> int:
+    """Delete stored bodies past TOKENBYTE_BODY_RETENTION_DAYS (billing/retention.py)."""
+    return usage_bodies_prune(now=timezone.now(), days=settings.TOKENBYTE_BODY_RETENTION_DAYS)

@@ -20,6 +20,7 @@ from decimal import Decimal
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from billing.body_log import usage_bodies_matching
 from billing.models import RollupPeriod, UsageRecord, UsageRollup
 
 PAGE_SIZE = 50
@@ -42,6 +43,8 @@ class UsageFilters:
     min_cost: Decimal | None = None
     query: str = ""  # the search box: a request's ids exactly, else text (see _searched)
     key_ids_named: Collection[int] = field(default_factory=tuple)  # keys whose name matched
+    # Whether the text is looked for in the account's stored bodies too (body logging).
+    search_bodies: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,10 @@ def _searched(
     if by_id.exists():
         return by_id
     text = _text_q(account_id, query, filters.key_ids_named)
+    if filters.search_bodies:  # the prompts and answers stored (billing/body_log.py)
+        stored = usage_bodies_matching(account_id=account_id, text=query)
+        if stored:  # exact ids: the records come by their index, as for the other arms
+            text = Q(event_id__in=stored) if text is None else text | Q(event_id__in=stored)
     return records.filter(text) if text is not None else records.none()
 
 

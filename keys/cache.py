@@ -87,6 +87,7 @@ def key_cache_entry(key: ApiKey) -> dict[str, Any]:
         "budget_period": key.budget_period,
         "expires_at": key.expires_at.timestamp() if key.expires_at else None,
         "networks": list(key.allowed_networks),
+        "log_bodies": key.owner.log_bodies,
     }
 
 

@@ -5,9 +5,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
+from django.utils import timezone
+
 from billing import holds
+from billing.bodies import CapturedBodies
+from billing.body_log import usage_bodies_store
 from billing.events import UsageEvent
 from billing.reservations import RecordedBatch
+from billing.retention import usage_bodies_prune
 from billing.selectors import MoneySnapshot, generation_get, money_snapshot
 from billing.services import (
     usage_events_fold,
@@ -18,6 +24,7 @@ from billing.services import (
 from keys import cache as key_cache
 from keys.services import key_last_used_record
 from proxy.gateway.stores import (
+    BodyStore,
     CatalogStore,
     GatewayStores,
     Generation,
@@ -120,6 +127,14 @@ def _generation_get(account_id: int, generation_id: str) -> Generation | None:
     )
 
 
+def _bodies_store(bodies: Sequence[CapturedBodies]) -> int:
+    return usage_bodies_store(bodies=bodies)
+
+
+def _bodies_prune() -> int:
+    return usage_bodies_prune(now=timezone.now(), days=settings.TOKENBYTE_BODY_RETENTION_DAYS)
+
+
 def gateway_stores() -> GatewayStores:
     return GatewayStores(
         keys=KeyStore(
@@ -145,4 +160,5 @@ def gateway_stores() -> GatewayStores:
             left=_usage_left,
         ),
         generations=GenerationStore(get=_generation_get),
+        bodies=BodyStore(store=_bodies_store, prune=_bodies_prune),
     )

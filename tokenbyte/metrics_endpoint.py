@@ -9,7 +9,13 @@ the server's own port, or set the token.
 
 import asyncio
 import hmac
+import logging
+from collections.abc import Iterator
 
+from django.db import connection
+from prometheus_client.core import GaugeMetricFamily
+
+from billing.metering_queue import metering_queue_state
 from proxy.gateway.errors import (
     AuthenticationFailed,
     GatewayError,
@@ -19,9 +25,37 @@ from proxy.gateway.errors import (
 from proxy.gateway.http import Response, Scope, Send, send_response
 from tokenbyte.metrics import exposition
 
+logger = logging.getLogger(__name__)
 PATH = "/metrics"
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 FORWARDING_HEADERS = frozenset({b"x-forwarded-for", b"forwarded", b"x-real-ip"})
+
+
+class MeteringQueueCollector:
+    """Usage events durable but not yet recorded, read at each scrape (billing/metering_queue.py):
+    how far the Celery consumer (or the embedded recorder) is behind."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            state = metering_queue_state()
+        except Exception as exc:  # a scrape still answers with every other metric
+            logger.warning("the metering queue could not be read: %s", exc)
+            return
+        finally:
+            connection.close()  # this scrape's thread: no connection left to go stale
+        yield GaugeMetricFamily(
+            "tokenbyte_metering_queue_events",
+            "Usage events durable (Redis stream or database inbox) but not yet recorded.",
+            value=state.events,
+        )
+        yield GaugeMetricFamily(
+            "tokenbyte_metering_queue_age_seconds",
+            "Age of the oldest usage event not yet recorded (0 when none waits).",
+            value=state.oldest_age_ms / 1000,
+        )
+
+
+METERING_QUEUE = MeteringQueueCollector()
 
 
 def refusal(scope: Scope, token: str) -> GatewayError | None:
@@ -56,8 +90,9 @@ async def serve_metrics(scope: Scope, send: Send, *, token: str, request_id: str
             headers.append((b"www-authenticate", b"Bearer"))
         await send_response(send, Response(error.status, error.body_for(PATH), headers), request_id)
         return
-    # Merging the processes' files reads the disk: off the event loop.
-    body, content_type = await asyncio.to_thread(exposition)
+    # Merging the processes' files reads the disk, the queue's state Redis and the database:
+    # off the event loop.
+    body, content_type = await asyncio.to_thread(exposition, METERING_QUEUE)
     if scope["method"] == "HEAD":
         body = b""
     await send_response(

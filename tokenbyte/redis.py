@@ -49,6 +49,14 @@ T = TypeVar("T")
 # consumer group (billing/tasks.py), which alone trims it, below what it has acknowledged.
 USAGE_STREAM = "tb:usage"
 USAGE_GROUP = "billing"
+# Stored bodies of the accounts that keep them (proxy/gateway/bodylog.py appends them), read by
+# billing's consumer group (billing/body_log.py), which deletes what it has stored. Bodies are
+# not money: appends also trim it to about BODIES_STREAM_MAXLEN entries (up to twice
+# TOKENBYTE_BODY_LOG_MAX_BYTES each), so with no worker draining it Redis's memory stays
+# bounded and the oldest bodies are lost, never a charge.
+BODIES_STREAM = "tb:usage:bodies"
+BODIES_GROUP = "billing"
+BODIES_STREAM_MAXLEN = 10_000
 
 # What a call that got no usable answer raises: redis-py's errors (its TimeoutError is one),
 # and OSError, which covers the builtin TimeoutError that asyncio.timeout raises.

@@ -166,6 +166,18 @@ if TOKENBYTE_USAGE_RETENTION_DAYS < 0:
     raise ImproperlyConfigured(
         f"TOKENBYTE_USAGE_RETENTION_DAYS={TOKENBYTE_USAGE_RETENTION_DAYS}: use 0 (keep) or more"
     )
+# Body logging (an account's choice on /settings/): each body kept up to this many bytes (the
+# rest cut, its size noted), and kept this many days (0: kept), deleted hourly in batches.
+TOKENBYTE_BODY_LOG_MAX_BYTES = env.int("TOKENBYTE_BODY_LOG_MAX_BYTES", default=32 * 1024)
+if TOKENBYTE_BODY_LOG_MAX_BYTES < 1:
+    raise ImproperlyConfigured(
+        f"TOKENBYTE_BODY_LOG_MAX_BYTES={TOKENBYTE_BODY_LOG_MAX_BYTES}: use 1 or more"
+    )
+TOKENBYTE_BODY_RETENTION_DAYS = env.int("TOKENBYTE_BODY_RETENTION_DAYS", default=7)
+if TOKENBYTE_BODY_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(
+        f"TOKENBYTE_BODY_RETENTION_DAYS={TOKENBYTE_BODY_RETENTION_DAYS}: use 0 or more"
+    )
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "usage-drain": {
         "task": "billing.usage_drain",
@@ -176,6 +188,17 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "billing.usage_retention",
         "schedule": 3600.0,
         "options": {"expires": 3000.0},  # a run missed is not worth two in a row
+    },
+    # The bodies' stream, beside the usage stream (billing/body_log.py).
+    "usage-bodies-drain": {
+        "task": "billing.usage_bodies_drain",
+        "schedule": TOKENBYTE_USAGE_DRAIN_SECONDS,
+        "options": {"expires": max(5.0, 5 * TOKENBYTE_USAGE_DRAIN_SECONDS)},
+    },
+    "usage-bodies-retention": {
+        "task": "billing.usage_bodies_retention",
+        "schedule": 3600.0,
+        "options": {"expires": 3000.0},
     },
     # Budget (80%, 100%) and low-balance e-mails, each once per window (keys/alerts.py).
     "spend-alerts": {

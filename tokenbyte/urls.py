@@ -16,6 +16,7 @@ urlpatterns = [
     path("models/", catalog.models_catalog, name="models"),
     path("models/<int:card_id>/", catalog.model_detail, name="model_detail"),
     path("settings/", views.settings_overview, name="settings"),
+    path("settings/body-logging/", views.settings_body_logging, name="settings_body_logging"),
     path("logs/", logs.logs_list, name="logs"),
     re_path(r"^logs/export\.(?P<fmt>csv|jsonl)$", logs.logs_export, name="logs_export"),
     path("logs/<str:event_id>/", logs.log_detail, name="log_detail"),

@@ -3,15 +3,18 @@
 from django.conf import settings
 from django.db import migrations, models
 
+from billing.migration_operations import AddIndexWithoutLocking
+
 
 class Migration(migrations.Migration):
+    atomic = False  # CREATE INDEX CONCURRENTLY on PostgreSQL: outside a transaction
     dependencies = [
         ("billing", "0010_usage_attempt_log"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexWithoutLocking(
             model_name="usagerecord",
             index=models.Index(
                 condition=models.Q(("upstream_request_id", ""), _negated=True),
@@ -19,7 +22,7 @@ class Migration(migrations.Migration):
                 name="usage_by_upstream_id",
             ),
         ),
-        migrations.AddIndex(
+        AddIndexWithoutLocking(
             model_name="usagerecord",
             index=models.Index(
                 condition=models.Q(("error_code", ""), _negated=True),

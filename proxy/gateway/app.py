@@ -140,8 +140,11 @@ class GatewayApp:
                 error = GatewayError("Internal error; the request id identifies it in our logs.")
                 response = Response(500, error.body_for(request.path))
             if response is not None:
-                await send_response(send, response, request.request_id)
+                # request.send: body logging's capture may stand in for `send` (its bodies).
+                await send_response(request.send, response, request.request_id)
         finally:
+            if request.capture is not None:  # what the client got is all sent, or never will be
+                request.capture.close()
             self._in_flight -= 1
             if not self._in_flight and self._idle is not None:
                 self._idle.set()

@@ -43,6 +43,10 @@ class DatabaseHolds:
         self._task: asyncio.Task[None] | None = None
         self.taken = 0
 
+    @property
+    def calls(self) -> int:
+        return len(self._held)
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._upkeep_forever(), name="database-holds")
 

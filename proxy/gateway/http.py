@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -17,12 +17,30 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON_CONTENT_TYPE = (b"content-type", b"application/json")
+
+
+class Capture(Protocol):
+    """What the app knows of a request's body capture (pipeline/bodies.py BodyCapture)."""
+
+    def close(self) -> None: ...
+
+
 # A client's own x-request-id is kept when it is this tame; otherwise we mint one.
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{8,128}")
 
 
 class Request:
-    __slots__ = ("headers", "method", "path", "raw", "receive", "request_id", "scope", "send")
+    __slots__ = (
+        "capture",
+        "headers",
+        "method",
+        "path",
+        "raw",
+        "receive",
+        "request_id",
+        "scope",
+        "send",
+    )
 
     def __init__(
         self, scope: Scope, receive: Receive, send: Send, new_id: Callable[[], str]
@@ -34,6 +52,9 @@ class Request:
         self.path: str = scope["path"]
         self.headers: Headers = scope["headers"]
         self.raw = b""  # the body, once read by json(): its size bounds the prompt's tokens
+        # Body logging's capture (pipeline/bodies.py), closed once the answer is sent; None for
+        # the accounts that keep no bodies.
+        self.capture: Capture | None = None
         supplied = self.header(b"x-request-id")
         self.request_id = (
             supplied.decode() if supplied and _REQUEST_ID.fullmatch(supplied) else "req_" + new_id()

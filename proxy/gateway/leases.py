@@ -116,6 +116,11 @@ class Leases:
             async with asyncio.timeout(1):
                 await self._give_back(everything=True)
 
+    @property
+    def calls(self) -> int:
+        """Calls held against this process's leases."""
+        return len(self._calls)
+
     def live(self) -> dict[int, list[str]]:
         """Lease ids to renew, by account."""
         return {account_id: [lease.lease_id] for account_id, lease in self._leases.items()}

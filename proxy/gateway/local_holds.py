@@ -81,6 +81,10 @@ class LocalHolds:
             self._add(hold_id, account_id, key_id, amount)
         return verdict
 
+    @property
+    def calls(self) -> int:
+        return len(self._holds)
+
     def finished(self, hold_id: str, charge: Decimal) -> None:
         """The call is over: its hold becomes its charge until recorded, or goes."""
         if not charge:

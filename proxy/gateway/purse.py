@@ -82,6 +82,16 @@ class Purse:
             else None
         )
 
+    @property
+    def calls_held(self) -> int:
+        """Calls of this process holding a reservation, wherever it is kept."""
+        held = len(self._live) + self._local.calls
+        if self._leases is not None:
+            held += self._leases.calls
+        if self._database is not None:
+            held += self._database.calls
+        return held
+
     def start(self) -> None:
         if self._redis is not None:
             self._renewer = asyncio.create_task(self._renew_forever(), name="purse-renewer")

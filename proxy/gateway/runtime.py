@@ -12,6 +12,7 @@ from django.conf import settings
 from billing.events import UsageEvent
 from billing.reservations import RecordedBatch
 from proxy.gateway.auth.key_cache import KeyResolver
+from proxy.gateway.bodylog import BodyLog
 from proxy.gateway.database_holds import DatabaseHolds
 from proxy.gateway.db import PollingThread, run_in_db_thread
 from proxy.gateway.generations import Generations
@@ -26,7 +27,7 @@ from proxy.gateway.recorder import Recorder
 from proxy.gateway.routing import RoutingTable
 from proxy.gateway.stores import GatewayStores, Snapshot
 from proxy.upstream.pool import UpstreamPool
-from tokenbyte.metrics import METERING_BACKLOG, process_exiting
+from tokenbyte.metrics import METERING_BACKLOG, RESERVATIONS_IN_FLIGHT, process_exiting
 from tokenbyte.redis import GatewayRedis
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class Runtime:
         )
         self.metering.recorder = self.recorder.add
         self.generations = Generations(stores.generations)  # GET /v1/generation's reads
+        # Bodies of the accounts that keep them, shipped apart from usage events (bodylog.py).
+        self.bodies = BodyLog(self.redis, stores.bodies)
         self._loaded_at = 0.0
         self._refresher: asyncio.Task[None] | None = None
         self._backlog_gauge: asyncio.Task[None] | None = None
@@ -103,6 +106,8 @@ class Runtime:
             # Each usage event counted and access-logged as it is handed over (observe.py).
             meter=observed(self.metering.emit),
             new_id=self.ids,
+            bodies=self.bodies.add,
+            body_limit=settings.TOKENBYTE_BODY_LOG_MAX_BYTES,
         )
 
     async def start(self) -> None:
@@ -112,6 +117,7 @@ class Runtime:
         self.metering.add_consumer(self.purse.on_usage)
         self.recorder.start()
         self.metering.start()
+        self.bodies.start()
         self.purse.start()
         try:
             await self.reload_routing()
@@ -135,6 +141,7 @@ class Runtime:
         await self.keys.stop()
         await self.metering.stop()  # delivers what is queued, to the recorder too
         await self.recorder.stop()
+        await self.bodies.stop()
         await self.purse.stop()
         await self.upstreams.stop()
         if self.redis is not None:
@@ -167,6 +174,7 @@ class Runtime:
     async def _gauge_backlog_forever(self) -> None:
         while True:
             METERING_BACKLOG.set(self.metering.backlog + self.recorder.backlog)
+            RESERVATIONS_IN_FLIGHT.set(self.purse.calls_held)
             await asyncio.sleep(BACKLOG_GAUGE_SECONDS)
 
     async def _refresh_forever(self) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from billing.bodies import CapturedBodies
 from billing.events import UsageEvent
 from billing.reservations import RecordedBatch
 from proxy.gateway.routing import RoutingTable
@@ -135,8 +136,25 @@ class GenerationStore:
 
 
 @dataclass(frozen=True, slots=True)
+class BodyStore:
+    """Billing's side of body logging (billing/body_log.py, billing/retention.py)."""
+
+    store: Callable[[Sequence[CapturedBodies]], int]  # calls' bodies -> how many stored
+    prune: Callable[[], int]  # delete those past their retention (embedded mode's beat)
+
+
+def _no_bodies(bodies: Sequence[CapturedBodies]) -> int:
+    return 0
+
+
+def _no_pruning() -> int:
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayStores:
     keys: KeyStore
     catalog: CatalogStore
     money: MoneyStore
     generations: GenerationStore
+    bodies: BodyStore = BodyStore(store=_no_bodies, prune=_no_pruning)

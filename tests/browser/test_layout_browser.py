@@ -28,6 +28,9 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from accounts.models import User
+from accounts.services import user_body_logging_set
+from billing.bodies import CapturedBodies, Excerpt
+from billing.body_log import usage_bodies_store
 from billing.models import UsageRecord
 from billing.services import ledger_credit
 from keys.models import ApiKey
@@ -57,6 +60,7 @@ NOT_PAGES: dict[str, str] = {
     "billing:ledger_csv": "a CSV download",
     "logs_export": "a CSV or JSON-lines download",
     "socialaccount_signup": "only during a sign-up through GitHub or Discord",
+    "settings_body_logging": "POST only: the settings page's body-logging switch posts there",
 }
 
 # In the browser: the page's width, sideways scrollers other than code, elements out of view.
@@ -226,6 +230,23 @@ def busy_user(live_gateway: object) -> tuple[User, str]:
         charge(
             account_id=user.pk, cost=cost, started_at=timezone.now(), key_id=limited.pk, model=model
         )
+    # Body logging on (its switch then says so), and bodies stored for those requests, with
+    # lines no phone is wide enough for.
+    user_body_logging_set(user=user, enabled=True)
+    prompt = b'{"messages": [{"role": "user", "content": "' + b"y" * 3000 + b'"}]}'
+    usage_bodies_store(
+        bodies=[
+            CapturedBodies(
+                event_id=record.event_id,
+                account_id=user.pk,
+                started_us=round(record.started_at.timestamp() * 1_000_000),
+                request=Excerpt.of(prompt, len(prompt), 1000),
+                response=Excerpt.of(b"data: " + b"z" * 500 + b"\n\n", 508, 1000),
+                status=200,
+            )
+            for record in UsageRecord.objects.filter(account=user)
+        ]
+    )
     return user, secret
 
 

@@ -188,6 +188,9 @@ def test_the_live_server_serves_metrics_to_loopback_and_refuses_what_a_proxy_for
     served = httpx.get(f"{live_gateway.url}/metrics")
     assert served.status_code == HTTPStatus.OK
     assert "tokenbyte_requests_refused_before_auth" in served.text
+    # Read at the scrape from the live server's database (and Redis, when there is one).
+    assert total(served.text, "tokenbyte_metering_queue_events") >= 0
+    assert "tokenbyte_metering_queue_age_seconds" in served.text
     forwarded = httpx.get(f"{live_gateway.url}/metrics", headers={"X-Forwarded-For": "1.2.3.4"})
     assert forwarded.status_code == HTTPStatus.FORBIDDEN
     assert forwarded.json()["error"]["code"] == "metrics_forbidden"
@@ -322,6 +325,10 @@ def test_two_workers_count_every_request_once_and_log_one_line_each(
         refused = "tokenbyte_requests_refused_before_auth_total"
         assert total(text, refused, code="invalid_api_key") == 2
         assert total(text, "tokenbyte_metering_backlog") == 0
+        assert total(text, "tokenbyte_reservations_in_flight") == 0  # every call settled
+        # No Celery here: the eight events wait in the usage stream, the first for a while.
+        assert total(text, "tokenbyte_metering_queue_events") >= 8
+        assert total(text, "tokenbyte_metering_queue_age_seconds") > 0
     assert not list(tmp_path.glob("tokenbyte-metrics-*")), "serve left its metrics directory"
 
     output = stderr.read_text()

@@ -31,6 +31,8 @@ class KeyPolicy:
     budget_period: str
     expires_at: float | None  # epoch seconds
     networks: tuple[IPNetwork, ...]  # empty allows any client address
+    # The account stores its calls' bodies (pipeline/bodies.py); off by default.
+    log_bodies: bool = False
 
     @classmethod
     def from_entry(cls, entry: dict[str, Any]) -> "KeyPolicy":
@@ -48,6 +50,8 @@ class KeyPolicy:
             budget_period=entry["budget_period"],
             expires_at=entry["expires_at"],
             networks=tuple(ipaddress.ip_network(text) for text in entry["networks"]),
+            # .get: entries cached before body logging existed say nothing of it.
+            log_bodies=entry.get("log_bodies", False),
         )
 
     def allows_card(self, card: Card) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from billing.bodies import CapturedBodies
 from billing.events import UsageEvent
 from billing.periods import budget_window
 from billing.pricing import price_text
@@ -19,6 +20,7 @@ from proxy.gateway.auth.policy import KeyPolicy
 from proxy.gateway.errors import GatewayError, PaymentRequired
 from proxy.gateway.http import JSON_CONTENT_TYPE, Request, Response
 from proxy.gateway.limits import RateLimiter
+from proxy.gateway.pipeline.bodies import BodyCapture
 from proxy.gateway.pipeline.calls import CallRecord
 from proxy.gateway.pipeline.ceiling import Fit, OutputLimit, ServerTool, WorstCase, worst_case
 from proxy.gateway.pipeline.resolve import Catalog, resolve_card
@@ -38,7 +40,17 @@ Render = Callable[[dict[str, Any], Usage, Decimal], dict[str, Any]]
 class Pipeline:
     """What the model endpoints use, and nothing else of the process's runtime."""
 
-    __slots__ = ("catalog", "keys", "limiter", "meter", "new_id", "purse", "upstreams")
+    __slots__ = (
+        "bodies",
+        "body_limit",
+        "catalog",
+        "keys",
+        "limiter",
+        "meter",
+        "new_id",
+        "purse",
+        "upstreams",
+    )
 
     def __init__(
         self,
@@ -50,6 +62,8 @@ class Pipeline:
         purse: Purse,
         meter: Callable[[UsageEvent], "asyncio.Future[bool] | None"],
         new_id: Callable[[], str],
+        bodies: Callable[[CapturedBodies], None] | None = None,
+        body_limit: int = 0,
     ) -> None:
         self.purse = purse
         self.keys = keys
@@ -58,6 +72,9 @@ class Pipeline:
         self.upstreams = upstreams
         self.meter = meter
         self.new_id = new_id
+        # Body logging: where captured bodies go (proxy/gateway/bodylog.py), and their limit.
+        self.bodies = bodies
+        self.body_limit = body_limit
 
     def authenticate(
         self, request: Request, *, allow_x_api_key: bool = False
@@ -67,10 +84,14 @@ class Pipeline:
 
     def record(self, request: Request, policy: KeyPolicy, endpoint: str) -> CallRecord:
         """The call's record: use it as a context manager, which emits its one event."""
+        sink = self.meter
+        if policy.log_bodies and self.bodies is not None:  # the one test other accounts pay
+            capture = BodyCapture(request, limit=self.body_limit, deliver=self.bodies)
+            sink = capture.metered(sink)
         return CallRecord(
             request_id=request.request_id,
             new_id=self.new_id,
-            sink=self.meter,
+            sink=sink,
             endpoint=endpoint,
             policy=policy,
         )
