@@ -100,7 +100,7 @@ $(CLIENTS_NPM): tests/clients/package.json tests/clients/package-lock.json
 # Without npm the agent tests say why they skip, except under .ci/run, where they fail.
 AGENTS := tests/agents
 agent-deps:
-	@if [ -x $(AGENTS)/node_modules/.bin/claude ] && [ $(AGENTS)/node_modules/.package-lock.json -nt $(AGENTS)/package-lock.json ]; then :; \
+	@if [ -x $(AGENTS)/node_modules/.bin/claude ] && [ -x $(AGENTS)/node_modules/.bin/codex ] && [ $(AGENTS)/node_modules/.package-lock.json -nt $(AGENTS)/package-lock.json ]; then :; \
 	elif command -v npm >/dev/null 2>&1; then \
 		cd $(AGENTS) && npm ci --no-audit --no-fund --loglevel=error; \
 	else \

@@ -16,7 +16,7 @@ from proxy.gateway.http import (
     Send,
     send_response,
 )
-from proxy.gateway.routes import chat, embeddings, generation, messages, models
+from proxy.gateway.routes import chat, embeddings, generation, messages, models, responses
 from proxy.gateway.runtime import Runtime
 from proxy.gateway.stores import GatewayStores
 from proxy.gateway.tracing import REQUEST_HEADERS
@@ -38,6 +38,7 @@ EXACT_PATHS = frozenset(
         "/v1/embeddings",
         "/v1/messages",
         "/v1/messages/count_tokens",
+        responses.RESPONSES_PATH,
         generation.GENERATION_PATH,
         "/healthz",
         "/readyz",
@@ -70,6 +71,9 @@ class RouteTable:
             "/v1/messages": {"POST": lambda request: messages.messages(request, pipeline)},
             "/v1/messages/count_tokens": {
                 "POST": lambda request: messages.count_tokens(request, pipeline)
+            },
+            responses.RESPONSES_PATH: {
+                "POST": lambda request: responses.responses(request, pipeline)
             },
             generation.GENERATION_PATH: {
                 "GET": lambda request: generation.generation(request, keys, generations)

@@ -1,4 +1,5 @@
-"""A strict fake of OpenAI's Chat Completions, Embeddings and Models (GET /v1/models) APIs.
+"""A strict fake of OpenAI's Chat Completions, Embeddings, Models (GET /v1/models) and Responses
+(tests/fakes/openai_responses.py) APIs.
 
 Request fields are the openai SDK's own definitions (what the real API accepts); anything else
 is refused the way OpenAI refuses it: HTTP 400, {"error": {...}}, "Unrecognized request
@@ -10,6 +11,7 @@ import struct
 import time
 from typing import Any, ClassVar
 
+from tests.fakes.openai_responses import ResponsesAnswers
 from tests.fakes.openai_rules import (
     EMBEDDING_FIELDS,
     REASONING_MODELS,
@@ -21,7 +23,7 @@ from tests.fakes.openai_rules import (
 from tests.fakes.server import FakeAPI, Scripted, sse
 
 
-class FakeOpenAI(OpenAIRequestRules, FakeAPI):
+class FakeOpenAI(ResponsesAnswers, OpenAIRequestRules, FakeAPI):
     provider_name = "OpenAI"
     # What api.openai.com sends with every answer: the account's organisation and project,
     # its own rate limits, request id and Cloudflare's cookie.
@@ -39,6 +41,7 @@ class FakeOpenAI(OpenAIRequestRules, FakeAPI):
         "cf-ray": "8f1e2d3c4b5a6978-AMS",
     }
     chat_path = "/v1/chat/completions"
+    responses_path = "/v1/responses"
     embeddings_path = "/v1/embeddings"
     models_path = "/v1/models"
     # GET /v1/models: the models this account may use (id, created, owned_by).
@@ -51,6 +54,7 @@ class FakeOpenAI(OpenAIRequestRules, FakeAPI):
         self.cached_tokens = 0  # reported as prompt_tokens_details.cached_tokens
         self.reasoning_tokens = 0  # added to completion_tokens for reasoning models
         self.reply = "Hello from the fake model, happy to help."
+        self.stored: dict[str, dict[str, Any]] = {}  # the responses stored, by id
         # Send OpenAI's mid-stream error event (data: {"error": {…}}) after N events.
         self.stream_error_after: int | None = None
         self.stream_error: dict[str, Any] = {
@@ -75,6 +79,9 @@ class FakeOpenAI(OpenAIRequestRules, FakeAPI):
             if method == "POST" and path == self.chat_path:
                 self.check_chat(body)
                 await self.chat(body, send, scripted)
+            elif method == "POST" and path == self.responses_path:
+                self.check_responses(body)
+                await self.responses(body, send, scripted)
             elif method == "POST" and path == self.embeddings_path:
                 self.check_embeddings(body)
                 await self.send_json(send, 200, self.embed(body))

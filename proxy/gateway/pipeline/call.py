@@ -124,6 +124,7 @@ class Pipeline:
         long_context: bool = False,
         service_tier: str | None = None,
         tools: Sequence[ServerTool] = (),
+        stored_context: bool = False,
     ) -> None:
         """Hold the call's worst case (ceiling.py) against the key's per-request cap, what is
         left of its budget and the account's available balance, lowering its server tools'
@@ -133,7 +134,13 @@ class Pipeline:
         if card is None:
             raise RuntimeError("reserve() before admit()")
         worst = worst_case(
-            card, raw, output, long_context=long_context, service_tier=service_tier, tools=tools
+            card,
+            raw,
+            output,
+            long_context=long_context,
+            service_tier=service_tier,
+            tools=tools,
+            stored_context=stored_context,
         )
         fit = Fit(worst.output_tokens, worst.uses)
         cap = policy.max_request_cost

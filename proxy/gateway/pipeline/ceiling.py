@@ -12,7 +12,9 @@ The worst case is a true upper bound of what the call can be charged:
   bounded by the model's context window instead: such parts cost tokens unrelated to their
   bytes (an image URL of 40 bytes may be 1,600 tokens). Either bound is capped by the context
   window, which no prompt can exceed (but with Anthropic's 1M-context beta, whose window the
-  card does not show). Actual usage settles the charge; the bound only reserves.
+  card does not show). Actual usage settles the charge; the bound only reserves. A prompt
+  the upstream completes from its own storage (a Responses API request's previous response
+  or conversation: `stored_context`) is bounded by the context window alone.
 - Output tokens: `n` x the output limit (max_completion_tokens / max_tokens, else the card's
   maximum output, else its context window). Reasoning tokens count inside that limit on every
   provider the gateway speaks to.
@@ -177,9 +179,11 @@ def context_window(card: Card, *, long_context: bool) -> int:
     return LONG_CONTEXT_TOKENS if long_context else card.context_length
 
 
-def prompt_bound(raw_size: int, raw: bytes | None, card: Card, *, long_context: bool) -> int:
+def prompt_bound(
+    raw_size: int, raw: bytes | None, card: Card, *, long_context: bool, stored: bool = False
+) -> int:
     window = context_window(card, long_context=long_context)
-    if raw is not None and _NON_TEXT_PART.search(raw):
+    if stored or (raw is not None and _NON_TEXT_PART.search(raw)):
         bound = window or raw_size + PROMPT_OVERHEAD_TOKENS
     else:
         bound = raw_size + PROMPT_OVERHEAD_TOKENS
@@ -194,13 +198,16 @@ def worst_case(
     long_context: bool = False,
     service_tier: str | None = None,
     tools: Sequence[ServerTool] = (),
+    stored_context: bool = False,
 ) -> WorstCase:
     limit = 0
     if output is not None:
         requested = output.requested
         limit = requested if requested is not None else card.max_output_tokens or 0
         limit = limit or card.context_length
-    prompt_tokens = prompt_bound(len(raw), raw, card, long_context=long_context)
+    prompt_tokens = prompt_bound(
+        len(raw), raw, card, long_context=long_context, stored=stored_context
+    )
     window = uses = 0
     bound = prompt_tokens
     if tools:

@@ -1,0 +1,128 @@
+"""POST /v1/responses: OpenAI's Responses API, passed through to OpenAI cards.
+
+The body goes to the upstream's /v1/responses as the client sent it, but for its `model` (the
+card's upstream id), an output limit lowered to fit the ceiling (`max_output_tokens`) and a
+hosted tools' limit (`max_tool_calls`, pipeline/responses_tools.py). The answer, or each event
+of its stream, comes back as it came, with the catalog title as its `model` and its `usage`
+priced (providers/openai_responses.py). `store`, `previous_response_id` and `include` are
+OpenAI's: the gateway keeps no responses. Other providers' cards are refused for now.
+"""
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+from billing.usage import Usage
+from proxy.gateway.dialects.openai_responses import validate_responses
+from proxy.gateway.errors import GatewayError, InvalidRequest
+from proxy.gateway.http import Request, Response
+from proxy.gateway.pipeline.call import Pipeline
+from proxy.gateway.pipeline.ceiling import OutputLimit
+from proxy.gateway.pipeline.relay import StreamOutput, relay_stream
+from proxy.gateway.pipeline.responses_tools import responses_server_tools
+from proxy.gateway.routing import Card, ProviderKind
+from proxy.gateway.sse import Event
+from proxy.providers import adapter_for
+from proxy.providers.openai import OpenAIAdapter
+from proxy.providers.openai_responses import (
+    ResponsesEvents,
+    responses_request,
+    responses_response,
+    responses_usage,
+)
+from proxy.providers.priced import check_service_tier
+from proxy.upstream.request import UpstreamRequest
+
+RESPONSES_PATH = "/v1/responses"
+
+
+async def responses(request: Request, pipeline: Pipeline) -> Response | None:
+    policy = await pipeline.authenticate(request)
+    with pipeline.record(request, policy, "responses") as record:
+        body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
+        call = validate_responses(body, request.raw)
+        card = await pipeline.admit(record, call.model, card_type="chat", stream=call.stream)
+        adapter = adapter_for(card.provider)
+        if card.provider != ProviderKind.OPENAI or not isinstance(adapter, OpenAIAdapter):
+            raise _not_yet(card)
+        check_service_tier(body, card, forwarded=True)
+        tier = body.get("service_tier")
+        await pipeline.reserve(
+            record,
+            request.raw,
+            responses_output_limit(body),
+            service_tier=tier if isinstance(tier, str) else None,
+            tools=responses_server_tools(body, card),
+            stored_context=call.stored_context,
+        )
+
+        def build(upstream: Any) -> UpstreamRequest:
+            return responses_request(adapter, body, card, upstream, stream=call.stream)
+
+        opened = await pipeline.open_upstream(record, adapter, build, stream=call.stream)
+        if not call.stream:
+            parse = lambda payload: responses_response(payload, card)  # noqa: E731
+            return await pipeline.complete(record, opened, parse, _priced_response)
+        await relay_stream(request, record, opened, ResponsesOutput(ResponsesEvents(card, body)))
+        return None
+
+
+def responses_output_limit(body: dict[str, Any]) -> OutputLimit:
+    """max_output_tokens (reasoning included, as on every provider), lowered in place."""
+
+    def lower(tokens: int) -> None:
+        body["max_output_tokens"] = tokens
+
+    return OutputLimit(body.get("max_output_tokens"), 1, lower)
+
+
+def _not_yet(card: Card) -> InvalidRequest:
+    return InvalidRequest(
+        f"model: POST /v1/responses reaches OpenAI models only so far; {card.title} is a "
+        f"{card.provider} model. Use POST /v1/chat/completions for it.",
+        param="model",
+        code="unsupported_model",
+    )
+
+
+def _priced_response(data: dict[str, Any], usage: Usage, cost: Decimal) -> dict[str, Any]:
+    data["usage"] = responses_usage(data.get("usage"), usage, cost)
+    return data
+
+
+class ResponsesOutput(StreamOutput):
+    """OpenAI's Responses events as they came; the final one priced once the call is settled."""
+
+    __slots__ = ("events", "pending")
+
+    def __init__(self, events: ResponsesEvents) -> None:
+        self.events = events
+        # The events read with a failing one, in the same chunk: they go out before the error.
+        self.pending = b""
+
+    @property
+    def done(self) -> bool:
+        return self.events.done
+
+    def frames(self, events: list[Event]) -> bytes:
+        feed = self.events.feed
+        out: list[bytes] = []
+        try:
+            out.extend(feed(event) for event in events)  # keeps what came before a raise
+        except GatewayError:
+            self.pending = b"".join(out)
+            raise
+        return b"".join(out)
+
+    def final_usage(self) -> Usage:
+        return self.events.final_usage()
+
+    def response_id(self) -> str:
+        return self.events.response_id
+
+    def closing(self, usage: Usage, cost: Decimal) -> bytes:
+        return self.events.closing(usage, cost)
+
+    def failure(self, error: GatewayError) -> bytes:
+        return self.pending + self.events.error_event(error.code, error.message, error.param)
