@@ -129,7 +129,7 @@ def _upstream(event: UsageEvent, provider: str) -> None:
 
 def access_line(event: UsageEvent, tokens_in: int, tokens_out: int) -> str:
     """The event as one JSON line: what happened, never what was said."""
-    return orjson.dumps(
+    line = orjson.dumps(
         {
             "time": round(time.time(), 3),
             "request_id": event.request_id,
@@ -151,7 +151,12 @@ def access_line(event: UsageEvent, tokens_in: int, tokens_out: int) -> str:
             "tokens_out": tokens_out,
             "cost": str(event.cost),
         }
-    ).decode()
+    )
+    failed = [a for a in event.attempt_log if a.error_code is not None]
+    if failed:  # a failover: which credentials failed, how, in order (rare; kept off the rest)
+        tries = [[a.credential_id, a.status, a.error_code, a.duration_ms] for a in failed]
+        line = line[:-1] + b',"failed_attempts":' + orjson.dumps(tries) + b"}"
+    return line.decode()
 
 
 def refused_before_auth(request_id: str, path: str, error: GatewayError) -> None:

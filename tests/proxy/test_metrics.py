@@ -97,6 +97,23 @@ def test_the_access_line_is_one_line_of_valid_json_whatever_the_model_is_called(
     parsed = json.loads(line)
     assert parsed["model"] == odd
     assert parsed.keys() >= ACCESS_FIELDS
+    assert "failed_attempts" not in parsed  # only a failover has them
+
+
+def test_a_failover_line_names_each_failed_try_in_order() -> None:
+    tries = (
+        UpstreamAttempt(41, 0.5, 10.25, None, "upstream_unreachable"),
+        UpstreamAttempt(42, 60.0, 5.5, 503, "upstream_error"),
+        UpstreamAttempt(43, 170.0, 20.0, 200, None),
+    )
+    line = access_line(event(credential_id=43, attempts=3, attempt_log=tries), 0, 0)
+    parsed = json.loads(line)
+    assert parsed["failed_attempts"] == [
+        [41, None, "upstream_unreachable", 10.25],
+        [42, 503, "upstream_error", 5.5],
+    ]
+    assert parsed["credential_id"] == 43
+    assert parsed.keys() >= ACCESS_FIELDS
 
 
 def test_a_request_no_card_was_found_for_is_counted_under_unknown() -> None:
