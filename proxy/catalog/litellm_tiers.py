@@ -5,6 +5,13 @@ LiteLLM spells a long-context price `<price>_above_<N>k_tokens`, a service tier'
 `cache_creation_input_token_cost_above_1hr`, and a web search's price per call in
 `search_context_cost_per_query` (one price per search context size; we take "medium", the
 default). Per-token prices become per-million prices, exactly.
+
+OpenAI's models that search the web through the Responses API's `web_search` tool (LiteLLM's
+`supports_web_search`, or a search price) get that tool's price, which is one for every
+model: $10 per 1,000 calls (OpenAI's pricing page; the search content's tokens come in the
+answer's usage at the model's prices). LiteLLM's own figure for them is the older
+`web_search_preview`'s, $25 per 1,000 on models that do not reason: not what `web_search`
+costs, so not taken.
 """
 
 import re
@@ -15,6 +22,7 @@ from billing.pricing import price_text
 from proxy.catalog.price_tiers import RATE_KEYS, parse_price
 
 ONE_MILLION = Decimal(1_000_000)
+OPENAI_WEB_SEARCH_PER_CALL = Decimal("0.01")
 _KEY = re.compile(
     r"(?P<price>input_cost_per_token|output_cost_per_token|cache_read_input_token_cost"
     r"|cache_creation_input_token_cost(?:_above_1hr)?)"
@@ -87,4 +95,6 @@ def litellm_tiers(
     if isinstance(search, dict) and tool and search.get("search_context_size_medium") is not None:
         per_call = parse_price(search["search_context_size_medium"], f"{where} search cost")
         result["server_tools"] = {tool: price_text(per_call)}
+    elif provider == "openai" and (info.get("supports_web_search") or isinstance(search, dict)):
+        result["server_tools"] = {"web_search": price_text(OPENAI_WEB_SEARCH_PER_CALL)}
     return result

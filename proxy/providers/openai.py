@@ -17,7 +17,7 @@ from proxy.providers.base import (
     json_headers,
     upstream_url,
 )
-from proxy.providers.priced import check_server_tool, check_service_tier
+from proxy.providers.priced import check_openai_chat_search, check_service_tier
 from proxy.upstream.request import UpstreamRequest
 from proxy.upstream.wording import stream_failure
 
@@ -117,7 +117,7 @@ class OpenAIAdapter(ProviderAdapter):
         self, body: dict[str, Any], card: Card, *, stream: bool
     ) -> dict[str, Any]:
         check_service_tier(body, card, forwarded=True)
-        check_server_tool(body, "web_search_options", "web_search", card)
+        check_openai_chat_search(body, card)
         out = dict(body)
         out["model"] = card.upstream_id
         if stream:

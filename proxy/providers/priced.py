@@ -42,6 +42,18 @@ def check_service_tier(body: dict[str, Any], card: Card, *, forwarded: bool) -> 
         )
 
 
+def openai_chat_searches(card: Card) -> bool:
+    """Whether chat's `web_search_options` is served on this OpenAI card: its search models
+    only, where priced. Other OpenAI cards' `web_search` price is the Responses API's hosted
+    tool's (proxy/catalog/litellm_tiers.py), which chat cannot call."""
+    return "search" in card.upstream_id and card.prices.server_tool("web_search") is not None
+
+
+def check_openai_chat_search(body: dict[str, Any], card: Card) -> None:
+    if body.get("web_search_options") is not None and not openai_chat_searches(card):
+        raise _unpriced("web_search_options", "the web_search server tool", card)
+
+
 def check_server_tool(body: dict[str, Any], field: str, tool: str, card: Card) -> None:
     """`field` of the body asks for the server tool `tool`: the card must price it."""
     if body.get(field) is not None and card.prices.server_tool(tool) is None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from proxy.catalog.litellm_prices import read_litellm_file
+from proxy.catalog.litellm_tiers import litellm_tiers
 from proxy.catalog.refresh import refresh_catalog
 from proxy.catalog.specs import CatalogDataError, read_catalog_file
 from proxy.catalog.titles import snapshot_base, title_for
@@ -270,3 +271,24 @@ def test_write_catalog_command_fails_in_one_line_on_a_bad_catalog(
     assert len(lines) == 1, result.stderr
     assert f"{target}: expected an object with a 'models' list" in lines[0]
     assert target.read_text() == '{"models": "none"}'
+
+
+def test_openai_models_that_search_get_the_responses_web_search_price() -> None:
+    """OpenAI's `web_search` tool is $10 per 1,000 calls on every model; LiteLLM's own figure
+    for models that do not reason is the older preview's $25, not taken. Search models keep
+    their chat search price; a model that does not search gets none."""
+    preview_price = {"search_context_size_medium": "0.025"}
+    assert litellm_tiers(
+        "openai", "gpt-4.1", {"search_context_cost_per_query": preview_price}, "t"
+    )["server_tools"] == {"web_search": "0.01"}
+    assert litellm_tiers("openai", "gpt-5.6-cyber", {"supports_web_search": True}, "t")[
+        "server_tools"
+    ] == {"web_search": "0.01"}
+    search_model = {"search_context_cost_per_query": {"search_context_size_medium": "0.035"}}
+    assert litellm_tiers("openai", "gpt-4o-search-preview", search_model, "t")["server_tools"] == {
+        "web_search": "0.035"
+    }
+    assert "server_tools" not in litellm_tiers("openai", "gpt-4o", {}, "t")
+    assert "server_tools" not in litellm_tiers(
+        "mistral", "mistral-large", {"supports_web_search": True}, "t"
+    )

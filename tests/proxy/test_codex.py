@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 
-from proxy.catalog.specs import card_spec_from_entry
-from proxy.services import card_create
 from tests.conftest import REPO, LiveServer, missing_part
 from tests.fakes.server import FakeServer
 from tests.proxy.conftest import EventLog
@@ -22,7 +20,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CODEX_BIN = REPO / "tests" / "agents" / "node_modules" / ".bin" / "codex"
 GPT = "GPT-5"  # the catalog's card: no price for OpenAI's web search
-SEARCHING_GPT = "Agent GPT Search"  # a card of our own that prices it
 
 
 @pytest.fixture(scope="session")
@@ -129,28 +126,7 @@ def test_codex_exec_to_a_gpt_card_with_web_search_off(
     assert charged.cost > 0
 
 
-@pytest.fixture
-def searching_card(gateway: LiveServer) -> None:
-    entry = {
-        "title": SEARCHING_GPT,
-        "provider": "openai",
-        "upstream_id": "gpt-5",
-        "context_length": 272000,
-        "max_output_tokens": 128000,
-        "pricing": {"input": "1.25", "output": "10.00", "server_tools": {"web_search": "0.01"}},
-        "capabilities": ["tools", "vision", "reasoning"],
-    }
-    card_create(spec=card_spec_from_entry(entry, "test"))
-    gateway.wait_for_routing(
-        lambda routing: (
-            routing.resolve(SEARCHING_GPT) is not None
-            and bool(routing.upstreams_for(routing.resolve(SEARCHING_GPT)))
-        )
-    )
-
-
-@pytest.mark.usefixtures("searching_card")
-def test_codex_exec_as_installed_searches_where_the_card_prices_it(
+def test_codex_exec_as_installed_searches_on_a_shipped_gpt_card(
     codex_bin: Path,
     gateway: LiveServer,
     api_key: str,
@@ -158,12 +134,13 @@ def test_codex_exec_as_installed_searches_where_the_card_prices_it(
     usage_events: EventLog,
     tmp_path: Path,
 ) -> None:
-    """Codex's default config sends web_search every turn: served where the card prices a
-    search, held to max_tool_calls, and each search charged."""
-    run = codex_exec(codex_bin, gateway, api_key, tmp_path, SEARCHING_GPT)
+    """Codex's default config sends web_search every turn: the shipped GPT cards price it
+    (OpenAI's $10 per 1,000 calls), so it is served, held to max_tool_calls, and each search
+    charged."""
+    run = codex_exec(codex_bin, gateway, api_key, tmp_path, GPT)
     first, _ = check_round_trip(run, fake_openai)
     assert any(tool["type"] == "web_search" for tool in first["tools"])
     assert first["max_tool_calls"] == 8
-    turn = usage_events.wait_for(lambda e: e.endpoint == "responses" and e.model == SEARCHING_GPT)
+    turn = usage_events.wait_for(lambda e: e.endpoint == "responses" and e.model == GPT)
     assert turn.usage.server_tools == {"web_search": 1}
     assert turn.cost > Decimal("0.01")

@@ -315,6 +315,11 @@ def test_what_the_gateway_checks_before_any_upstream_call(
             "tools[0].type",
             "unsupported_value",
         ),
+        (  # GPT-5 prices web_search, not the preview, which costs more on some models
+            {"model": "GPT-5", "input": "x", "tools": [{"type": "web_search_preview"}]},
+            "tools[0].type",
+            "unsupported_value",
+        ),
     ]
     for body, param, code in cases:
         answer = post(gateway, api_key, body)

@@ -230,6 +230,13 @@ def test_openai_unpriced_tier_or_search_is_refused(
         with pytest.raises(openai.BadRequestError) as refused:
             openai_client.chat.completions.create(model="GPT-4o", messages=HELLO, extra_body=extra)
         assert refused.value.body["param"] == param
+    # GPT-5 prices the Responses API's web_search tool, which chat cannot call: still refused,
+    # never served with a search that nothing was held for.
+    with pytest.raises(openai.BadRequestError) as refused:
+        openai_client.chat.completions.create(
+            model="GPT-5", messages=HELLO, extra_body={"web_search_options": {}}
+        )
+    assert refused.value.body["param"] == "web_search_options"
     assert fake_openai.app.received == []
 
 

@@ -165,10 +165,13 @@ def test_chat_searches_count_one_call_or_the_grounding_queries_per_candidate() -
     gpt = replace(
         SONNET,
         provider="openai",
+        upstream_id="gpt-4o-search-preview",
         prices=replace(SONNET.prices, server_tools=(("web_search", Decimal("0.025")),)),
     )
     assert chat_server_tools(search, gpt) == [ServerTool("web_search", 1)]
     assert chat_server_tools({}, gpt) == []
+    # A model that is no search model: its web_search price is the Responses API tool's.
+    assert chat_server_tools(search, replace(gpt, upstream_id="gpt-5")) == []
     gemini3 = replace(
         gpt,
         provider="gemini",

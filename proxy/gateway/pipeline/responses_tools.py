@@ -34,8 +34,10 @@ CLIENT_TOOLS = frozenset(
 HOSTED_TOOLS = {
     "web_search": "web_search",
     "web_search_2025_08_26": "web_search",
-    "web_search_preview": "web_search",
-    "web_search_preview_2025_03_11": "web_search",
+    # The preview costs more on models that do not reason ($25 per 1,000 calls, not $10): a
+    # price of its own, which the catalog does not hold yet.
+    "web_search_preview": "web_search_preview",
+    "web_search_preview_2025_03_11": "web_search_preview",
     "file_search": "file_search",
     "code_interpreter": "code_interpreter",
     "image_generation": "image_generation",

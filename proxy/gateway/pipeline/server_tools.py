@@ -25,6 +25,7 @@ from proxy.providers.priced import (
     ANTHROPIC_SERVER_TOOLS,
     GROUNDING_QUERIES,
     check_anthropic_server_tools,
+    openai_chat_searches,
 )
 
 DEFAULT_MAX_USES = 8
@@ -69,8 +70,8 @@ def chat_server_tools(body: dict[str, Any], card: Card) -> list[ServerTool]:
     if body.get("web_search_options") is None:
         return []
     prices = card.prices
-    if card.provider == "openai" and prices.server_tool("web_search") is not None:
-        return [ServerTool("web_search", 1)]
+    if card.provider == "openai":
+        return [ServerTool("web_search", 1)] if openai_chat_searches(card) else []
     if card.provider != "gemini":
         return []
     found = []
