@@ -27,7 +27,8 @@ class UpstreamAttempt:
 class UsageEvent:
     event_id: str  # unique per event: the idempotency key of the usage record and its charge
     request_id: str  # what the client saw in x-request-id (a client may choose its own)
-    endpoint: str  # "chat.completions", "embeddings", "messages", "messages.count_tokens"
+    # "chat.completions", "embeddings", "messages", "messages.count_tokens", "responses"
+    endpoint: str
     key_id: int | None
     account_id: int | None
     # None when the request ended before a card was found for it (a 404 model, a bad body):
