@@ -97,7 +97,10 @@ def test_the_drain_stores_the_stream_once_and_deletes_what_it_stored() -> None:
         assert client.xpending(BODIES_STREAM, BODIES_GROUP)["pending"] == 0
         row = UsageBody.objects.get(event_id="evt-drain-3")
         assert "prompt 3" in row.request_text
-        assert row.created_at == datetime.fromtimestamp(round(now, 6), UTC)
+        # The call's start to the microsecond it was sent with (floats would round either way).
+        assert row.created_at == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+            microseconds=sent[3].started_us
+        )
     finally:
         client.delete(BODIES_STREAM)
         client.close()
