@@ -283,18 +283,6 @@ def test_a_key_whose_allowlist_excludes_the_model_is_refused(
     assert len(fake_openai.app.received) == before + 1
 
 
-def test_other_providers_cards_are_refused_for_now(
-    chat_client: openai.OpenAI, fake_anthropic: FakeServer
-) -> None:
-    with pytest.raises(openai.BadRequestError) as refused:
-        chat_client.responses.create(model="Claude Haiku 4.5", input="Hello!")
-    error = refused.value.body
-    assert isinstance(error, dict)
-    assert (error["code"], error["param"]) == ("unsupported_model", "model")
-    assert "reaches OpenAI models only so far" in error["message"]
-    assert not [r for r in fake_anthropic.app.received if "messages" in r.path]
-
-
 def test_what_the_gateway_checks_before_any_upstream_call(
     gateway: LiveServer, api_key: str, fake_openai: FakeServer
 ) -> None:

@@ -11,19 +11,29 @@ OpenAI's: the gateway keeps no responses. Other providers' cards are refused for
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.conf import settings
 
 from billing.usage import Usage
 from proxy.gateway.dialects.openai_responses import validate_responses
-from proxy.gateway.errors import GatewayError, InvalidRequest
+from proxy.gateway.dialects.responses_output import (
+    ResponsesEventWriter,
+    ResponseShape,
+    response_from_completion,
+)
+from proxy.gateway.dialects.responses_translate import chat_body, core_body
+from proxy.gateway.errors import GatewayError
 from proxy.gateway.http import Request, Response
 from proxy.gateway.pipeline.call import Pipeline
+from proxy.gateway.pipeline.calls import CallRecord
 from proxy.gateway.pipeline.ceiling import OutputLimit
 from proxy.gateway.pipeline.relay import StreamOutput, relay_stream
 from proxy.gateway.pipeline.responses_tools import responses_server_tools
+from proxy.gateway.pipeline.server_tools import chat_server_tools
 from proxy.gateway.routing import Card, ProviderKind
-from proxy.gateway.sse import Event
+from proxy.gateway.sse import Event, named_frame
 from proxy.providers import adapter_for
+from proxy.providers.base import ProviderAdapter, StreamTranslator
 from proxy.providers.openai import OpenAIAdapter
 from proxy.providers.openai_responses import (
     ResponsesEvents,
@@ -45,7 +55,7 @@ async def responses(request: Request, pipeline: Pipeline) -> Response | None:
         card = await pipeline.admit(record, call.model, card_type="chat", stream=call.stream)
         adapter = adapter_for(card.provider)
         if card.provider != ProviderKind.OPENAI or not isinstance(adapter, OpenAIAdapter):
-            raise _not_yet(card)
+            return await _translated(request, pipeline, record, body, card, adapter, call.stream)
         check_service_tier(body, card, forwarded=True)
         tier = body.get("service_tier")
         await pipeline.reserve(
@@ -77,13 +87,44 @@ def responses_output_limit(body: dict[str, Any]) -> OutputLimit:
     return OutputLimit(body.get("max_output_tokens"), 1, lower)
 
 
-def _not_yet(card: Card) -> InvalidRequest:
-    return InvalidRequest(
-        f"model: POST /v1/responses reaches OpenAI models only so far; {card.title} is a "
-        f"{card.provider} model. Use POST /v1/chat/completions for it.",
-        param="model",
-        code="unsupported_model",
+async def _translated(
+    request: Request,
+    pipeline: Pipeline,
+    record: CallRecord,
+    body: dict[str, Any],
+    card: Card,
+    adapter: ProviderAdapter,
+    stream: bool,
+) -> Response | None:
+    """Another provider's card: through the chat core and its adapter, and back."""
+    translated = chat_body(body, card, stream=stream)
+    core = core_body(translated)
+
+    def lower(tokens: int) -> None:
+        body["max_output_tokens"] = core["max_tokens"] = tokens
+
+    await pipeline.reserve(
+        record,
+        request.raw,
+        OutputLimit(body.get("max_output_tokens"), 1, lower),
+        tools=chat_server_tools(core, card),
     )
+    shape = ResponseShape(body, card, translated.get("custom_tools") or [])
+
+    def build(upstream: Any) -> UpstreamRequest:
+        return adapter.chat_request(core, card, upstream, stream=stream)
+
+    opened = await pipeline.open_upstream(record, adapter, build, stream=stream)
+    if not stream:
+        return await pipeline.complete(
+            record,
+            opened,
+            lambda payload: adapter.chat_response(payload, card, core),
+            lambda data, usage, cost: response_from_completion(shape, data, usage, cost),
+        )
+    output = TranslatedOutput(adapter.chat_stream(card, core), core, shape)
+    await relay_stream(request, record, opened, output)
+    return None
 
 
 def _priced_response(data: dict[str, Any], usage: Usage, cost: Decimal) -> dict[str, Any]:
@@ -126,3 +167,46 @@ class ResponsesOutput(StreamOutput):
 
     def failure(self, error: GatewayError) -> bytes:
         return self.pending + self.events.error_event(error.code, error.message, error.param)
+
+
+class TranslatedOutput(StreamOutput):
+    """Another provider's stream, through its adapter to chat chunks, then to Responses
+    events; the final one, priced, once the call is settled."""
+
+    __slots__ = ("body", "translator", "writer")
+
+    def __init__(
+        self, translator: StreamTranslator, body: dict[str, Any], shape: ResponseShape
+    ) -> None:
+        self.translator = translator
+        self.body = body
+        self.writer = ResponsesEventWriter(shape)
+
+    @property
+    def done(self) -> bool:
+        return self.translator.done
+
+    def frames(self, events: list[Event]) -> bytes:
+        feed, write = self.translator.feed, self.writer.chunk
+        return _frames([out for event in events for piece in feed(event) for out in write(piece)])
+
+    def tail(self) -> bytes:
+        return _frames(
+            [out for piece in self.translator.finish() for out in self.writer.chunk(piece)]
+        )
+
+    def final_usage(self) -> Usage:
+        return self.translator.final_usage(self.body.get("messages"))
+
+    def response_id(self) -> str:
+        return self.writer.shape.id
+
+    def closing(self, usage: Usage, cost: Decimal) -> bytes:
+        return _frames(self.writer.close(usage, cost))
+
+    def failure(self, error: GatewayError) -> bytes:
+        return _frames([self.writer.error_event(error.code, error.message, error.param)])
+
+
+def _frames(events: list[tuple[str, dict[str, Any]]]) -> bytes:
+    return b"".join([named_frame(name, orjson.dumps(data)) for name, data in events])
