@@ -1,7 +1,7 @@
 """Codex CLI, the real `codex` (pinned from npm in tests/agents/, `make agent-deps`), run as
 `codex exec` through the gateway's /v1/responses (`wire_api = "responses"`, a model provider
 whose base URL is the gateway's /v1 and whose key is in an environment variable), to a GPT
-card, against the strict OpenAI fake."""
+card, against the strict OpenAI fake; and to a Claude and a Gemini card, translated."""
 
 import json
 import os
@@ -144,3 +144,49 @@ def test_codex_exec_as_installed_searches_on_a_shipped_gpt_card(
     turn = usage_events.wait_for(lambda e: e.endpoint == "responses" and e.model == GPT)
     assert turn.usage.server_tools == {"web_search": 1}
     assert turn.cost > Decimal("0.01")
+
+
+def upstream_calls(fake: FakeServer) -> list[Any]:
+    return [r.body for r in fake.app.received if r.method == "POST"]
+
+
+@pytest.mark.parametrize(
+    ("title", "provider"), [("Claude Haiku 4.5", "anthropic"), ("Gemini 2.5 Flash", "gemini")]
+)
+def test_codex_exec_as_installed_to_claude_and_gemini_cards(
+    title: str,
+    provider: str,
+    codex_bin: Path,
+    translating_gateway: LiveServer,
+    api_key: str,
+    fake_anthropic: FakeServer,
+    fake_gemini: FakeServer,
+    usage_events: EventLog,
+    tmp_path: Path,
+) -> None:
+    """Codex as installed (web_search on, reasoning asked, encrypted reasoning included) to
+    other providers' cards: /v1/responses translated both ways, the tool round trip included;
+    its web_search is dropped where the card has no search of its own (README's rule)."""
+    run = codex_exec(codex_bin, translating_gateway, api_key, tmp_path, title)
+    events = events_of(run)
+    assert events[-1]["type"] == "turn.completed", events
+    said = [e["item"]["text"] for e in events if e.get("item", {}).get("type") == "agent_message"]
+    assert said, events
+    assert said[-1].startswith("The tool said: "), events
+    fake = fake_anthropic if provider == "anthropic" else fake_gemini
+    first, second = upstream_calls(fake)
+    if provider == "anthropic":
+        assert first["model"] == "claude-haiku-4-5"
+        assert first["system"]  # Codex's instructions
+        assert [tool["name"] for tool in first["tools"]]
+        last = second["messages"][-1]["content"][0]
+        assert last["type"] == "tool_result"
+    else:
+        assert first["systemInstruction"]["parts"]
+        declared = [d for tool in first["tools"] for d in tool.get("functionDeclarations", ())]
+        assert declared
+        assert "functionResponse" in second["contents"][-1]["parts"][0]
+    usage_events.wait_for(lambda e: e.endpoint == "responses" and e.model == title)
+    turns = [e for e in usage_events.events if e.endpoint == "responses"]
+    assert [(e.model, e.status, e.stream) for e in turns] == [(title, 200, True)] * 2
+    assert all(e.cost > 0 for e in turns)

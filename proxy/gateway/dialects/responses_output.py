@@ -17,7 +17,7 @@ import orjson
 
 from billing.usage import Usage
 from proxy.gateway.dialects.reasoning_blob import write_reasoning
-from proxy.gateway.dialects.responses_translate import CUSTOM_INPUT
+from proxy.gateway.dialects.responses_translate import CUSTOM_INPUT, ToolNames
 from proxy.gateway.routing import Card
 from proxy.providers.openai_responses import responses_usage
 
@@ -39,10 +39,10 @@ def _item_id(prefix: str) -> str:
 class ResponseShape:
     """The response object's fields that echo the request, and the ids it is known by."""
 
-    def __init__(self, body: dict[str, Any], card: Card, custom_tools: list[str]) -> None:
+    def __init__(self, body: dict[str, Any], card: Card, names: ToolNames) -> None:
         self.body = body
         self.card = card
-        self.custom_tools = frozenset(custom_tools)
+        self.names = names
         include = body.get("include")
         self.encrypted = isinstance(include, list) and ENCRYPTED in include
         self.id = _item_id("resp")
@@ -102,23 +102,17 @@ class ResponseShape:
     def call_item(
         self, item_id: str, call_id: str, name: str, arguments: str, status: str = "completed"
     ) -> dict[str, Any]:
-        if name in self.custom_tools:
-            return {
-                "id": item_id,
-                "type": "custom_tool_call",
-                "status": status,
-                "call_id": call_id,
-                "name": name,
-                "input": custom_input(arguments) if status == "completed" else "",
-            }
-        return {
-            "id": item_id,
-            "type": "function_call",
-            "status": status,
-            "call_id": call_id,
-            "name": name,
-            "arguments": arguments,
-        }
+        space, own = self.names.namespaced.get(name, (None, name))
+        item: dict[str, Any] = {"id": item_id, "status": status, "call_id": call_id, "name": own}
+        if space is not None:
+            item["namespace"] = space
+        if name in self.names.custom:
+            item["type"] = "custom_tool_call"
+            item["input"] = custom_input(arguments) if status == "completed" else ""
+        else:
+            item["type"] = "function_call"
+            item["arguments"] = arguments
+        return item
 
 
 def custom_input(arguments: str) -> str:

@@ -7,6 +7,7 @@ the response format, `reasoning.effort` as reasoning effort, reasoning items' op
 refused.
 """
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -62,18 +63,30 @@ WEB_SEARCH_TOOLS = frozenset(
 )
 # The parameter a custom (freeform) tool's text travels in, as a function's only argument.
 CUSTOM_INPUT = "input"
+NAMESPACE_JOIN = "__"
 
 
-def chat_body(body: dict[str, Any], card: Card, *, stream: bool) -> dict[str, Any]:
-    """The chat core's body; `custom_tools` lists the tools to answer as custom_tool_call."""
-    for field, value in body.items():
-        if field in STORED and value is not None:
-            raise _not_stored(field, card)
-        if field not in TRANSLATED and field not in DROPPED and field not in STORED:
+@dataclass(frozen=True, slots=True)
+class ToolNames:
+    """How the functions the provider is offered map back to the client's tools."""
+
+    custom: frozenset[str] = frozenset()  # answered as custom_tool_call
+    # A namespace's tools are offered as "<namespace>__<name>": the flat name -> both.
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def chat_body(
+    body: dict[str, Any], card: Card, *, stream: bool
+) -> tuple[dict[str, Any], ToolNames]:
+    """The chat core's body, and how its functions name the client's tools."""
+    for name, value in body.items():
+        if name in STORED and value is not None:
+            raise _not_stored(name, card)
+        if name not in TRANSLATED and name not in DROPPED and name not in STORED:
             raise InvalidRequest(
-                f"Unsupported parameter: '{field}' is not supported with {card.title} "
+                f"Unsupported parameter: '{name}' is not supported with {card.title} "
                 f"({card.provider}) on /v1/responses.",
-                param=field,
+                param=name,
                 code="unsupported_parameter",
             )
     out: dict[str, Any] = {"model": card.title}
@@ -92,26 +105,19 @@ def chat_body(body: dict[str, Any], card: Card, *, stream: bool) -> dict[str, An
     elif isinstance(given, list):
         messages += Turns(card.provider).read(given)
     out["messages"] = messages
-    for field in ("temperature", "top_p", "parallel_tool_calls"):
-        if body.get(field) is not None:
-            out[field] = body[field]
+    for setting in ("temperature", "top_p", "parallel_tool_calls"):
+        if body.get(setting) is not None:
+            out[setting] = body[setting]
     user = body.get("safety_identifier") or body.get("user")
     if isinstance(user, str):
         out["user"] = user
-    custom = _tools(body.get("tools"), card, out)
+    names = _tools(body.get("tools"), card, out)
     _tool_choice(body.get("tool_choice"), out)
     _text_format(body.get("text"), out)
     _reasoning(body.get("reasoning"), card, out)
     if stream:
         out["stream"] = True
-    return {**out, "custom_tools": custom} if custom else out
-
-
-def core_body(translated: dict[str, Any]) -> dict[str, Any]:
-    """What the adapter is given: the chat body without the gateway's own notes."""
-    if "custom_tools" not in translated:
-        return translated
-    return {k: v for k, v in translated.items() if k != "custom_tools"}
+    return out, names
 
 
 class Turns:
@@ -199,6 +205,9 @@ class Turns:
             if not isinstance(given, str):
                 raise invalid_type(f"{where}.arguments", "a string", given)
             arguments = given
+        space = item.get("namespace")
+        if isinstance(space, str) and space:
+            name = f"{space}{NAMESPACE_JOIN}{name}"
         call: dict[str, Any] = {
             "id": call_id,
             "type": "function",
@@ -339,20 +348,30 @@ def _tool_output(item: dict[str, Any], where: str) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": call_id, "content": output}
 
 
-def _tools(tools: Any, card: Card, out: dict[str, Any]) -> list[str]:
+def _tools(tools: Any, card: Card, out: dict[str, Any]) -> ToolNames:
     functions: list[dict[str, Any]] = []
-    custom: list[str] = []
+    custom: set[str] = set()
+    namespaced: dict[str, tuple[str, str]] = {}
     for index, tool in enumerate(tools or ()):
         where = f"tools[{index}]"
         kind = tool["type"]  # validated: an object with a string type
-        if kind == "function":
-            functions.append(_function(tool, where))
-        elif kind == "custom":
-            name = tool.get("name")
-            if not isinstance(name, str) or not name:
+        if kind in ("function", "custom"):
+            functions.append(_client_tool(tool, where, "", custom))
+        elif kind == "namespace":
+            space = tool.get("name")
+            if not isinstance(space, str) or not space:
                 raise missing(f"{where}.name")
-            custom.append(name)
-            functions.append(_custom_function(tool, name))
+            for n, inner in enumerate(tool.get("tools") or ()):
+                inner_where = f"{where}.tools[{n}]"
+                if not isinstance(inner, dict) or inner.get("type") not in ("function", "custom"):
+                    raise InvalidRequest(
+                        f"{inner_where}.type: a namespace holds function and custom tools.",
+                        param=f"{inner_where}.type",
+                        code="invalid_value",
+                    )
+                function = _client_tool(inner, inner_where, space, custom)
+                namespaced[function["function"]["name"]] = (space, inner["name"])
+                functions.append(function)
         elif kind in WEB_SEARCH_TOOLS:
             if card.provider == ProviderKind.GEMINI and _grounding_priced(card):
                 out["web_search_options"] = {}
@@ -365,7 +384,19 @@ def _tools(tools: Any, card: Card, out: dict[str, Any]) -> list[str]:
             )
     if functions:
         out["tools"] = functions
-    return custom
+    return ToolNames(frozenset(custom), namespaced)
+
+
+def _client_tool(tool: dict[str, Any], where: str, space: str, custom: set[str]) -> dict[str, Any]:
+    """A function or custom tool as a function (inside a namespace, under its flat name)."""
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        raise missing(f"{where}.name")
+    flat = f"{space}{NAMESPACE_JOIN}{name}" if space else name
+    if tool["type"] == "custom":
+        custom.add(flat)
+        return _custom_function(tool, flat)
+    return _function(tool, flat)
 
 
 def _grounding_priced(card: Card) -> bool:
@@ -375,10 +406,7 @@ def _grounding_priced(card: Card) -> bool:
     )
 
 
-def _function(tool: dict[str, Any], where: str) -> dict[str, Any]:
-    name = tool.get("name")
-    if not isinstance(name, str) or not name:
-        raise missing(f"{where}.name")
+def _function(tool: dict[str, Any], name: str) -> dict[str, Any]:
     function: dict[str, Any] = {"name": name}
     if isinstance(tool.get("description"), str):
         function["description"] = tool["description"]
@@ -417,7 +445,11 @@ def _tool_choice(choice: Any, out: dict[str, Any]) -> None:
         return
     kind = choice.get("type") if isinstance(choice, dict) else None
     if kind in ("function", "custom") and isinstance(choice.get("name"), str):
-        out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+        space = choice.get("namespace")
+        name = (
+            f"{space}{NAMESPACE_JOIN}{choice['name']}" if isinstance(space, str) else choice["name"]
+        )
+        out["tool_choice"] = {"type": "function", "function": {"name": name}}
     elif kind == "allowed_tools" and choice.get("mode") in ("auto", "required"):
         names = {
             tool.get("name")

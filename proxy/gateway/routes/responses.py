@@ -21,7 +21,7 @@ from proxy.gateway.dialects.responses_output import (
     ResponseShape,
     response_from_completion,
 )
-from proxy.gateway.dialects.responses_translate import chat_body, core_body
+from proxy.gateway.dialects.responses_translate import chat_body
 from proxy.gateway.errors import GatewayError
 from proxy.gateway.http import Request, Response
 from proxy.gateway.pipeline.call import Pipeline
@@ -97,8 +97,7 @@ async def _translated(
     stream: bool,
 ) -> Response | None:
     """Another provider's card: through the chat core and its adapter, and back."""
-    translated = chat_body(body, card, stream=stream)
-    core = core_body(translated)
+    core, names = chat_body(body, card, stream=stream)
 
     def lower(tokens: int) -> None:
         body["max_output_tokens"] = core["max_tokens"] = tokens
@@ -109,7 +108,7 @@ async def _translated(
         OutputLimit(body.get("max_output_tokens"), 1, lower),
         tools=chat_server_tools(core, card),
     )
-    shape = ResponseShape(body, card, translated.get("custom_tools") or [])
+    shape = ResponseShape(body, card, names)
 
     def build(upstream: Any) -> UpstreamRequest:
         return adapter.chat_request(core, card, upstream, stream=stream)
