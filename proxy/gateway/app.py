@@ -44,7 +44,7 @@ EXACT_PATHS = frozenset(
         "/readyz",
     }
 )
-PREFIXES = (models.MODELS_PREFIX,)
+PREFIXES = (models.MODELS_PREFIX, responses.RESPONSES_PREFIX)
 
 
 def serves(path: str) -> bool:
@@ -87,6 +87,13 @@ class RouteTable:
             (
                 models.MODELS_PREFIX,
                 {"GET": lambda request: models.retrieve_model(request, keys, catalog)},
+            ),
+            (
+                responses.RESPONSES_PREFIX,
+                dict.fromkeys(
+                    ("GET", "DELETE", "POST"),
+                    lambda request: responses.stored_response(request, keys),
+                ),
             ),
         )
 

@@ -15,6 +15,8 @@ import orjson
 from django.conf import settings
 
 from billing.usage import Usage
+from proxy.gateway.auth.authenticate import authenticate
+from proxy.gateway.auth.key_cache import KeyResolver
 from proxy.gateway.dialects.openai_responses import validate_responses
 from proxy.gateway.dialects.responses_output import (
     ResponsesEventWriter,
@@ -22,7 +24,7 @@ from proxy.gateway.dialects.responses_output import (
     response_from_completion,
 )
 from proxy.gateway.dialects.responses_translate import chat_body
-from proxy.gateway.errors import GatewayError
+from proxy.gateway.errors import GatewayError, NotFound
 from proxy.gateway.http import Request, Response
 from proxy.gateway.pipeline.call import Pipeline
 from proxy.gateway.pipeline.calls import CallRecord
@@ -45,6 +47,9 @@ from proxy.providers.priced import check_service_tier
 from proxy.upstream.request import UpstreamRequest
 
 RESPONSES_PATH = "/v1/responses"
+# GET /v1/responses/{id}, DELETE, /input_items, /cancel: for responses stored by the gateway,
+# which stores none.
+RESPONSES_PREFIX = "/v1/responses/"
 
 
 async def responses(request: Request, pipeline: Pipeline) -> Response | None:
@@ -76,6 +81,20 @@ async def responses(request: Request, pipeline: Pipeline) -> Response | None:
             return await pipeline.complete(record, opened, parse, _priced_response)
         await relay_stream(request, record, opened, ResponsesOutput(ResponsesEvents(card, body)))
         return None
+
+
+async def stored_response(request: Request, keys: KeyResolver) -> Response:
+    """Every call on a stored response: authenticated, then a 404 that says why, the same for
+    every id (the gateway stores no responses, so none is anyone's)."""
+    await authenticate(request, keys)
+    response_id = request.path[len(RESPONSES_PREFIX) :].split("/", 1)[0]
+    raise NotFound(
+        f"Response with id {response_id[:128]!r} not found: the gateway stores no responses "
+        "(answers say store: false). Keep the output items and send them back in 'input', as "
+        "Codex does.",
+        param="response_id",
+        code="response_not_found",
+    )
 
 
 def responses_output_limit(body: dict[str, Any]) -> OutputLimit:
