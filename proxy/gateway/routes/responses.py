@@ -90,7 +90,8 @@ async def stored_response(request: Request, keys: KeyResolver) -> Response:
     response_id = request.path[len(RESPONSES_PREFIX) :].split("/", 1)[0]
     raise NotFound(
         f"Response with id {response_id[:128]!r} not found: the gateway stores no responses "
-        "(answers say store: false). Keep the output items and send them back in 'input', as "
+        "and does not fetch OpenAI's (an OpenAI model continues from one by "
+        "previous_response_id). Keep the output items and send them back in 'input', as "
         "Codex does.",
         param="response_id",
         code="response_not_found",
