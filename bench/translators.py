@@ -3,7 +3,10 @@
     .venv/bin/python bench/translators.py
 
 Pure CPU (no sockets): request translation + JSON encoding for a typical tool-using chat
-request, and the stream translators per upstream event, next to the OpenAI pass-through.
+request, and the stream translators per upstream event, next to the OpenAI pass-through; the
+same for the Responses API (POST /v1/responses): passed through to OpenAI, and translated
+through the chat core to Anthropic (request: Responses -> core -> Anthropic; events: Anthropic
+-> core chunk -> Responses events, framed).
 """
 
 import os
@@ -19,6 +22,11 @@ django.setup()
 
 from billing.pricing import Prices  # noqa: E402
 from proxy.gateway.dialects.anthropic_messages.stream import AnthropicEventWriter  # noqa: E402
+from proxy.gateway.dialects.responses_output import (  # noqa: E402
+    ResponsesEventWriter,
+    ResponseShape,
+)
+from proxy.gateway.dialects.responses_translate import chat_body  # noqa: E402
 from proxy.gateway.routing import Card  # noqa: E402
 from proxy.gateway.sse import Event  # noqa: E402
 from proxy.providers.anthropic.request import anthropic_body  # noqa: E402
@@ -26,6 +34,7 @@ from proxy.providers.anthropic.stream import AnthropicStream  # noqa: E402
 from proxy.providers.gemini.adapter import GeminiStream  # noqa: E402
 from proxy.providers.gemini.request import gemini_body  # noqa: E402
 from proxy.providers.openai import OpenAIAdapter, OpenAIStream  # noqa: E402
+from proxy.providers.openai_responses import ResponsesEvents  # noqa: E402
 
 
 def card(upstream_id: str, provider: str) -> Card:
@@ -77,6 +86,26 @@ BODY = {
     "max_tokens": 500,
 }
 
+# The same conversation in the Responses API's shape.
+RESPONSES_BODY = {
+    "model": "x",
+    "instructions": BODY["messages"][0]["content"],
+    "input": [
+        {"type": "message", "role": m["role"], "content": m["content"]}
+        for m in BODY["messages"][1:]
+    ],
+    "tools": [{"type": "function", **TOOL["function"]}] * 3,
+    "temperature": 0.5,
+    "max_output_tokens": 500,
+}
+
+
+def frames(events: list[tuple[str, dict[str, object]]]) -> bytes:
+    return b"".join(
+        b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+        for name, data in events
+    )
+
 
 def per_call(fn: Callable[[], object], number: int) -> float:
     return timeit.timeit(fn, number=number) / number * 1e6
@@ -101,6 +130,21 @@ def main() -> None:
         "gemini": lambda: orjson.dumps(gemini_body(BODY, gemini)),
     }
     report("request translation + orjson encoding, µs per request", requests, 20000)
+
+    def responses_to_claude() -> bytes:
+        core, _ = chat_body(RESPONSES_BODY, claude, stream=True)
+        return orjson.dumps(anthropic_body(core, claude, stream=True))
+
+    report(
+        "Responses API request + orjson encoding, µs per request",
+        {
+            "openai (pass-through)": lambda: orjson.dumps(
+                {**RESPONSES_BODY, "model": gpt.upstream_id}
+            ),
+            "responses -> anthropic": responses_to_claude,
+        },
+        20000,
+    )
 
     def event(name: str, data: object) -> Event:
         return Event(name, orjson.dumps(data))
@@ -143,6 +187,34 @@ def main() -> None:
         ],
     }
     report("stream translation + encoding, µs per upstream event", streams, 100000)
+
+    responses_delta = event(
+        "response.output_text.delta",
+        {
+            "type": "response.output_text.delta",
+            "item_id": "msg_1",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": " a",
+            "logprobs": [],
+            "sequence_number": 5,
+        },
+    )
+    passed = ResponsesEvents(gpt, RESPONSES_BODY)
+    _, names = chat_body(RESPONSES_BODY, claude, stream=True)
+    claude_stream = AnthropicStream(claude, json_tool=False)
+    events_out = ResponsesEventWriter(ResponseShape(RESPONSES_BODY, claude, names))
+    frames(events_out.chunk(claude_stream.feed(text_delta)[0]))  # past the opening events
+    report(
+        "Responses API stream, µs per upstream event",
+        {
+            "openai (pass-through)": lambda: passed.feed(responses_delta),
+            "anthropic -> responses": lambda: frames(
+                [e for c in claude_stream.feed(text_delta) for e in events_out.chunk(c)]
+            ),
+        },
+        100000,
+    )
 
 
 if __name__ == "__main__":
