@@ -13,6 +13,7 @@ import os
 import timeit
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import Any
 
 import django
 import orjson
@@ -59,7 +60,7 @@ def card(upstream_id: str, provider: str) -> Card:
     )
 
 
-TOOL = {
+TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -71,7 +72,7 @@ TOOL = {
         },
     },
 }
-BODY = {
+BODY: dict[str, Any] = {
     "model": "x",
     "messages": [
         {"role": "system", "content": "You are helpful. " * 20},
