@@ -32,6 +32,9 @@ OPENAI_BOOKKEEPING = frozenset(
 # minimum budget.
 EFFORT_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768}
 EFFORTS = frozenset({"none", *EFFORT_BUDGETS})
+# The most searches a translated web_search_options may run (Claude's max_uses): written into
+# the chat core's web_search_options by the ceiling (pipeline/server_tools.py), not a client's.
+SEARCH_MAX_USES = "max_uses"
 _DATA_URL = re.compile(r"data:(?P<media>[\w.+-]+/[\w.+-]+)(?:;[^,;]*)*;base64,(?P<data>.*)", re.S)
 
 

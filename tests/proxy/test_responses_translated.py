@@ -283,3 +283,31 @@ def test_stored_responses_are_a_clear_404_for_every_id(
         chat_client.responses.input_items.list(served.id)
     anonymous = httpx.get(f"{translating_gateway.url}/v1/responses/{served.id}", timeout=10)
     assert anonymous.status_code == 401
+
+
+def test_web_search_is_claudes_own_search_held_and_charged_per_search(
+    chat_client: openai.OpenAI, fake_anthropic: FakeServer, usage_events: EventLog
+) -> None:
+    """Codex sends web_search on every turn: on a Claude card that prices Claude's web search
+    it becomes that server tool, at most 8 searches held, each charged; the answer is text."""
+    raw = chat_client.responses.with_raw_response.create(
+        model=CLAUDE, input="News?", tools=[{"type": "web_search"}, WEATHER]
+    )
+    sent = sent_to(fake_anthropic)
+    assert sent["tools"][-1] == {"type": "web_search_20250305", "name": "web_search", "max_uses": 8}
+    assert [tool["name"] for tool in sent["tools"]] == ["get_weather", "web_search"]
+    event = usage_events.for_request(raw.headers["x-request-id"])
+    assert event.usage.server_tools == {"web_search": fake_anthropic.app.searches}
+    assert raw.parse().output
+
+
+def test_web_search_is_dropped_where_the_card_has_no_search(
+    chat_client: openai.OpenAI, fake_mistral: FakeServer
+) -> None:
+    response = chat_client.responses.create(
+        model=MISTRAL, input="Say hello", tools=[{"type": "web_search"}]
+    )
+    assert response.output_text == REPLIES[MISTRAL]
+    sent = sent_to(fake_mistral)
+    assert "tools" not in sent
+    assert "web_search_options" not in sent

@@ -1,5 +1,6 @@
 """The pure translators, rule by rule: no server, no database."""
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -101,6 +102,29 @@ def test_fields_claude_cannot_honour_are_refused_by_name(body: dict[str, Any], p
     with pytest.raises(InvalidRequest) as error:
         anthropic_body({"model": "x", "messages": HELLO, **body}, SONNET, stream=False)
     assert error.value.param == param
+
+
+def test_web_search_options_are_claudes_web_search_where_the_card_prices_it() -> None:
+    location = {"city": "Paris", "country": "FR", "timezone": "Europe/Paris"}
+    search = {
+        "search_context_size": "high",  # no equivalent: Claude picks what it reads
+        "user_location": {"type": "approximate", "approximate": location},
+        "max_uses": 3,  # written in by the ceiling (pipeline/server_tools.py)
+    }
+    body = {"model": "x", "messages": HELLO, "web_search_options": search}
+    with pytest.raises(InvalidRequest) as unpriced:  # served free otherwise
+        anthropic_body(body, SONNET, stream=False)
+    assert unpriced.value.param == "web_search_options"
+    prices = replace(SONNET.prices, server_tools=(("web_search", Decimal("0.01")),))
+    out = anthropic_body(body, replace(SONNET, prices=prices), stream=False)
+    assert out["tools"] == [
+        {
+            "type": "web_search_20250305",
+            "name": "web_search",
+            "max_uses": 3,
+            "user_location": {"type": "approximate", **location},
+        }
+    ]
 
 
 def test_no_op_values_of_unsupported_fields_are_fine() -> None:

@@ -186,4 +186,10 @@ def test_chat_searches_count_one_call_or_the_grounding_queries_per_candidate() -
         2 * GROUNDING_QUERIES,
         None,
     )
-    assert chat_server_tools(search, SONNET) == []  # Anthropic's adapter refuses the field
+    assert chat_server_tools(search, SONNET) == []  # unpriced: Anthropic's adapter refuses it
+    (claude_search,) = chat_server_tools(search, CLAUDE)  # Claude's web search, max_uses 8
+    assert (claude_search.name, claude_search.uses) == ("web_search", 8)
+    assert search["web_search_options"] == {"max_uses": 8}
+    assert claude_search.lower is not None
+    claude_search.lower(3)
+    assert search["web_search_options"] == {"max_uses": 3}

@@ -56,11 +56,16 @@ DROPPED = frozenset(
 )
 # State OpenAI keeps and the gateway does not: a 400 that says so, never a different answer.
 STORED = ("previous_response_id", "conversation", "prompt")
-# Hosted search: Gemini's own grounding where the card prices it, else dropped (Codex sends it
-# on every turn; the answer is the model's without a search, and nothing is charged for one).
+# Hosted search: Claude's web search or Gemini's grounding where the card prices it, else
+# dropped (Codex sends it on every turn; the answer is the model's without a search, and
+# nothing is charged for one).
 WEB_SEARCH_TOOLS = frozenset(
     {"web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11"}
 )
+SEARCH_PRICES: dict[str, tuple[str, ...]] = {
+    ProviderKind.ANTHROPIC: ("web_search",),
+    ProviderKind.GEMINI: ("grounded_prompt", "google_search"),
+}
 # The parameter a custom (freeform) tool's text travels in, as a function's only argument.
 CUSTOM_INPUT = "input"
 NAMESPACE_JOIN = "__"
@@ -373,7 +378,7 @@ def _tools(tools: Any, card: Card, out: dict[str, Any]) -> ToolNames:
                 namespaced[function["function"]["name"]] = (space, inner["name"])
                 functions.append(function)
         elif kind in WEB_SEARCH_TOOLS:
-            if card.provider == ProviderKind.GEMINI and _grounding_priced(card):
+            if _searches(card):
                 out["web_search_options"] = {}
         else:
             raise InvalidRequest(
@@ -399,11 +404,11 @@ def _client_tool(tool: dict[str, Any], where: str, space: str, custom: set[str])
     return _function(tool, flat)
 
 
-def _grounding_priced(card: Card) -> bool:
-    prices = card.prices
-    return any(
-        prices.server_tool(name) is not None for name in ("grounded_prompt", "google_search")
-    )
+def _searches(card: Card) -> bool:
+    """Whether the card has a search of its own, priced: Claude's web search, Gemini's
+    grounding with Google Search."""
+    names = SEARCH_PRICES.get(card.provider, ())
+    return any(card.prices.server_tool(name) is not None for name in names)
 
 
 def _function(tool: dict[str, Any], name: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from proxy.providers.priced import (
     check_anthropic_server_tools,
     openai_chat_searches,
 )
+from proxy.providers.translate import SEARCH_MAX_USES
 
 DEFAULT_MAX_USES = 8
 # The versions whose calls are each one sampling pass (no code run between them).
@@ -72,6 +73,10 @@ def chat_server_tools(body: dict[str, Any], card: Card) -> list[ServerTool]:
     prices = card.prices
     if card.provider == "openai":
         return [ServerTool("web_search", 1)] if openai_chat_searches(card) else []
+    if card.provider == "anthropic":
+        if prices.server_tool("web_search") is None:
+            return []  # refused by the adapter
+        return [_chat_search(body["web_search_options"])]
     if card.provider != "gemini":
         return []
     found = []
@@ -81,6 +86,17 @@ def chat_server_tools(body: dict[str, Any], card: Card) -> list[ServerTool]:
         choices = body.get("n") or 1
         found.append(ServerTool("google_search", GROUNDING_QUERIES * choices))
     return found
+
+
+def _chat_search(options: dict[str, Any]) -> ServerTool:
+    """Claude's web search for a chat body: at most DEFAULT_MAX_USES searches, written into
+    web_search_options for the adapter, lowered to fit the ceiling."""
+    options[SEARCH_MAX_USES] = DEFAULT_MAX_USES
+
+    def lower(uses: int) -> None:
+        options[SEARCH_MAX_USES] = min(options[SEARCH_MAX_USES], uses)
+
+    return ServerTool("web_search", DEFAULT_MAX_USES, lower)
 
 
 def _max_uses(tool: dict[str, Any], index: int, kind: str) -> int:

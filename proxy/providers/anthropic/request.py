@@ -7,10 +7,11 @@ from typing import Any
 
 from proxy.gateway.errors import InvalidRequest
 from proxy.gateway.routing import Card
-from proxy.providers.priced import check_service_tier
+from proxy.providers.priced import check_server_tool, check_service_tier
 from proxy.providers.translate import (
     EFFORT_BUDGETS,
     OPENAI_BOOKKEEPING,
+    SEARCH_MAX_USES,
     data_url,
     function_of,
     image_url_of,
@@ -26,6 +27,7 @@ from proxy.providers.translate import (
 
 # The forced tool standing in for JSON mode where Anthropic has no native one.
 JSON_TOOL = "json_response"
+WEB_SEARCH_TOOL = "web_search_20250305"
 DEFAULT_MAX_TOKENS = 4096
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 KNOWN_FIELDS = frozenset(
@@ -89,6 +91,12 @@ def uses_json_tool(body: dict[str, Any], card: Card) -> bool:
 def anthropic_body(body: dict[str, Any], card: Card, *, stream: bool) -> dict[str, Any]:
     refuse_unknown(body, KNOWN_FIELDS)
     check_service_tier(body, card, forwarded=False)  # Anthropic picks its tier itself
+    search = body.get("web_search_options")
+    if search is not None:
+        # Claude's own web search, priced per search and bounded by max_uses
+        # (pipeline/server_tools.py writes it in).
+        check_server_tool(body, "web_search_options", "web_search", card)
+        body = {k: v for k, v in body.items() if k != "web_search_options"}
     refuse_meaningful(body, card)
     system, messages = _messages(body["messages"])
     out: dict[str, Any] = {"model": card.upstream_id, "messages": messages}
@@ -104,6 +112,8 @@ def anthropic_body(body: dict[str, Any], card: Card, *, stream: bool) -> dict[st
         out["metadata"] = {"user_id": body["user"]}
     if body.get("tools"):
         out["tools"] = [_tool(tool, index) for index, tool in enumerate(body["tools"])]
+    if search is not None:
+        out["tools"] = [*out.get("tools", ()), _web_search(search)]
     choice = _tool_choice(body)
     if choice is not None and out.get("tools"):
         out["tool_choice"] = choice
@@ -112,6 +122,19 @@ def anthropic_body(body: dict[str, Any], card: Card, *, stream: bool) -> dict[st
     if stream:
         out["stream"] = True
     return out
+
+
+def _web_search(options: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's web_search_options as Claude's web search tool; its approximate location
+    carries over (search_context_size has no equivalent)."""
+    tool: dict[str, Any] = {"type": WEB_SEARCH_TOOL, "name": "web_search"}
+    uses = options.get(SEARCH_MAX_USES)
+    if isinstance(uses, int):
+        tool["max_uses"] = uses
+    location = (options.get("user_location") or {}).get("approximate")
+    if isinstance(location, dict) and location:
+        tool["user_location"] = {"type": "approximate", **location}
+    return tool
 
 
 def _sampling(body: dict[str, Any], card: Card, out: dict[str, Any]) -> None:
