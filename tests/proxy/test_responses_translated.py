@@ -311,3 +311,24 @@ def test_web_search_is_dropped_where_the_card_has_no_search(
     sent = sent_to(fake_mistral)
     assert "tools" not in sent
     assert "web_search_options" not in sent
+
+
+def test_a_mid_stream_failure_ends_with_the_gateways_error_event_and_is_billed(
+    translating_gateway: LiveServer,
+    api_key: str,
+    fake_anthropic: FakeServer,
+    usage_events: EventLog,
+) -> None:
+    fake_anthropic.app.stream_error_after = 4
+    request_id, events = stream_events(
+        translating_gateway, api_key, {"model": CLAUDE, "input": "Say hello"}
+    )
+    name, error = events[-1]
+    assert name == "error"
+    assert (error["type"], error["code"]) == ("error", "upstream_error")
+    assert [data["sequence_number"] for _, data in events] == list(range(len(events)))
+    assert "response.completed" not in [name for name, _ in events]
+    event = usage_events.for_request(request_id)
+    assert (event.status, event.error_code) == (200, "upstream_error")
+    assert event.usage.estimated
+    assert event.cost > 0

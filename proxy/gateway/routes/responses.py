@@ -192,7 +192,7 @@ class TranslatedOutput(StreamOutput):
     """Another provider's stream, through its adapter to chat chunks, then to Responses
     events; the final one, priced, once the call is settled."""
 
-    __slots__ = ("body", "translator", "writer")
+    __slots__ = ("body", "pending", "translator", "writer")
 
     def __init__(
         self, translator: StreamTranslator, body: dict[str, Any], shape: ResponseShape
@@ -200,6 +200,9 @@ class TranslatedOutput(StreamOutput):
         self.translator = translator
         self.body = body
         self.writer = ResponsesEventWriter(shape)
+        # The events made from what came with a failing one, in the same read: they go out
+        # before the error, so its sequence_number follows the last one the client saw.
+        self.pending = b""
 
     @property
     def done(self) -> bool:
@@ -207,7 +210,15 @@ class TranslatedOutput(StreamOutput):
 
     def frames(self, events: list[Event]) -> bytes:
         feed, write = self.translator.feed, self.writer.chunk
-        return _frames([out for event in events for piece in feed(event) for out in write(piece)])
+        out: list[tuple[str, dict[str, Any]]] = []
+        try:
+            for event in events:
+                for piece in feed(event):
+                    out += write(piece)
+        except GatewayError:
+            self.pending = _frames(out)
+            raise
+        return _frames(out)
 
     def tail(self) -> bytes:
         return _frames(
@@ -224,7 +235,8 @@ class TranslatedOutput(StreamOutput):
         return _frames(self.writer.close(usage, cost))
 
     def failure(self, error: GatewayError) -> bytes:
-        return _frames([self.writer.error_event(error.code, error.message, error.param)])
+        error_event = self.writer.error_event(error.code, error.message, error.param)
+        return self.pending + _frames([error_event])
 
 
 def _frames(events: list[tuple[str, dict[str, Any]]]) -> bytes:
