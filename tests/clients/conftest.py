@@ -61,6 +61,40 @@ class Stack:
     def last_body(self, title: str) -> Any:
         return self.fake(title).received[-1].body
 
+    def tool_results(self, title: str) -> list[str]:
+        """The function results the card's fake was sent, oldest first, read from each
+        provider's own wire format (a Responses function_call_output, a chat `tool` message, a
+        Messages tool_result block, a Gemini functionResponse)."""
+        return [text for received in self.fake(title).received for text in _results(received.body)]
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content)
+
+
+def _results(body: Any) -> list[str]:
+    if not isinstance(body, dict):
+        return []
+    if isinstance(body.get("input"), list):  # Responses
+        items = body["input"]
+        return [_text(i["output"]) for i in items if i.get("type") == "function_call_output"]
+    if isinstance(body.get("contents"), list):  # Gemini
+        parts = [p for turn in body["contents"] for p in turn.get("parts") or ()]
+        answers = [p["functionResponse"]["response"] for p in parts if "functionResponse" in p]
+        return [str(answer.get("output", answer)) for answer in answers]
+    found = []
+    for message in body.get("messages") or ():
+        content = message.get("content")
+        if message.get("role") == "tool":  # Chat Completions (OpenAI, Mistral)
+            found.append(_text(content))
+        elif isinstance(content, list):  # Messages
+            found += [
+                _text(b.get("content", "")) for b in content if b.get("type") == "tool_result"
+            ]
+    return found
+
 
 def _card(title: str) -> CardSpec:
     return CardSpec(

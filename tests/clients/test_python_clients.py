@@ -1,5 +1,7 @@
 """Python client libraries against the gateway, pinned in pyproject.toml's `clients` extra: a
-plain answer, a streamed one and a tool call, on /v1/chat/completions for every provider and on
+plain answer, a streamed one and a tool call, on /v1/chat/completions for every provider, on
+/v1/responses for every provider through each framework's Responses model (openai-agents' and
+pydantic-ai's defaults for OpenAI models; GPT passed on, the others translated) and on
 /v1/messages for the Anthropic-shaped clients (Claude passed on, GPT and Gemini translated).
 
 Each driver takes the client's documented route to an OpenAI-compatible (or Anthropic) server;
@@ -7,7 +9,9 @@ README.md's "Client libraries" section says the same.
 """
 
 import asyncio
+import functools
 import json
+import operator
 import os
 from collections.abc import Callable
 from typing import Any
@@ -52,13 +56,34 @@ TOOL_RESULT = "The tool said: Sunny in Paris"  # every fake's answer to that too
 Driver = Callable[[Stack, str], Any]
 
 
+def check_usage(model: str, mode: str, prompt: int, completion: int, total: int) -> None:
+    """The usage a client read: every fake counts a word a token, so a plain answer's output is
+    the reply's word count; a tool run's covers the call and the answer after it."""
+    assert prompt > 0
+    if mode == "tool":
+        assert completion > 0
+    else:
+        assert completion == len(REPLIES[model].split())
+    assert total == prompt + completion
+
+
 # --- langchain ------------------------------------------------------------------------------
 
 
-def _langchain_openai(stack: Stack, model: str) -> Any:
+def _langchain_openai(stack: Stack, model: str, responses: bool = False) -> Any:
     from langchain_openai import ChatOpenAI
 
-    return ChatOpenAI(model=model, base_url=stack.v1, api_key=stack.api_key, max_retries=0)
+    return ChatOpenAI(
+        model=model,
+        base_url=stack.v1,
+        api_key=stack.api_key,
+        max_retries=0,
+        use_responses_api=responses,
+    )
+
+
+def _langchain_responses(stack: Stack, model: str) -> Any:
+    return _langchain_openai(stack, model, responses=True)
 
 
 def _langchain_anthropic(stack: Stack, model: str) -> Any:
@@ -69,15 +94,25 @@ def _langchain_anthropic(stack: Stack, model: str) -> Any:
     return ChatAnthropic(base_url=stack.url, api_key=stack.api_key, max_retries=0, **options)
 
 
-def _langchain(factory: Callable[[Stack, str], Any]) -> dict[str, Driver]:
+def _langchain(factory: Callable[[Stack, str], Any], usage: bool = False) -> dict[str, Driver]:
+    def checked(message: Any, model: str, mode: str) -> Any:
+        if usage:
+            counts = message.usage_metadata
+            tokens = (counts["input_tokens"], counts["output_tokens"], counts["total_tokens"])
+            check_usage(model, mode, *tokens)
+        return message
+
     def plain(stack: Stack, model: str) -> Any:
-        return factory(stack, model).invoke(PROMPT).text
+        return checked(factory(stack, model).invoke(PROMPT), model, "plain").text
 
     def stream(stack: Stack, model: str) -> Any:
-        return "".join(chunk.text for chunk in factory(stack, model).stream(PROMPT))
+        chunks = list(factory(stack, model).stream(PROMPT))
+        checked(functools.reduce(operator.add, chunks), model, "stream")
+        return "".join(chunk.text for chunk in chunks)
 
     def tool(stack: Stack, model: str) -> Any:
         message = factory(stack, model).bind_tools([get_weather]).invoke(WEATHER_PROMPT)
+        checked(message, model, "tool")
         return message.tool_calls[0]["name"], message.tool_calls[0]["args"]
 
     return {"plain": plain, "stream": stream, "tool": tool}
@@ -86,44 +121,61 @@ def _langchain(factory: Callable[[Stack, str], Any]) -> dict[str, Driver]:
 # --- openai-agents --------------------------------------------------------------------------
 
 
-def _agent(stack: Stack, model: str, tools: list[Any]) -> Any:
-    from agents import Agent, OpenAIChatCompletionsModel, set_tracing_disabled
+def _agent(stack: Stack, model: str, tools: list[Any], responses: bool) -> Any:
+    from agents import (
+        Agent,
+        OpenAIChatCompletionsModel,
+        set_default_openai_client,
+        set_tracing_disabled,
+    )
     from openai import AsyncOpenAI
 
     set_tracing_disabled(True)  # traces would go to OpenAI's servers
     client = AsyncOpenAI(base_url=stack.v1, api_key=stack.api_key, max_retries=0)
+    if responses:  # the SDK's default: a model name, the default client, the Responses API
+        set_default_openai_client(client, use_for_tracing=False)
+        return Agent(name="helper", instructions="Be brief.", model=model, tools=tools)
     chat_model = OpenAIChatCompletionsModel(model=model, openai_client=client)
     return Agent(name="helper", instructions="Be brief.", model=chat_model, tools=tools)
 
 
-def _agents_plain(stack: Stack, model: str) -> Any:
-    from agents import Runner
+def _agents(responses: bool = False) -> dict[str, Driver]:
+    def checked(result: Any, model: str, mode: str) -> Any:
+        if responses:
+            usage = result.context_wrapper.usage
+            check_usage(model, mode, usage.input_tokens, usage.output_tokens, usage.total_tokens)
+        return result.final_output
 
-    return asyncio.run(Runner.run(_agent(stack, model, []), PROMPT)).final_output
+    def plain(stack: Stack, model: str) -> Any:
+        from agents import Runner
 
+        result = asyncio.run(Runner.run(_agent(stack, model, [], responses), PROMPT))
+        return checked(result, model, "plain")
 
-def _agents_stream(stack: Stack, model: str) -> Any:
-    from agents import Runner
-    from openai.types.responses import ResponseTextDeltaEvent
+    def stream(stack: Stack, model: str) -> Any:
+        from agents import Runner
+        from openai.types.responses import ResponseTextDeltaEvent
 
-    async def run() -> str:
-        result = Runner.run_streamed(_agent(stack, model, []), PROMPT)
-        deltas = [
-            event.data.delta
-            async for event in result.stream_events()
-            if event.type == "raw_response_event" and isinstance(event.data, ResponseTextDeltaEvent)
-        ]
-        assert "".join(deltas) == result.final_output
-        return str(result.final_output)
+        async def run() -> str:
+            result = Runner.run_streamed(_agent(stack, model, [], responses), PROMPT)
+            deltas = [
+                event.data.delta
+                async for event in result.stream_events()
+                if event.type == "raw_response_event"
+                and isinstance(event.data, ResponseTextDeltaEvent)
+            ]
+            assert "".join(deltas) == result.final_output
+            return str(checked(result, model, "stream"))
 
-    return asyncio.run(run())
+        return asyncio.run(run())
 
+    def tool(stack: Stack, model: str) -> Any:
+        from agents import Runner, function_tool
 
-def _agents_tool(stack: Stack, model: str) -> Any:
-    from agents import Runner, function_tool
+        agent = _agent(stack, model, [function_tool(get_weather)], responses)
+        return checked(asyncio.run(Runner.run(agent, WEATHER_PROMPT)), model, "tool")
 
-    agent = _agent(stack, model, [function_tool(get_weather)])
-    return asyncio.run(Runner.run(agent, WEATHER_PROMPT)).final_output
+    return {"plain": plain, "stream": stream, "tool": tool}
 
 
 # --- pydantic-ai ----------------------------------------------------------------------------
@@ -147,21 +199,40 @@ def _pydantic_anthropic(stack: Stack, model: str) -> Any:
     )
 
 
-def _pydantic(factory: Callable[[Stack, str], Any]) -> dict[str, Driver]:
+def _pydantic_responses(stack: Stack, model: str) -> Any:
+    from pydantic_ai.models.openai import OpenAIResponsesModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    provider = OpenAIProvider(base_url=stack.v1, api_key=stack.api_key)
+    return OpenAIResponsesModel(model, provider=provider)
+
+
+def _pydantic(factory: Callable[[Stack, str], Any], usage: bool = False) -> dict[str, Driver]:
     from pydantic_ai import Agent
 
+    def checked(result: Any, model: str, mode: str) -> None:
+        if usage:
+            counts = result.usage
+            check_usage(model, mode, counts.input_tokens, counts.output_tokens, counts.total_tokens)
+
     def plain(stack: Stack, model: str) -> Any:
-        return Agent(factory(stack, model)).run_sync(PROMPT).output
+        result = Agent(factory(stack, model)).run_sync(PROMPT)
+        checked(result, model, "plain")
+        return result.output
 
     def stream(stack: Stack, model: str) -> Any:
         async def run() -> str:
             async with Agent(factory(stack, model)).run_stream(PROMPT) as result:
-                return "".join([delta async for delta in result.stream_text(delta=True)])
+                text = "".join([delta async for delta in result.stream_text(delta=True)])
+            checked(result, model, "stream")
+            return text
 
         return asyncio.run(run())
 
     def tool(stack: Stack, model: str) -> Any:
-        return Agent(factory(stack, model), tools=[get_weather]).run_sync(WEATHER_PROMPT).output
+        result = Agent(factory(stack, model), tools=[get_weather]).run_sync(WEATHER_PROMPT)
+        checked(result, model, "tool")
+        return result.output
 
     return {"plain": plain, "stream": stream, "tool": tool}
 
@@ -211,6 +282,11 @@ CLIENTS: dict[str, tuple[list[str], dict[str, Driver], dict[str, Any]]] = {
         _langchain(_langchain_openai),
         {"tool": TOOL_CALL},
     ),
+    "langchain-openai-responses": (
+        CHAT_TITLES,
+        _langchain(_langchain_responses, usage=True),
+        {"tool": TOOL_CALL},
+    ),
     "langchain-anthropic": (
         MESSAGES_TITLES,
         _langchain(_langchain_anthropic),
@@ -218,10 +294,16 @@ CLIENTS: dict[str, tuple[list[str], dict[str, Driver], dict[str, Any]]] = {
     ),
     "openai-agents": (
         CHAT_TITLES,
-        {"plain": _agents_plain, "stream": _agents_stream, "tool": _agents_tool},
+        _agents(),
         {"tool": TOOL_RESULT},
     ),
+    "openai-agents-responses": (CHAT_TITLES, _agents(responses=True), {"tool": TOOL_RESULT}),
     "pydantic-ai-openai": (CHAT_TITLES, _pydantic(_pydantic_openai), {"tool": TOOL_RESULT}),
+    "pydantic-ai-openai-responses": (
+        CHAT_TITLES,
+        _pydantic(_pydantic_responses, usage=True),
+        {"tool": TOOL_RESULT},
+    ),
     "pydantic-ai-anthropic": (
         MESSAGES_TITLES,
         _pydantic(_pydantic_anthropic),
@@ -240,6 +322,7 @@ CASES = [
     for title in titles
     for mode in ("plain", "stream", "tool")
 ]
+RESPONSES_CLIENTS = {client for client in CLIENTS if client.endswith("-responses")}
 
 
 @pytest.mark.parametrize(("client", "title", "mode"), CASES)
@@ -247,6 +330,10 @@ def test_client(stack: Stack, client: str, title: str, mode: str) -> None:
     _, drivers, expected = CLIENTS[client]
     result = drivers[mode](stack, title)
     assert result == expected.get(mode, REPLIES[title])
+    if expected.get(mode) == TOOL_RESULT:  # the agent ran the tool: its result went upstream
+        assert stack.tool_results(title)[-1] == get_weather("Paris")
+    if client in RESPONSES_CLIENTS and title == GPT:  # passed on to OpenAI's own endpoint
+        assert stack.fake(GPT).received[-1].path == "/v1/responses"
 
 
 def test_litellm_structured_output_reaches_claude_as_output_config(stack: Stack) -> None:
