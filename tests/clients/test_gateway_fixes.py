@@ -223,6 +223,7 @@ def test_without_json_mode_claudes_prose_before_a_tool_call_is_kept(
         ("POST", "/chat/completions", "POST /v1/chat/completions"),
         ("POST", "/embeddings", "POST /v1/embeddings"),
         ("POST", "/responses", "POST /v1/responses"),
+        ("GET", "/responses/resp_1", "GET /v1/responses/resp_1"),  # served: a 404 saying why
         ("GET", "/models", "GET /v1/models"),
         ("GET", "/models/gpt-4o", "GET /v1/models/gpt-4o"),
         ("GET", "/models/123", "GET /v1/models/123"),
@@ -263,7 +264,7 @@ def test_an_sdk_given_the_server_root_is_told_where_the_api_is(stack: Stack) -> 
 
 
 @pytest.mark.parametrize(
-    "path", ["/responses/resp_1", "/completions", "/v1beta/models/gemini-2.5-flash:generateContent"]
+    "path", ["/messages/batches", "/completions", "/v1beta/models/gemini-2.5-flash:generateContent"]
 )
 def test_api_paths_the_gateway_lacks_say_what_it_serves(stack: Stack, path: str) -> None:
     answer = httpx.post(stack.url + path, json={})
