@@ -18,8 +18,10 @@ _API_PATH = re.compile(
     r"|models|models/(?!\d+/$)[^/].*)"
 )
 _GEMINI_PATH = re.compile(r"/v1(?:beta|alpha)/.*")
-_SERVED = "POST /v1/chat/completions, POST /v1/embeddings, POST /v1/messages and GET /v1/models"
-_SERVED_TO_OPENAI = "POST /v1/responses (OpenAI models)"
+_SERVED = (
+    "POST /v1/chat/completions, POST /v1/responses, POST /v1/messages, POST /v1/embeddings "
+    "and GET /v1/models"
+)
 
 
 def _served(path: str) -> bool:
@@ -31,15 +33,12 @@ def _served(path: str) -> bool:
 def misrouted(method: str, path: str, accept: bytes) -> bytes | None:
     """The 404's body, in the shape the client reads, for an API path outside /v1; else None."""
     if _GEMINI_PATH.fullmatch(path):
-        hint = (
-            f"Gemini's own API is not served here; TokenByte serves {_SERVED}, to every model, "
-            f"and {_SERVED_TO_OPENAI}."
-        )
+        hint = f"Gemini's own API is not served here; TokenByte serves {_SERVED}, to every model."
     elif not _API_PATH.fullmatch(path) or (path == "/models" and b"text/html" in accept):
         return None
     elif _served("/v1" + path):
         hint = f"The API is under /v1: use {method} /v1{path} (a client's base URL ends in /v1)."
     else:
-        hint = f"TokenByte serves {_SERVED}, and {_SERVED_TO_OPENAI}."
+        hint = f"TokenByte serves {_SERVED}."
     error = NotFound(f"Unknown endpoint: {method} {path}. {hint}", code="unknown_url")
     return error.anthropic_body() if path.startswith("/messages") else error.openai_body()
