@@ -17,7 +17,7 @@ import orjson
 
 from billing.usage import Usage
 from proxy.gateway.dialects.reasoning_blob import write_reasoning
-from proxy.gateway.dialects.responses_translate import CUSTOM_INPUT, ToolNames
+from proxy.gateway.dialects.responses_functions import CUSTOM_INPUT, ToolNames
 from proxy.gateway.routing import Card
 from proxy.providers.openai_responses import responses_usage
 
