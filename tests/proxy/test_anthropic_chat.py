@@ -354,8 +354,14 @@ def test_mid_stream_error_event_ends_the_stream_with_an_error(
     raw = chat_client.chat.completions.with_raw_response.create(
         model="Claude Sonnet 4.5", messages=HELLO, stream=True
     )
+    chunks = []
     with pytest.raises(openai.APIError, match="overloaded_error"):
-        list(raw.parse())
+        chunks.extend(raw.parse())
+    # What Claude said before it failed reaches the client first, though it came in the same
+    # read as the error event.
+    said = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert said
+    assert "Hello from the fake Claude, happy to help.".startswith(said)
     event = usage_events.for_request(raw.headers["x-request-id"])
     assert event.error_code == "upstream_error"
     # message_start told the input exactly; the output so far is estimated.

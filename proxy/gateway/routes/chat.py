@@ -70,7 +70,7 @@ def _priced_completion(data: dict[str, Any], usage: Usage, cost: Decimal) -> dic
 class ChatStreamOutput(StreamOutput):
     """OpenAI chat.completion.chunk frames, the optional usage chunk and data: [DONE]."""
 
-    __slots__ = ("body", "include_usage", "translator")
+    __slots__ = ("body", "include_usage", "pending", "translator")
 
     def __init__(
         self, translator: StreamTranslator, body: dict[str, Any], include_usage: bool
@@ -78,6 +78,8 @@ class ChatStreamOutput(StreamOutput):
         self.translator = translator
         self.body = body
         self.include_usage = include_usage
+        # Chunks made from what came with a failing upstream event: sent before the error.
+        self.pending = b""
 
     @property
     def done(self) -> bool:
@@ -85,7 +87,14 @@ class ChatStreamOutput(StreamOutput):
 
     def frames(self, events: list[Event]) -> bytes:
         feed = self.translator.feed
-        return b"".join([frame(orjson.dumps(piece)) for event in events for piece in feed(event)])
+        out: list[bytes] = []
+        try:
+            for event in events:
+                out += [frame(orjson.dumps(piece)) for piece in feed(event)]
+        except GatewayError:
+            self.pending = b"".join(out)
+            raise
+        return b"".join(out)
 
     def tail(self) -> bytes:
         return b"".join([frame(orjson.dumps(piece)) for piece in self.translator.finish()])
@@ -103,7 +112,7 @@ class ChatStreamOutput(StreamOutput):
 
     def failure(self, error: GatewayError) -> bytes:
         # An error event, and no [DONE]: the SDKs raise, and nobody mistakes it for the end.
-        return frame(error.openai_body())
+        return self.pending + frame(error.openai_body())
 
 
 def _usage_chunk(translator: StreamTranslator, usage: Usage, cost: Decimal) -> dict[str, Any]:

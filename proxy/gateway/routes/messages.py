@@ -143,25 +143,31 @@ class NativeOutput(StreamOutput):
     """Anthropic's own events, relayed as they came; message_start gets the catalog title and
     message_delta the cost, priced from the same buckets as every other answer."""
 
-    __slots__ = ("body", "events")
+    __slots__ = ("body", "events", "pending")
 
     def __init__(self, events: AnthropicEvents, body: dict[str, Any]) -> None:
         self.events = events
         self.body = body
+        self.pending = b""  # the events relayed with a failing one, in the same read
 
     @property
     def done(self) -> bool:
         return self.events.done
 
     def frames(self, events: list[Event]) -> bytes:
-        out = []
+        out: list[bytes] = []
         tracker = self.events
         for event in events:
             name = event.name
             if name == "content_block_delta":
                 tracker.count(event.data)
             elif name in ("message_start", "message_delta", "error"):
-                out.append(named_frame(name, orjson.dumps(self._rewrite(name, event.data))))
+                try:
+                    rewritten = self._rewrite(name, event.data)
+                except GatewayError:
+                    self.pending = b"".join(out)
+                    raise
+                out.append(named_frame(name, orjson.dumps(rewritten)))
                 continue
             elif name == "message_stop":
                 tracker.done = True
@@ -202,19 +208,20 @@ class NativeOutput(StreamOutput):
         return b""  # message_stop has been relayed already
 
     def failure(self, error: GatewayError) -> bytes:
-        return named_frame("error", error.anthropic_body())
+        return self.pending + named_frame("error", error.anthropic_body())
 
 
 class TranslatedOutput(StreamOutput):
     """Another provider's stream, through its adapter to OpenAI chunks, then to Anthropic's
     events."""
 
-    __slots__ = ("body", "translator", "writer")
+    __slots__ = ("body", "pending", "translator", "writer")
 
     def __init__(self, translator: StreamTranslator, body: dict[str, Any], card: Card) -> None:
         self.translator = translator
         self.body = body
         self.writer = AnthropicEventWriter(card)
+        self.pending = b""  # events made from what came with a failing one: sent before it
 
     @property
     def done(self) -> bool:
@@ -222,7 +229,15 @@ class TranslatedOutput(StreamOutput):
 
     def frames(self, events: list[Event]) -> bytes:
         feed, write = self.translator.feed, self.writer.chunk
-        return frames([out for event in events for piece in feed(event) for out in write(piece)])
+        out: list[tuple[str, dict[str, Any]]] = []
+        try:
+            for event in events:
+                for piece in feed(event):
+                    out += write(piece)
+        except GatewayError:
+            self.pending = frames(out)
+            raise
+        return frames(out)
 
     def tail(self) -> bytes:
         return frames(
@@ -239,4 +254,4 @@ class TranslatedOutput(StreamOutput):
         return frames(self.writer.close(usage, cost))
 
     def failure(self, error: GatewayError) -> bytes:
-        return named_frame("error", error.anthropic_body())
+        return self.pending + named_frame("error", error.anthropic_body())
