@@ -354,7 +354,7 @@ def test_mid_stream_error_event_ends_the_stream_with_an_error(
     raw = chat_client.chat.completions.with_raw_response.create(
         model="Claude Sonnet 4.5", messages=HELLO, stream=True
     )
-    chunks = []
+    chunks: list[Any] = []
     with pytest.raises(openai.APIError, match="overloaded_error"):
         chunks.extend(raw.parse())
     # What Claude said before it failed reaches the client first, though it came in the same
