@@ -306,6 +306,8 @@ class UsageRollup(models.Model):
         return f"{self.period} {self.starts_at:%Y-%m-%d %H:%M} {self.model}: {self.requests}"
 
 
-# Stored bodies have a module of their own (billing/body_models.py); imported here so that
-# Django registers the model with the app.
+# Stored bodies and stored responses have modules of their own (billing/body_models.py,
+# billing/response_models.py); imported here so that Django registers the models with the app.
 from billing.body_models import UsageBody as UsageBody  # noqa: E402
+from billing.response_models import StoredResponse as StoredResponse  # noqa: E402
+from billing.response_models import StoredResponseItem as StoredResponseItem  # noqa: E402

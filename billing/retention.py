@@ -22,16 +22,44 @@ PARTITION: instant, no dead rows, no vacuum. What changes:
 
 Stored bodies (body logging) have a retention of their own, shorter by default
 (TOKENBYTE_BODY_RETENTION_DAYS, the hourly task billing.usage_bodies_retention; in embedded
-mode the gateway's body log runs it): `usage_bodies_prune`, in the same bounded batches.
+mode the gateway's body log runs it): `usage_bodies_prune`, in the same bounded batches. So do
+stored responses (TOKENBYTE_RESPONSE_RETENTION_DAYS, billing.stored_responses_retention; in
+embedded mode the gateway runs it beside the bodies' pruning): `stored_responses_prune`.
 """
 
 from datetime import datetime, timedelta
 
+from django.db import models
+
 from billing.body_models import UsageBody
 from billing.models import UsageRecord
+from billing.response_models import StoredResponse
 
 BATCH_SIZE = 5000  # ids per DELETE
 MAX_BATCHES = 200  # per run: 1,000,000 records an hour; a larger backlog takes more runs
+BODY_BATCH_SIZE = 1000  # bodies are up to 2 x TOKENBYTE_BODY_LOG_MAX_BYTES a row
+RESPONSE_BATCH_SIZE = 1000  # a stored response's items go with it
+
+
+def _prune_oldest(
+    model: type[models.Model], field: str, cutoff: datetime, batch_size: int, max_batches: int
+) -> int:
+    """Delete the model's rows whose `field` is before `cutoff`, oldest first, at most
+    `batch_size` per statement and `max_batches` statements; returns how many."""
+    deleted = 0
+    for _ in range(max_batches):
+        oldest = (
+            model._default_manager.filter(**{f"{field}__lt": cutoff})
+            .order_by(field)
+            .values("pk")[:batch_size]
+        )
+        # One DELETE ... WHERE id IN (SELECT id ... LIMIT n): no ids travel where nothing
+        # cascades (a stored response's items do: Django deletes them by the batch's ids).
+        count = model._default_manager.filter(pk__in=oldest).delete()[1].get(model._meta.label, 0)
+        deleted += count
+        if count < batch_size:
+            break
+    return deleted
 
 
 def usage_records_prune(
@@ -45,24 +73,9 @@ def usage_records_prune(
     all), at most `batch_size` per statement and `max_batches` statements; returns how many."""
     if days <= 0:
         return 0
-    cutoff = now - timedelta(days=days)
-    deleted = 0
-    for _ in range(max_batches):
-        oldest = (
-            UsageRecord.objects.filter(started_at__lt=cutoff)
-            .order_by("started_at")
-            .values("pk")[:batch_size]
-        )
-        # One DELETE ... WHERE id IN (SELECT id ... LIMIT n): no ids travel, and nothing
-        # cascades (no model points at a record), so Django deletes without fetching rows.
-        count, _ = UsageRecord.objects.filter(pk__in=oldest).delete()
-        deleted += count
-        if count < batch_size:
-            break
-    return deleted
-
-
-BODY_BATCH_SIZE = 1000  # bodies are up to 2 x TOKENBYTE_BODY_LOG_MAX_BYTES a row
+    return _prune_oldest(
+        UsageRecord, "started_at", now - timedelta(days=days), batch_size, max_batches
+    )
 
 
 def usage_bodies_prune(
@@ -77,16 +90,22 @@ def usage_bodies_prune(
     statements; their usage records are left to their own retention. Returns how many."""
     if days <= 0:
         return 0
-    cutoff = now - timedelta(days=days)
-    deleted = 0
-    for _ in range(max_batches):
-        oldest = (
-            UsageBody.objects.filter(created_at__lt=cutoff)
-            .order_by("created_at")
-            .values("pk")[:batch_size]
-        )
-        count, _ = UsageBody.objects.filter(pk__in=oldest).delete()
-        deleted += count
-        if count < batch_size:
-            break
-    return deleted
+    return _prune_oldest(
+        UsageBody, "created_at", now - timedelta(days=days), batch_size, max_batches
+    )
+
+
+def stored_responses_prune(
+    *,
+    now: datetime,
+    days: int,
+    batch_size: int = RESPONSE_BATCH_SIZE,
+    max_batches: int = MAX_BATCHES,
+) -> int:
+    """Delete the stored responses (POST /v1/responses with `store`) made more than `days`
+    before `now` (0: keep them), with their items, oldest first; returns how many responses."""
+    if days <= 0:
+        return 0
+    return _prune_oldest(
+        StoredResponse, "created_at", now - timedelta(days=days), batch_size, max_batches
+    )

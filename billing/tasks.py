@@ -34,7 +34,7 @@ from redis.exceptions import ResponseError
 from billing.body_log import bodies_drain
 from billing.events import UsageEvent
 from billing.reservations import push_recorded
-from billing.retention import usage_bodies_prune, usage_records_prune
+from billing.retention import stored_responses_prune, usage_bodies_prune, usage_records_prune
 from billing.services import usage_events_record
 from tokenbyte.redis import BODIES_GROUP, BODIES_STREAM, USAGE_GROUP, USAGE_STREAM, sync_client
 
@@ -227,3 +227,10 @@ def usage_bodies_drain() -> int:
 def usage_bodies_retention() -> int:
     """Delete stored bodies past TOKENBYTE_BODY_RETENTION_DAYS (billing/retention.py)."""
     return usage_bodies_prune(now=timezone.now(), days=settings.TOKENBYTE_BODY_RETENTION_DAYS)
+
+
+@shared_task(name="billing.stored_responses_retention", ignore_result=True)
+def stored_responses_retention() -> int:
+    """Delete stored responses past TOKENBYTE_RESPONSE_RETENTION_DAYS (billing/retention.py)."""
+    days = settings.TOKENBYTE_RESPONSE_RETENTION_DAYS
+    return stored_responses_prune(now=timezone.now(), days=days)

@@ -4,16 +4,22 @@ keys app's and the catalog's models (proxy/gateway/stores.py says why)."""
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
-from billing import holds
+from billing import holds, stored_responses
 from billing.bodies import CapturedBodies
 from billing.body_log import usage_bodies_store
 from billing.events import UsageEvent
 from billing.reservations import RecordedBatch
-from billing.retention import BATCH_SIZE, usage_bodies_prune, usage_records_prune
+from billing.retention import (
+    BATCH_SIZE,
+    stored_responses_prune,
+    usage_bodies_prune,
+    usage_records_prune,
+)
 from billing.selectors import MoneySnapshot, generation_get, money_snapshot
 from billing.services import (
     usage_events_fold,
@@ -32,6 +38,8 @@ from proxy.gateway.stores import (
     HoldStore,
     KeyStore,
     MoneyStore,
+    ResponseStore,
+    StoredContext,
 )
 from proxy.routing_version import routing_version_get
 from proxy.selectors import load_routing_table
@@ -137,7 +145,50 @@ def _records_prune() -> tuple[int, int]:
 
 
 def _bodies_prune() -> int:
-    return usage_bodies_prune(now=timezone.now(), days=settings.TOKENBYTE_BODY_RETENTION_DAYS)
+    """Embedded mode's hourly retention of what is not money: bodies, and stored responses."""
+    now = timezone.now()
+    bodies = usage_bodies_prune(now=now, days=settings.TOKENBYTE_BODY_RETENTION_DAYS)
+    days = settings.TOKENBYTE_RESPONSE_RETENTION_DAYS
+    return bodies + stored_responses_prune(now=now, days=days)
+
+
+def _response_save(
+    account_id: int,
+    key_id: int,
+    response: dict[str, Any],
+    input_items: list[dict[str, Any]],
+    chain: list[str],
+) -> None:
+    stored_responses.stored_response_save(
+        account_id=account_id,
+        key_id=key_id,
+        response=response,
+        input_items=input_items,
+        chain=chain,
+        created_at=timezone.now(),
+    )
+
+
+def _response_context(account_id: int, response_id: str) -> StoredContext | None:
+    return stored_responses.stored_response_context(account_id=account_id, response_id=response_id)
+
+
+def _response_items(account_id: int, item_ids: list[str]) -> dict[str, dict[str, Any]]:
+    return stored_responses.stored_items_find(account_id=account_id, item_ids=item_ids)
+
+
+def _response_get(account_id: int, response_id: str) -> tuple[str, list[dict[str, Any]]] | None:
+    return stored_responses.stored_response_get(account_id=account_id, response_id=response_id)
+
+
+def _response_input_items(account_id: int, response_id: str) -> list[dict[str, Any]] | None:
+    return stored_responses.stored_response_input_items(
+        account_id=account_id, response_id=response_id
+    )
+
+
+def _response_delete(account_id: int, response_id: str) -> bool:
+    return stored_responses.stored_response_delete(account_id=account_id, response_id=response_id)
 
 
 def gateway_stores() -> GatewayStores:
@@ -167,4 +218,12 @@ def gateway_stores() -> GatewayStores:
         ),
         generations=GenerationStore(get=_generation_get),
         bodies=BodyStore(store=_bodies_store, prune=_bodies_prune),
+        responses=ResponseStore(
+            save=_response_save,
+            context=_response_context,
+            items=_response_items,
+            get=_response_get,
+            input_items=_response_input_items,
+            delete=_response_delete,
+        ),
     )

@@ -178,6 +178,15 @@ if TOKENBYTE_BODY_RETENTION_DAYS < 0:
     raise ImproperlyConfigured(
         f"TOKENBYTE_BODY_RETENTION_DAYS={TOKENBYTE_BODY_RETENTION_DAYS}: use 0 or more"
     )
+# POST /v1/responses to cards the gateway translates: responses sent with `store` (OpenAI's
+# default) are kept for `previous_response_id`, `item_reference` and GET /v1/responses/{id},
+# this many days (0: kept), deleted hourly in batches. Off: none kept, `store` answered false.
+TOKENBYTE_STORE_RESPONSES = env.bool("TOKENBYTE_STORE_RESPONSES", default=True)
+TOKENBYTE_RESPONSE_RETENTION_DAYS = env.int("TOKENBYTE_RESPONSE_RETENTION_DAYS", default=30)
+if TOKENBYTE_RESPONSE_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(
+        f"TOKENBYTE_RESPONSE_RETENTION_DAYS={TOKENBYTE_RESPONSE_RETENTION_DAYS}: use 0 or more"
+    )
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "usage-drain": {
         "task": "billing.usage_drain",
@@ -197,6 +206,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     "usage-bodies-retention": {
         "task": "billing.usage_bodies_retention",
+        "schedule": 3600.0,
+        "options": {"expires": 3000.0},
+    },
+    "stored-responses-retention": {
+        "task": "billing.stored_responses_retention",
         "schedule": 3600.0,
         "options": {"expires": 3000.0},
     },

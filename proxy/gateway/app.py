@@ -16,7 +16,15 @@ from proxy.gateway.http import (
     Send,
     send_response,
 )
-from proxy.gateway.routes import chat, embeddings, generation, messages, models, responses
+from proxy.gateway.routes import (
+    chat,
+    embeddings,
+    generation,
+    messages,
+    models,
+    responses,
+    stored_responses,
+)
 from proxy.gateway.runtime import Runtime
 from proxy.gateway.stores import GatewayStores
 from proxy.gateway.tracing import REQUEST_HEADERS
@@ -44,7 +52,7 @@ EXACT_PATHS = frozenset(
         "/readyz",
     }
 )
-PREFIXES = (models.MODELS_PREFIX, responses.RESPONSES_PREFIX)
+PREFIXES = (models.MODELS_PREFIX, stored_responses.RESPONSES_PREFIX)
 
 
 def serves(path: str) -> bool:
@@ -61,6 +69,7 @@ class RouteTable:
         self.traced = runtime.spans is not None
         pipeline = runtime.pipeline()
         keys, catalog, generations = runtime.keys, runtime.catalog, runtime.generations.get
+        stored = runtime.responses
         # Closures, not partial(..., name=value): no keyword dict built per request.
         self.exact: Routes = {
             "/v1/models": {"GET": lambda request: models.list_models(request, keys, catalog)},
@@ -73,7 +82,7 @@ class RouteTable:
                 "POST": lambda request: messages.count_tokens(request, pipeline)
             },
             responses.RESPONSES_PATH: {
-                "POST": lambda request: responses.responses(request, pipeline)
+                "POST": lambda request: responses.responses(request, pipeline, stored)
             },
             generation.GENERATION_PATH: {
                 "GET": lambda request: generation.generation(request, keys, generations)
@@ -89,10 +98,10 @@ class RouteTable:
                 {"GET": lambda request: models.retrieve_model(request, keys, catalog)},
             ),
             (
-                responses.RESPONSES_PREFIX,
+                stored_responses.RESPONSES_PREFIX,
                 dict.fromkeys(
                     ("GET", "DELETE", "POST"),
-                    lambda request: responses.stored_response(request, keys),
+                    lambda request: stored_responses.stored_response(request, keys, stored),
                 ),
             ),
         )

@@ -26,6 +26,7 @@ from proxy.gateway.pipeline.resolve import Catalog
 from proxy.gateway.purse import Purse
 from proxy.gateway.recorder import Recorder
 from proxy.gateway.routing import RoutingTable
+from proxy.gateway.stored_responses import StoredResponses
 from proxy.gateway.stores import GatewayStores, Snapshot
 from proxy.gateway.tracing import start_tracing
 from proxy.upstream.pool import UpstreamPool
@@ -91,6 +92,9 @@ class Runtime:
         )
         self.metering.recorder = self.recorder.add
         self.generations = Generations(stores.generations)  # GET /v1/generation's reads
+        self.responses = StoredResponses(
+            stores.responses, enabled=settings.TOKENBYTE_STORE_RESPONSES
+        )
         # Bodies of the accounts that keep them, shipped apart from usage events (bodylog.py).
         self.bodies = BodyLog(self.redis, stores.bodies)
         self._loaded_at = 0.0
@@ -158,6 +162,7 @@ class Runtime:
             await self.redis.aclose()
         await self._version_reader.close()
         await self.generations.close()
+        await self.responses.close()
         if self.spans is not None:  # after metering: the last requests' spans are queued
             await asyncio.to_thread(self.spans.shutdown)
         process_exiting()

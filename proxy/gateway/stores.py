@@ -153,6 +153,42 @@ def _no_pruning() -> int:
     return 0
 
 
+# (ids of the responses a continuation continues, oldest first; their items in order)
+StoredContext = tuple[list[str], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseStore:
+    """Billing's side of stored responses (billing/stored_responses.py); all by account id."""
+
+    # account, key, the response object, the input items it was made from, the chain it ends
+    save: Callable[[int, int, dict[str, Any], list[dict[str, Any]], list[str]], None]
+    context: Callable[[int, str], StoredContext | None]  # a response id -> its context
+    items: Callable[[int, list[str]], dict[str, dict[str, Any]]]  # item ids -> stored items
+    # a response id -> (the response object without `output`, as JSON text; its output items)
+    get: Callable[[int, str], tuple[str, list[dict[str, Any]]] | None]
+    input_items: Callable[[int, str], list[dict[str, Any]] | None]
+    delete: Callable[[int, str], bool]
+
+
+def _none(*args: Any) -> None:
+    return None
+
+
+def _nothing_saved(*args: Any) -> None:
+    raise RuntimeError("no response store")
+
+
+NO_RESPONSES = ResponseStore(
+    save=_nothing_saved,
+    context=_none,
+    items=lambda account_id, item_ids: {},
+    get=_none,
+    input_items=_none,
+    delete=lambda account_id, response_id: False,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayStores:
     keys: KeyStore
@@ -160,3 +196,4 @@ class GatewayStores:
     money: MoneyStore
     generations: GenerationStore
     bodies: BodyStore = BodyStore(store=_no_bodies, prune=_no_pruning)
+    responses: ResponseStore = NO_RESPONSES

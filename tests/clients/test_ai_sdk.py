@@ -51,16 +51,9 @@ CASES = [
     for title in CHAT_TITLES
     for mode in SECOND_STEP
 ]
-# With its default store: true the provider sends an earlier answer's message (and reasoning)
-# items back as item_reference; the gateway keeps no responses, so on cards it translates it
-# refuses them (a Gemini tool call carries a signed reasoning item, so its round trip too).
-BY_REFERENCE = pytest.mark.xfail(
-    strict=True, reason="item_reference to a translated card's own output items is refused"
-)
-KNOWN_GAPS = {
-    *(f"openai-responses-{title.split()[-1]}-followup" for title in (CLAUDE, GEMINI, MISTRAL)),
-    "openai-responses-Gemini-roundtrip",
-}
+# With its default store: true the provider sends an earlier answer's items back as
+# item_reference (the "followup" and "roundtrip" modes): the gateway resolves them from the
+# responses it stored. The "-store-false" cases send the items themselves.
 RESPONSES_CALLS = {"plain": 1, "stream": 1, "tool": 1, "roundtrip": 2, "followup": 2}
 TOOL_CALLS = [["get_weather", {"city": "Paris"}]]
 # The anthropic provider given the server's root posts to /messages: the gateway says where.
@@ -102,10 +95,7 @@ def results(stack: Stack) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "case",
-    [
-        pytest.param(case, id=case["id"], marks=[BY_REFERENCE] if case["id"] in KNOWN_GAPS else [])
-        for case in CASES
-    ],
+    [pytest.param(case, id=case["id"]) for case in CASES],
 )
 def test_ai_sdk(results: dict[str, Any], case: dict[str, Any]) -> None:
     expected: Any = {
@@ -128,10 +118,7 @@ def test_ai_sdk(results: dict[str, Any], case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     "title",
-    [
-        pytest.param(title, id=title.split()[-1], marks=[BY_REFERENCE] if title == GEMINI else [])
-        for title in CHAT_TITLES
-    ],
+    [pytest.param(title, id=title.split()[-1]) for title in CHAT_TITLES],
 )
 def test_ai_sdk_responses_reach_each_provider_and_the_tool_result_with_them(
     stack: Stack, results: dict[str, Any], title: str

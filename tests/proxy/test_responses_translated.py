@@ -265,26 +265,6 @@ def test_signed_reasoning_round_trips_in_encrypted_content(
     assert signed in json.dumps(sent_to(fake))  # the provider's own signature, not a skip
 
 
-def test_stored_responses_are_a_clear_404_for_every_id(
-    translating_gateway: LiveServer, api_key: str, chat_client: openai.OpenAI
-) -> None:
-    served = chat_client.responses.create(model=CLAUDE, input="Say hello", store=True)
-    assert served.store is False  # kept by nobody, and said so
-    with pytest.raises(openai.NotFoundError) as missing:
-        chat_client.responses.retrieve(served.id)
-    error = missing.value.body
-    assert isinstance(error, dict)
-    assert (error["code"], error["param"]) == ("response_not_found", "response_id")
-    assert served.id in error["message"]
-    assert "stores no responses" in error["message"]
-    with pytest.raises(openai.NotFoundError):
-        chat_client.responses.delete(served.id)
-    with pytest.raises(openai.NotFoundError):
-        chat_client.responses.input_items.list(served.id)
-    anonymous = httpx.get(f"{translating_gateway.url}/v1/responses/{served.id}", timeout=10)
-    assert anonymous.status_code == 401
-
-
 def test_web_search_is_claudes_own_search_held_and_charged_per_search(
     chat_client: openai.OpenAI, fake_anthropic: FakeServer, usage_events: EventLog
 ) -> None:

@@ -39,14 +39,38 @@ def _item_id(prefix: str) -> str:
 class ResponseShape:
     """The response object's fields that echo the request, and the ids it is known by."""
 
-    def __init__(self, body: dict[str, Any], card: Card, names: ToolNames) -> None:
+    def __init__(
+        self,
+        body: dict[str, Any],
+        card: Card,
+        names: ToolNames,
+        *,
+        stored: bool = False,
+        previous: str | None = None,
+    ) -> None:
         self.body = body
         self.card = card
         self.names = names
         include = body.get("include")
         self.encrypted = isinstance(include, list) and ENCRYPTED in include
+        # Kept for a continuation (stored_responses.py): with the provider's signed reasoning,
+        # whether or not the client asked to see it.
+        self.stored = stored
+        self.previous = previous
+        self.blobs: dict[str, str] = {}  # reasoning item id -> its blob, kept but not shown
+        self.hidden: list[dict[str, Any]] = []  # reasoning items kept but not shown
         self.id = _item_id("resp")
         self.created_at = int(time.time())
+
+    def kept(self, response: dict[str, Any]) -> dict[str, Any]:
+        """The response as stored: its reasoning items with the signed data a continuation
+        sends back to the provider."""
+        blobs = self.blobs
+        output = [
+            {**item, "encrypted_content": blobs[item["id"]]} if item.get("id") in blobs else item
+            for item in response.get("output") or ()
+        ]
+        return {**response, "output": output + self.hidden}
 
     def response(
         self,
@@ -72,10 +96,10 @@ class ResponseShape:
             "model": self.card.title,
             "output": output,
             "parallel_tool_calls": body.get("parallel_tool_calls", True),
-            "previous_response_id": None,
+            "previous_response_id": self.previous,
             "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
             "service_tier": "default",
-            "store": False,  # the gateway keeps no responses
+            "store": self.stored,
             "temperature": body.get("temperature", 1.0),
             "text": {"format": {"type": "text"}, **text},
             "tool_choice": body.get("tool_choice", "auto"),
@@ -95,8 +119,12 @@ class ResponseShape:
             "type": "reasoning",
             "summary": [{"type": "summary_text", "text": text}] if text else [],
         }
-        if self.encrypted:
-            item["encrypted_content"] = write_reasoning(self.card.provider, blocks, signatures)
+        if self.encrypted or self.stored:
+            blob = write_reasoning(self.card.provider, blocks, signatures)
+            if self.encrypted:
+                item["encrypted_content"] = blob
+            elif blob is not None:
+                self.blobs[item_id] = blob
         return item
 
     def call_item(
@@ -386,14 +414,18 @@ class ResponsesEventWriter:
     def _seal_reasoning(self) -> Events:
         """The provider's signed data that came after the reasoning item was done (Gemini's
         signatures ride on the calls): one more reasoning item, so the client keeps it all."""
-        if not self.shape.encrypted:
+        shape = self.shape
+        if not shape.encrypted and not shape.stored:
             return []
         count, keys = self.sealed
         blocks = self.blocks[count:]
         signatures = {k: v for k, v in self.signatures.items() if k not in keys}
         if not blocks and not signatures:
             return []
-        item = self.shape.reasoning_item(_item_id("rs"), "", blocks, signatures)
+        item = shape.reasoning_item(_item_id("rs"), "", blocks, signatures)
+        if not shape.encrypted:  # kept for a continuation only
+            shape.hidden.append({**item, "encrypted_content": shape.blobs.pop(item["id"])})
+            return []
         self.output.append(item)
         index = len(self.output) - 1
         return [

@@ -46,7 +46,7 @@ TRANSLATED = frozenset(
 # OpenAI's bookkeeping and service settings with no meaning elsewhere: dropped (README's rule).
 DROPPED = frozenset(
     {
-        "store",  # the gateway keeps no responses: the answer says store: false
+        "store",  # the route's: whether the gateway keeps the response (stored_responses.py)
         "metadata",
         "service_tier",
         "prompt_cache_key",
@@ -60,7 +60,8 @@ DROPPED = frozenset(
         "background",  # only false reaches here (validation refuses true)
     }
 )
-# State OpenAI keeps and the gateway does not: a 400 that says so, never a different answer.
+# State the gateway does not keep (previous_response_id: when storage is off, else the route
+# resolves it first): a 400 that says so, never a different answer.
 STORED = ("previous_response_id", "conversation", "prompt")
 
 
@@ -137,8 +138,8 @@ class Turns:
                     _sign(self.assistant, held)
             elif kind == "item_reference":
                 raise InvalidRequest(
-                    f"{where}: item references point at responses OpenAI stored; the gateway "
-                    "keeps none. Send the items themselves.",
+                    f"{where}: item references point at stored responses, and this gateway "
+                    "stores none (TOKENBYTE_STORE_RESPONSES is off). Send the items themselves.",
                     param=where,
                     code="unsupported_value",
                 )
@@ -376,10 +377,13 @@ def _reasoning(reasoning: Any, card: Card, out: dict[str, Any]) -> None:
 
 
 def _not_stored(field: str, card: Card) -> InvalidRequest:
+    if field == "previous_response_id":
+        why = "this gateway stores no responses (TOKENBYTE_STORE_RESPONSES is off)"
+    else:
+        why = f"{field}s are OpenAI's own state, which {card.title} ({card.provider}) cannot use"
     return InvalidRequest(
-        f"{field}: the gateway stores no responses, so {card.title} ({card.provider}) cannot "
-        "continue from OpenAI's state. Send the whole conversation in 'input' (as Codex does "
-        "with store: false).",
+        f"{field}: {why}. Send the whole conversation in 'input' (as Codex does with store: "
+        "false).",
         param=field,
         code="unsupported_parameter",
     )

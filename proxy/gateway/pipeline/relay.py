@@ -47,6 +47,10 @@ class StreamOutput:
         """The answer's `id` as the client is told it ("" when it has none, or not yet)."""
         return ""
 
+    async def completed(self, usage: Usage, cost: Decimal) -> None:
+        """A stream that completed is settled: what must be done before its last bytes are
+        made (a stored response kept, so that the client can continue from it at once)."""
+
     def closing(self, usage: Usage, cost: Decimal) -> bytes:
         """The last bytes of a stream that completed."""
         raise NotImplementedError
@@ -145,6 +149,8 @@ async def relay_stream(
         if failure is not None:
             log_failed_answer(record, cite_request(failure, record.request_id))
         event = record.settle(usage, error_code=failure.code if failure is not None else None)
+        if failure is None:
+            await output.completed(usage, event.cost)
         last = output.failure(failure) if failure is not None else output.closing(usage, event.cost)
         record.hand_over()
         await record.until_durable()

@@ -1,13 +1,19 @@
-"""POST /v1/responses: OpenAI's Responses API, passed through to OpenAI cards.
+"""POST /v1/responses: OpenAI's Responses API, passed through to OpenAI cards and translated
+for the others.
 
-The body goes to the upstream's /v1/responses as the client sent it, but for its `model` (the
-card's upstream id), an output limit lowered to fit the ceiling (`max_output_tokens`) and a
-hosted tools' limit (`max_tool_calls`, pipeline/responses_tools.py). The answer, or each event
-of its stream, comes back as it came, with the catalog title as its `model` and its `usage`
-priced (providers/openai_responses.py). `store`, `previous_response_id` and `include` are
-OpenAI's: the gateway keeps no responses. Other providers' cards are refused for now.
+To an OpenAI card the body goes to the upstream's /v1/responses as the client sent it, but for
+its `model` (the card's upstream id), an output limit lowered to fit the ceiling
+(`max_output_tokens`) and a hosted tools' limit (`max_tool_calls`, pipeline/responses_tools.py).
+The answer, or each event of its stream, comes back as it came, with the catalog title as its
+`model` and its `usage` priced (providers/openai_responses.py); `store` and OpenAI's own
+`previous_response_id` are OpenAI's. To other cards it goes through the chat core
+(dialects/responses_translate.py) and back (dialects/responses_output.py); with `store` the
+gateway keeps the response (stored_responses.py), which `previous_response_id` and
+`item_reference` then continue from, on any card (an OpenAI card gets the stored items).
 """
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -15,16 +21,22 @@ import orjson
 from django.conf import settings
 
 from billing.usage import Usage
-from proxy.gateway.auth.authenticate import authenticate
-from proxy.gateway.auth.key_cache import KeyResolver
 from proxy.gateway.dialects.openai_responses import validate_responses
 from proxy.gateway.dialects.responses_output import (
     ResponsesEventWriter,
     ResponseShape,
     response_from_completion,
 )
+from proxy.gateway.dialects.responses_state import (
+    for_openai,
+    input_items,
+    previous_not_found,
+    references,
+    resolved,
+    with_ids,
+)
 from proxy.gateway.dialects.responses_translate import chat_body
-from proxy.gateway.errors import GatewayError, NotFound
+from proxy.gateway.errors import GatewayError
 from proxy.gateway.http import Request, Response
 from proxy.gateway.pipeline.call import Pipeline
 from proxy.gateway.pipeline.calls import CallRecord
@@ -34,6 +46,7 @@ from proxy.gateway.pipeline.responses_tools import responses_server_tools
 from proxy.gateway.pipeline.server_tools import chat_server_tools
 from proxy.gateway.routing import Card, ProviderKind
 from proxy.gateway.sse import Event, named_frame
+from proxy.gateway.stored_responses import StoredResponses
 from proxy.providers import adapter_for
 from proxy.providers.base import ProviderAdapter, StreamTranslator
 from proxy.providers.openai import OpenAIAdapter
@@ -47,33 +60,44 @@ from proxy.providers.priced import check_service_tier
 from proxy.upstream.request import UpstreamRequest
 
 RESPONSES_PATH = "/v1/responses"
-# GET /v1/responses/{id}, DELETE, /input_items, /cancel: for responses stored by the gateway,
-# which stores none.
-RESPONSES_PREFIX = "/v1/responses/"
 
 
-async def responses(request: Request, pipeline: Pipeline) -> Response | None:
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """What a request continues of stored responses."""
+
+    previous: str | None  # its previous_response_id, as the response echoes it
+    chain: list[str]  # what a response made now continues: the previous one's chain and its id
+    items: list[dict[str, Any]]  # this request's own input items, references resolved
+
+
+async def responses(
+    request: Request, pipeline: Pipeline, stored: StoredResponses
+) -> Response | None:
     policy = await pipeline.authenticate(request)
     with pipeline.record(request, policy, "responses") as record:
         body = await request.json(settings.TOKENBYTE_MAX_BODY_BYTES)
         call = validate_responses(body, request.raw)
         card = await pipeline.admit(record, call.model, card_type="chat", stream=call.stream)
         adapter = adapter_for(card.provider)
-        if card.provider != ProviderKind.OPENAI or not isinstance(adapter, OpenAIAdapter):
-            return await _translated(request, pipeline, record, body, card, adapter, call.stream)
+        openai = adapter if card.provider == ProviderKind.OPENAI else None
+        if not isinstance(openai, OpenAIAdapter):
+            turn = await _continuation(stored, policy.account_id, body, openai=False)
+            return await _translated(request, pipeline, record, body, card, adapter, turn, stored)
+        turn = await _continuation(stored, policy.account_id, body, openai=True)
         check_service_tier(body, card, forwarded=True)
         tier = body.get("service_tier")
         await pipeline.reserve(
             record,
-            request.raw,
+            request.raw if turn is None else orjson.dumps(body),
             responses_output_limit(body),
             service_tier=tier if isinstance(tier, str) else None,
             tools=responses_server_tools(body, card),
-            stored_context=call.stored_context,
+            stored_context=call.stored_context if turn is None else _openai_state(body),
         )
 
         def build(upstream: Any) -> UpstreamRequest:
-            return responses_request(adapter, body, card, upstream, stream=call.stream)
+            return responses_request(openai, body, card, upstream, stream=call.stream)
 
         opened = await pipeline.open_upstream(record, adapter, build, stream=call.stream)
         if not call.stream:
@@ -83,18 +107,42 @@ async def responses(request: Request, pipeline: Pipeline) -> Response | None:
         return None
 
 
-async def stored_response(request: Request, keys: KeyResolver) -> Response:
-    """Every call on a stored response: authenticated, then a 404 that says why, the same for
-    every id (the gateway stores no responses, so none is anyone's)."""
-    await authenticate(request, keys)
-    response_id = request.path[len(RESPONSES_PREFIX) :].split("/", 1)[0]
-    raise NotFound(
-        f"Response with id {response_id[:128]!r} not found: the gateway stores no responses "
-        "and does not fetch OpenAI's (an OpenAI model continues from one by "
-        "previous_response_id). Keep the output items and send them back in 'input', as "
-        "Codex does.",
-        param="response_id",
-        code="response_not_found",
+async def _continuation(
+    stored: StoredResponses, account_id: int, body: dict[str, Any], *, openai: bool
+) -> Continuation | None:
+    """The stored context put in front of the input (body["input"] replaced), or None when
+    the request continues nothing the gateway stored. An OpenAI card's unknown ids are OpenAI's
+    and passed on; another card's are a 400."""
+    previous = body.get("previous_response_id")
+    items = input_items(body)
+    wanted = references(items)
+    if not stored.enabled or (previous is None and not wanted):
+        return None  # with storage off, chat_body refuses what needs it
+    context = await stored.context(account_id, previous) if isinstance(previous, str) else None
+    if previous is not None and context is None and not openai:
+        raise previous_not_found(str(previous))
+    found = await stored.items(account_id, wanted) if wanted else {}
+    if openai:
+        if context is None and not found:
+            return None
+        items = [  # references to OpenAI's own items stay, for OpenAI to resolve
+            found.get(item["id"], item) if item.get("type") == "item_reference" else item
+            for item in items
+        ]
+    else:
+        items = resolved(items, found)
+    chain, prior = context if context is not None else ([], [])
+    if context is not None:
+        del body["previous_response_id"]
+    body["input"] = for_openai(prior + items) if openai else prior + items
+    return Continuation(previous if context is not None else None, chain, items)
+
+
+def _openai_state(body: dict[str, Any]) -> bool:
+    """Whether OpenAI still adds stored context of its own to what the body holds."""
+    left = any(item.get("type") == "item_reference" for item in input_items(body))
+    return left or any(
+        body.get(name) is not None for name in ("previous_response_id", "conversation", "prompt")
     )
 
 
@@ -114,34 +162,57 @@ async def _translated(
     body: dict[str, Any],
     card: Card,
     adapter: ProviderAdapter,
-    stream: bool,
+    turn: Continuation | None,
+    stored: StoredResponses,
 ) -> Response | None:
-    """Another provider's card: through the chat core and its adapter, and back."""
+    """Another provider's card: through the chat core and its adapter, and back; kept when
+    sent with `store` (OpenAI's default) and the gateway stores responses."""
+    stream = body.get("stream") is True
+    raw = request.raw if turn is None else orjson.dumps(body)  # the prompt's bound: all of it
+    if turn is None:
+        turn = Continuation(None, [], input_items(body))
     core, names = chat_body(body, card, stream=stream)
+    keep = stored.enabled and body.get("store") is not False
+    shape = ResponseShape(body, card, names, stored=keep, previous=turn.previous)
 
     def lower(tokens: int) -> None:
         body["max_output_tokens"] = core["max_tokens"] = tokens
 
     await pipeline.reserve(
         record,
-        request.raw,
+        raw,
         OutputLimit(body.get("max_output_tokens"), 1, lower),
         tools=chat_server_tools(core, card),
     )
-    shape = ResponseShape(body, card, names)
+    policy = record.policy
+    kept_input = with_ids(turn.items)
+
+    async def save(response: dict[str, Any]) -> None:
+        """Keep the response before the client can name it; said store: false if it failed."""
+        if keep and not await stored.save(
+            policy.account_id, policy.key_id, shape.kept(response), kept_input, turn.chain
+        ):
+            response["store"] = False
 
     def build(upstream: Any) -> UpstreamRequest:
         return adapter.chat_request(core, card, upstream, stream=stream)
 
     opened = await pipeline.open_upstream(record, adapter, build, stream=stream)
     if not stream:
-        return await pipeline.complete(
-            record,
-            opened,
-            lambda payload: adapter.chat_response(payload, card, core),
-            lambda data, usage, cost: response_from_completion(shape, data, usage, cost),
-        )
-    output = TranslatedOutput(adapter.chat_stream(card, core), core, shape)
+        made: list[dict[str, Any]] = []
+
+        def render(data: dict[str, Any], usage: Usage, cost: Decimal) -> dict[str, Any]:
+            made.append(response_from_completion(shape, data, usage, cost))
+            return made[0]
+
+        parse = lambda payload: adapter.chat_response(payload, card, core)  # noqa: E731
+        answer = await pipeline.complete(record, opened, parse, render)
+        if keep:
+            await save(made[0])
+            if made[0]["store"] is False:
+                answer.body = orjson.dumps(made[0])
+        return answer
+    output = TranslatedOutput(adapter.chat_stream(card, core), core, shape, save if keep else None)
     await relay_stream(request, record, opened, output)
     return None
 
@@ -192,14 +263,20 @@ class TranslatedOutput(StreamOutput):
     """Another provider's stream, through its adapter to chat chunks, then to Responses
     events; the final one, priced, once the call is settled."""
 
-    __slots__ = ("body", "pending", "translator", "writer")
+    __slots__ = ("body", "ending", "pending", "save", "translator", "writer")
 
     def __init__(
-        self, translator: StreamTranslator, body: dict[str, Any], shape: ResponseShape
+        self,
+        translator: StreamTranslator,
+        body: dict[str, Any],
+        shape: ResponseShape,
+        save: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         self.translator = translator
         self.body = body
         self.writer = ResponsesEventWriter(shape)
+        self.save = save  # keeps the final response (a stored one), before it is sent
+        self.ending: list[tuple[str, dict[str, Any]]] | None = None
         # The events made from what came with a failing one, in the same read: they go out
         # before the error, so its sequence_number follows the last one the client saw.
         self.pending = b""
@@ -231,8 +308,13 @@ class TranslatedOutput(StreamOutput):
     def response_id(self) -> str:
         return self.writer.shape.id
 
+    async def completed(self, usage: Usage, cost: Decimal) -> None:
+        if self.save is not None:
+            self.ending = self.writer.close(usage, cost)
+            await self.save(self.ending[-1][1]["response"])
+
     def closing(self, usage: Usage, cost: Decimal) -> bytes:
-        return _frames(self.writer.close(usage, cost))
+        return _frames(self.ending if self.ending is not None else self.writer.close(usage, cost))
 
     def failure(self, error: GatewayError) -> bytes:
         error_event = self.writer.error_event(error.code, error.message, error.param)
