@@ -18,6 +18,7 @@ from tests.conftest import LiveServer
 from tests.fakes.anthropic_rules import THINKING_TEXT
 from tests.fakes.anthropic_rules import signature_for as claude_signature
 from tests.fakes.gemini_rules import signature_for as gemini_signature
+from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.server import FakeServer
 from tests.proxy.test_responses_api import WEATHER
 from tests.proxy.test_responses_translated import (
@@ -326,3 +327,55 @@ def test_cancel_is_for_background_responses_only(
     assert httpx.delete(f"{base}/input_items", headers=headers, timeout=10).status_code == 404
     assert httpx.get(f"{base}/input_items?limit=0", headers=headers).status_code == 400
     assert httpx.get(base, timeout=10).status_code == 401
+
+
+def test_an_openai_compatible_card_speaks_responses_and_continues_a_stored_one(
+    chat_client: openai.OpenAI, translating_gateway: LiveServer
+) -> None:
+    """A self-hosted OpenAI-compatible server (chat completions only) behind /v1/responses:
+    plain, streamed, and a tool round trip by previous_response_id."""
+    from proxy.catalog.specs import card_spec_from_entry
+    from proxy.services import card_create, credential_upsert
+
+    with FakeServer(FakeOpenAI(api_key="local-key")) as local:
+        credential_upsert(
+            provider="openai-compatible", api_key="local-key", base_url=f"{local.url}/v1"
+        )
+        entry = {
+            "title": "Local Llama",
+            "provider": "openai-compatible",
+            "upstream_id": "llama-3.1-8b",
+            "context_length": 8192,
+            "max_output_tokens": 2048,
+            "pricing": {"input": "0.05", "output": "0.08"},
+        }
+        card_create(spec=card_spec_from_entry(entry, "test"))
+        translating_gateway.wait_for_routing(
+            lambda r: (
+                r.resolve("Local Llama") is not None
+                and bool(r.upstreams_for(r.resolve("Local Llama")))
+            )
+        )
+        plain = chat_client.responses.create(model="Local Llama", input="Say hello")
+        assert plain.output_text == local.app.reply
+        assert local.app.received[-1].path == "/v1/chat/completions"
+        with chat_client.responses.stream(model="Local Llama", input="Say hello") as events:
+            streamed = events.get_final_response()
+        assert streamed.output_text == local.app.reply
+        assert streamed.usage is not None
+        assert plain.usage is not None
+        assert streamed.usage.model_dump()["cost"] == plain.usage.model_dump()["cost"] > 0
+        first = chat_client.responses.create(
+            model="Local Llama", input="Weather in Paris?", tools=[WEATHER]
+        )
+        [call] = first.output
+        assert call.type == "function_call"
+        second = chat_client.responses.create(
+            model="Local Llama",
+            previous_response_id=first.id,
+            input=[{"type": "function_call_output", "call_id": call.call_id, "output": "Sunny"}],
+            tools=[WEATHER],
+        )
+        assert second.output_text == "The tool said: Sunny"
+        sent = local.app.received[-1].body["messages"]
+        assert [turn["role"] for turn in sent] == ["user", "assistant", "tool"]
