@@ -23,10 +23,8 @@ django.setup()
 
 from billing.pricing import Prices  # noqa: E402
 from proxy.gateway.dialects.anthropic_messages.stream import AnthropicEventWriter  # noqa: E402
-from proxy.gateway.dialects.responses_output import (  # noqa: E402
-    ResponsesEventWriter,
-    ResponseShape,
-)
+from proxy.gateway.dialects.responses_events import ResponsesEventWriter  # noqa: E402
+from proxy.gateway.dialects.responses_output import ResponseShape  # noqa: E402
 from proxy.gateway.dialects.responses_translate import chat_body  # noqa: E402
 from proxy.gateway.routing import Card  # noqa: E402
 from proxy.gateway.sse import Event  # noqa: E402

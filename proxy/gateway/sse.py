@@ -1,6 +1,9 @@
 """Server-sent events: an incremental parser for upstream streams and the framing we send."""
 
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 DONE = b"data: [DONE]\n\n"
 
@@ -67,3 +70,8 @@ def frame(data: bytes) -> bytes:
 
 def named_frame(name: str, data: bytes) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"
+
+
+def named_frames(events: list[tuple[str, dict[str, Any]]]) -> bytes:
+    """(name, data) events as SSE frames: Anthropic's and the Responses API's streams."""
+    return b"".join([named_frame(name, orjson.dumps(data)) for name, data in events])

@@ -19,7 +19,7 @@ from billing.pricing import cost_text, usage_cost
 from billing.usage import Usage
 from proxy.gateway.dialects.anthropic_messages.api import message_from_completion, validate_messages
 from proxy.gateway.dialects.anthropic_messages.betas import ga_betas, ga_body
-from proxy.gateway.dialects.anthropic_messages.stream import AnthropicEventWriter, frames
+from proxy.gateway.dialects.anthropic_messages.stream import AnthropicEventWriter
 from proxy.gateway.dialects.anthropic_messages.translate import chat_body
 from proxy.gateway.errors import GatewayError, InvalidRequest, UpstreamError
 from proxy.gateway.http import Request, Response
@@ -28,12 +28,11 @@ from proxy.gateway.pipeline.calls import ZERO_USAGE
 from proxy.gateway.pipeline.ceiling import MINIMAL_ANSWER_TOKENS, OutputLimit
 from proxy.gateway.pipeline.relay import StreamOutput, relay_stream
 from proxy.gateway.pipeline.server_tools import messages_server_tools
-from proxy.gateway.routing import Card
+from proxy.gateway.pipeline.translated import TranslatedStream
 from proxy.gateway.sse import Event, named_frame
 from proxy.providers import adapter_for
 from proxy.providers.anthropic.adapter import COUNT_TOKENS_PATH, AnthropicAdapter
 from proxy.providers.anthropic.stream import AnthropicEvents, stream_error
-from proxy.providers.base import StreamTranslator
 from proxy.providers.openai import parse_json_object
 from proxy.upstream.request import UpstreamRequest
 
@@ -81,7 +80,8 @@ async def messages(request: Request, pipeline: Pipeline) -> Response | None:
                     lambda payload: adapter.chat_response(payload, card, translated),
                     lambda data, usage, cost: message_from_completion(data, usage, cost, card),
                 )
-            output = TranslatedOutput(adapter.chat_stream(card, translated), translated, card)
+            writer = AnthropicEventWriter(card)
+            output = TranslatedStream(adapter.chat_stream(card, translated), translated, writer)
         await relay_stream(request, record, opened, output)
         return None
 
@@ -206,52 +206,6 @@ class NativeOutput(StreamOutput):
 
     def closing(self, usage: Usage, cost: Decimal) -> bytes:
         return b""  # message_stop has been relayed already
-
-    def failure(self, error: GatewayError) -> bytes:
-        return self.pending + named_frame("error", error.anthropic_body())
-
-
-class TranslatedOutput(StreamOutput):
-    """Another provider's stream, through its adapter to OpenAI chunks, then to Anthropic's
-    events."""
-
-    __slots__ = ("body", "pending", "translator", "writer")
-
-    def __init__(self, translator: StreamTranslator, body: dict[str, Any], card: Card) -> None:
-        self.translator = translator
-        self.body = body
-        self.writer = AnthropicEventWriter(card)
-        self.pending = b""  # events made from what came with a failing one: sent before it
-
-    @property
-    def done(self) -> bool:
-        return self.translator.done
-
-    def frames(self, events: list[Event]) -> bytes:
-        feed, write = self.translator.feed, self.writer.chunk
-        out: list[tuple[str, dict[str, Any]]] = []
-        try:
-            for event in events:
-                for piece in feed(event):
-                    out += write(piece)
-        except GatewayError:
-            self.pending = frames(out)
-            raise
-        return frames(out)
-
-    def tail(self) -> bytes:
-        return frames(
-            [out for piece in self.translator.finish() for out in self.writer.chunk(piece)]
-        )
-
-    def final_usage(self) -> Usage:
-        return self.translator.final_usage(self.body.get("messages"))
-
-    def response_id(self) -> str:
-        return self.writer.message_id()
-
-    def closing(self, usage: Usage, cost: Decimal) -> bytes:
-        return frames(self.writer.close(usage, cost))
 
     def failure(self, error: GatewayError) -> bytes:
         return self.pending + named_frame("error", error.anthropic_body())

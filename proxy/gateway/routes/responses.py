@@ -22,11 +22,8 @@ from django.conf import settings
 
 from billing.usage import Usage
 from proxy.gateway.dialects.openai_responses import validate_responses
-from proxy.gateway.dialects.responses_output import (
-    ResponsesEventWriter,
-    ResponseShape,
-    response_from_completion,
-)
+from proxy.gateway.dialects.responses_events import ResponsesEventWriter
+from proxy.gateway.dialects.responses_output import ResponseShape, response_from_completion
 from proxy.gateway.dialects.responses_state import (
     for_openai,
     input_items,
@@ -44,8 +41,9 @@ from proxy.gateway.pipeline.ceiling import OutputLimit
 from proxy.gateway.pipeline.relay import StreamOutput, relay_stream
 from proxy.gateway.pipeline.responses_tools import responses_server_tools
 from proxy.gateway.pipeline.server_tools import chat_server_tools
+from proxy.gateway.pipeline.translated import TranslatedStream
 from proxy.gateway.routing import Card, ProviderKind
-from proxy.gateway.sse import Event, named_frame
+from proxy.gateway.sse import Event, named_frames
 from proxy.gateway.stored_responses import StoredResponses
 from proxy.providers import adapter_for
 from proxy.providers.base import ProviderAdapter, StreamTranslator
@@ -212,7 +210,12 @@ async def _translated(
             if made[0]["store"] is False:
                 answer.body = orjson.dumps(made[0])
         return answer
-    output = TranslatedOutput(adapter.chat_stream(card, core), core, shape, save if keep else None)
+    translator, writer = adapter.chat_stream(card, core), ResponsesEventWriter(shape)
+    output = (
+        StoredStream(translator, core, writer, save)
+        if keep
+        else TranslatedStream(translator, core, writer)
+    )
     await relay_stream(request, record, opened, output)
     return None
 
@@ -259,67 +262,27 @@ class ResponsesOutput(StreamOutput):
         return self.pending + self.events.error_event(error.code, error.message, error.param)
 
 
-class TranslatedOutput(StreamOutput):
-    """Another provider's stream, through its adapter to chat chunks, then to Responses
-    events; the final one, priced, once the call is settled."""
+class StoredStream(TranslatedStream):
+    """A translated stream whose final response is kept (a stored one) before it is sent."""
 
-    __slots__ = ("body", "ending", "pending", "save", "translator", "writer")
+    __slots__ = ("ending", "save")
 
     def __init__(
         self,
         translator: StreamTranslator,
         body: dict[str, Any],
-        shape: ResponseShape,
-        save: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        writer: ResponsesEventWriter,
+        save: Callable[[dict[str, Any]], Awaitable[None]],
     ) -> None:
-        self.translator = translator
-        self.body = body
-        self.writer = ResponsesEventWriter(shape)
-        self.save = save  # keeps the final response (a stored one), before it is sent
+        super().__init__(translator, body, writer)
+        self.save = save
         self.ending: list[tuple[str, dict[str, Any]]] | None = None
-        # The events made from what came with a failing one, in the same read: they go out
-        # before the error, so its sequence_number follows the last one the client saw.
-        self.pending = b""
-
-    @property
-    def done(self) -> bool:
-        return self.translator.done
-
-    def frames(self, events: list[Event]) -> bytes:
-        feed, write = self.translator.feed, self.writer.chunk
-        out: list[tuple[str, dict[str, Any]]] = []
-        try:
-            for event in events:
-                for piece in feed(event):
-                    out += write(piece)
-        except GatewayError:
-            self.pending = _frames(out)
-            raise
-        return _frames(out)
-
-    def tail(self) -> bytes:
-        return _frames(
-            [out for piece in self.translator.finish() for out in self.writer.chunk(piece)]
-        )
-
-    def final_usage(self) -> Usage:
-        return self.translator.final_usage(self.body.get("messages"))
-
-    def response_id(self) -> str:
-        return self.writer.shape.id
 
     async def completed(self, usage: Usage, cost: Decimal) -> None:
-        if self.save is not None:
-            self.ending = self.writer.close(usage, cost)
-            await self.save(self.ending[-1][1]["response"])
+        self.ending = self.writer.close(usage, cost)
+        await self.save(self.ending[-1][1]["response"])
 
     def closing(self, usage: Usage, cost: Decimal) -> bytes:
-        return _frames(self.ending if self.ending is not None else self.writer.close(usage, cost))
-
-    def failure(self, error: GatewayError) -> bytes:
-        error_event = self.writer.error_event(error.code, error.message, error.param)
-        return self.pending + _frames([error_event])
-
-
-def _frames(events: list[tuple[str, dict[str, Any]]]) -> bytes:
-    return b"".join([named_frame(name, orjson.dumps(data)) for name, data in events])
+        if self.ending is None:
+            return super().closing(usage, cost)
+        return named_frames(self.ending)

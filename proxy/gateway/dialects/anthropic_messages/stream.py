@@ -5,18 +5,13 @@ _stop, then message_delta (stop reason, usage and cost) and message_stop."""
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
 from billing.usage import Usage
 from proxy.gateway.dialects.anthropic_messages.api import STOP_REASONS, anthropic_usage, message_id
+from proxy.gateway.errors import GatewayError
 from proxy.gateway.routing import Card
 from proxy.gateway.sse import named_frame
 
 Events = list[tuple[str, dict[str, Any]]]
-
-
-def frames(events: Events) -> bytes:
-    return b"".join([named_frame(name, orjson.dumps(data)) for name, data in events])
 
 
 class AnthropicEventWriter:
@@ -29,11 +24,14 @@ class AnthropicEventWriter:
         self.finish: str | None = None
         self._message_id: str | None = None  # message_start's `id`, once chosen
 
-    def message_id(self) -> str:
+    def response_id(self) -> str:
         """The `id` the client is (or will be) told in message_start."""
         if self._message_id is None:  # asked before the first chunk: chosen now, and kept
             self._message_id = message_id(None)
         return self._message_id
+
+    def error_frame(self, error: GatewayError) -> bytes:
+        return named_frame("error", error.anthropic_body())
 
     def chunk(self, chunk: dict[str, Any]) -> Events:
         events: Events = []
