@@ -274,14 +274,13 @@ def test_an_openai_card_continues_a_stored_response_from_its_items(
         model="Claude Opus 4.5", input="My name is Ada.", reasoning={"effort": "low"}
     )
     assert {item.type for item in first.output} == {"reasoning", "message"}
-    second = chat_client.responses.create(
-        model="GPT-4o", input="What is my name?", previous_response_id=first.id
-    )
+    own: list[Any] = [{"id": "msg_clients_own", "role": "user", "content": "What is my name?"}]
+    second = chat_client.responses.create(model="GPT-4o", input=own, previous_response_id=first.id)
     assert second.model == "GPT-4o"
     sent = sent_to(fake_openai)
     assert "previous_response_id" not in sent
     assert [item.get("type", "message") for item in sent["input"]] == ["message"] * 3
-    assert not [item for item in sent["input"] if "id" in item]
+    assert [item.get("id") for item in sent["input"]] == [None, None, "msg_clients_own"]
     assert "My name is Ada." in json.dumps(sent["input"][0])
     # The OpenAI card's answer is OpenAI's to keep: it continues by OpenAI's own id.
     third = chat_client.responses.create(

@@ -120,19 +120,27 @@ async def _continuation(
     if previous is not None and context is None and not openai:
         raise previous_not_found(str(previous))
     found = await stored.items(account_id, wanted) if wanted else {}
+    chain, prior = context if context is not None else ([], [])
     if openai:
         if context is None and not found:
             return None
-        items = [  # references to OpenAI's own items stay, for OpenAI to resolve
-            found.get(item["id"], item) if item.get("type") == "item_reference" else item
+        # The stored items made fit for OpenAI; the client's own, and references to OpenAI's
+        # own items (for OpenAI to resolve), as they came.
+        prior = for_openai(prior)
+        items = [
+            stored_item
             for item in items
+            for stored_item in (
+                for_openai([found[item["id"]]])
+                if item.get("type") == "item_reference" and item["id"] in found
+                else [item]
+            )
         ]
     else:
         items = resolved(items, found)
-    chain, prior = context if context is not None else ([], [])
     if context is not None:
         del body["previous_response_id"]
-    body["input"] = for_openai(prior + items) if openai else prior + items
+    body["input"] = prior + items
     return Continuation(previous if context is not None else None, chain, items)
 
 
