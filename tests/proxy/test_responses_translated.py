@@ -303,9 +303,15 @@ def test_a_mid_stream_failure_ends_with_the_gateways_error_event_and_is_billed(
     request_id, events = stream_events(
         translating_gateway, api_key, {"model": CLAUDE, "input": "Say hello"}
     )
-    name, error = events[-1]
+    (name, error), (last, failed) = events[-2:]
     assert name == "error"
     assert (error["type"], error["code"]) == ("error", "upstream_error")
+    assert last == "response.failed"  # the terminal event a client waits for
+    assert (failed["response"]["status"], failed["response"]["error"]["code"]) == (
+        "failed",
+        "upstream_error",
+    )
+    assert failed["response"]["id"] == events[0][1]["response"]["id"]
     assert [data["sequence_number"] for _, data in events] == list(range(len(events)))
     assert "response.completed" not in [name for name, _ in events]
     event = usage_events.for_request(request_id)

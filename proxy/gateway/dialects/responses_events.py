@@ -2,7 +2,8 @@
 documented order, each numbered with its sequence_number: response.created and in_progress;
 per output item output_item.added, its deltas (reasoning summary text, output text, function
 call arguments, a custom tool's input), output_item.done; last response.completed or
-response.incomplete, priced, once the call is settled (responses_output.py makes the items)."""
+response.incomplete, priced, once the call is settled, or, when it failed after it began,
+`error` and response.failed (responses_output.py makes the items)."""
 
 from decimal import Decimal
 from typing import Any
@@ -250,7 +251,13 @@ class ResponsesEventWriter:
         return self.shape.id
 
     def error_frame(self, error: GatewayError) -> bytes:
-        """The gateway's `error` event, numbered after the last event the client saw."""
+        """A stream that failed after it began: the gateway's `error` event, then the response
+        as failed (`response.failed`, its terminal event, with the items done so far), numbered
+        after the last event the client saw."""
         data = {"code": error.code, "message": error.message, "param": error.param}
-        event = self._event("error", data)
-        return named_frames([event])
+        events = [] if self.started else self._opening()
+        events.append(self._event("error", data))
+        failed = self.shape.response("failed", self.output, None)
+        failed["error"] = {"code": error.code or "server_error", "message": error.message}
+        events.append(self._event("response.failed", {"response": failed}))
+        return named_frames(events)
