@@ -41,7 +41,7 @@ from billing.periods import DAILY, LIFETIME, MONTHLY, WEEKLY, budget_window
 from billing.recording_totals import Sums, balances_add, budget_spend_add, by_period, rollups_add
 from billing.reservations import RecordedBatch
 from billing.rollups import NO_KEY
-from billing.sql_rows import insert, select_in, time_adapter
+from billing.sql_rows import insert, json_adapter, select_in, time_adapter
 
 logger = logging.getLogger("billing.services")
 
@@ -140,7 +140,8 @@ def record_events(events: Sequence[UsageEvent]) -> RecordedBatch:
             return RecordedBatch(0, dict(settled), {}, {}, {})
 
         adapt_time = time_adapter()
-        prep_json = UsageRecord._meta.get_field("server_tool_calls").get_db_prep_save
+        tools_json = json_adapter(UsageRecord, "server_tool_calls")
+        attempts_json = json_adapter(UsageRecord, "attempt_log")
         now = adapt_time(timezone.now())
         records: list[tuple[Any, ...]] = []
         charges: list[tuple[Any, ...]] = []
@@ -184,7 +185,7 @@ def record_events(events: Sequence[UsageEvent]) -> RecordedBatch:
                     usage.estimated,
                     usage.cache_write_1h,
                     (usage.service_tier or "")[:32],
-                    prep_json(dict(usage.server_tools), connection),
+                    tools_json(dict(usage.server_tools)),
                     event.cost,
                     charge,
                     adapt_time(started),
@@ -193,7 +194,7 @@ def record_events(events: Sequence[UsageEvent]) -> RecordedBatch:
                     event.attempts,
                     event.upstream_request_id or "",
                     (event.response_id or "")[:RESPONSE_ID_LENGTH],
-                    prep_json(_attempt_log(event), connection),
+                    attempts_json(_attempt_log(event)),
                 )
             )
             status_class = event.status // 100

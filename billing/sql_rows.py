@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from django.db import connection
 from django.db.models import Model
 
@@ -23,6 +24,17 @@ def time_adapter() -> Callable[[datetime], Any]:
     if connection.vendor == "sqlite" and connection.timezone == UTC:
         return lambda moment: str(moment.astimezone(UTC).replace(tzinfo=None))
     return connection.ops.adapt_datetimefield_value
+
+
+def json_adapter(model: type[Model], name: str) -> Callable[[Any], Any]:
+    """The backend's own adapter for the JSONField's values, or on SQLite (a text column) the
+    same JSON from orjson: json.dumps's output without its spaces, a tenth of its cost (two of
+    these a usage record)."""
+    field = _field(model, name)
+    if connection.vendor == "sqlite" and field.encoder is None:
+        return lambda value: orjson.dumps(value).decode()
+    prep = field.get_db_prep_save
+    return lambda value: prep(value, connection)
 
 
 def table(model: type[Model]) -> str:
