@@ -9,6 +9,9 @@
 #   TB_SERVERS="uvicorn granian" bench/run.sh   # TokenByte under each ASGI server, side by side
 #   TB_BASELINE=/tmp/tb-before bench/run.sh     # and another checkout (say, the commit before a
 #                                               # change) as "tokenbyte-baseline", same settings
+#   TB_VARIANTS="a=/tmp/tb-a b=/tmp/tb-b" bench/run.sh   # and more checkouts as "tokenbyte-a",
+#                               # "tokenbyte-b": each on a database of its own, made by its own
+#                               # manage.py (their schemas may differ; they need `credit`)
 #   TB_TRACING=1 bench/run.sh         # and this checkout with OpenTelemetry traces on, as
 #                                     # "tokenbyte-traced" (spans to bench/otlp_sink.py)
 #
@@ -91,7 +94,31 @@ if [ -n "${TB_BASELINE:-}" ]; then
     for _ in $(seq 100); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
     curl -sf "127.0.0.1:$port/readyz" >/dev/null || { cat "$OUT/tokenbyte-baseline/server.log"; exit 1; }
     tb_targets+=("tokenbyte-baseline=http://127.0.0.1:$port/v1,$KEY,mock-gpt")
+    port=$((port + 1))
 fi
+for variant in ${TB_VARIANTS:-}; do
+    name=tokenbyte-${variant%%=*} src=$(cd "${variant#*=}" && pwd)
+    mkdir -p "$OUT/$name"
+    git -C "$src" log -1 --format='%h %s' >"$OUT/$name/commit.txt"
+    venv=("${TB_ENV[@]/#DATABASE_URL=*/DATABASE_URL=sqlite:///$OUT/$name/db.sqlite3}")
+    vmanage() { (cd "$src" && env "${venv[@]}" "$root/.venv/bin/python" manage.py "$@"); }
+    vmanage migrate --verbosity 0
+    vmanage upstream add openai-compatible --name mock --api-key sk-mock-upstream --no-verify \
+        --base-url "http://127.0.0.1:$MOCK_PORT/v1" >/dev/null
+    vmanage catalog add mock-gpt --upstream mock --provider openai-compatible \
+        --upstream-id mock-gpt --context-length 8192 --max-output-tokens 1024 \
+        --input-price 0.15 --output-price 0.60 >/dev/null
+    vkey=$(vmanage mintkey bench@example.com --name bench)
+    vmanage credit bench@example.com 1000000 --note bench >/dev/null
+    (cd "$src" && exec setsid taskset -c "$GW_CPUS" env "${venv[@]}" \
+        "$root/.venv/bin/python" manage.py serve --no-celery --port "$port" \
+        >"$OUT/$name/server.log" 2>&1) &
+    pids+=($!)
+    for _ in $(seq 100); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+    curl -sf "127.0.0.1:$port/readyz" >/dev/null || { cat "$OUT/$name/server.log"; exit 1; }
+    tb_targets+=("$name=http://127.0.0.1:$port/v1,$vkey,mock-gpt")
+    port=$((port + 1))
+done
 
 # TokenByte first in each scenario, LiteLLM last: the harness waits only for the target it is
 # about to measure to go idle, and LiteLLM is still serving up to one request per connection
