@@ -7,6 +7,7 @@ answered without it); a save that cannot be made is logged, and the answer says 
 (the call was served and charged; only its continuation is lost).
 """
 
+import asyncio
 import logging
 from typing import Any
 
@@ -19,6 +20,9 @@ from proxy.gateway.stores import ResponseStore, StoredContext
 logger = logging.getLogger(__name__)
 
 THREADS = 2
+# An answer waits at most this long for its response to be stored (a database held by a long
+# write would otherwise hold it for SQLite's whole 20 s lock timeout).
+SAVE_WAIT_SECONDS = 2.0
 BACKLOG = 256
 BUSY_MESSAGE = "Too many stored-response reads are under way; retry in a moment."
 DOWN_MESSAGE = "Stored responses cannot be read now: the database is unreachable. Retry shortly."
@@ -75,9 +79,22 @@ class StoredResponses:
         input_items: list[dict[str, Any]],
         chain: list[str],
     ) -> bool:
-        """Keep the response; whether it was kept (a failure is logged, never raised)."""
+        """Keep the response; whether it was kept within SAVE_WAIT_SECONDS (a failure is
+        logged, never raised; a save still under way then goes on, and may yet keep it)."""
+        saving = asyncio.ensure_future(
+            self._lane.run(self._store.save, account_id, key_id, response, input_items, chain)
+        )
         try:
-            await self._lane.run(self._store.save, account_id, key_id, response, input_items, chain)
+            await asyncio.wait_for(asyncio.shield(saving), SAVE_WAIT_SECONDS)
+        except TimeoutError:
+            saving.add_done_callback(_retrieved)
+            logger.warning(
+                "response %s not stored within %.0f s (the database is busy); answered "
+                "store: false",
+                response.get("id"),
+                SAVE_WAIT_SECONDS,
+            )
+            return False
         except (LaneFull, DatabaseError):
             logger.warning(
                 "response %s not stored (the database did not take it); answered store: false",
@@ -89,3 +106,9 @@ class StoredResponses:
 
     async def close(self) -> None:
         await self._lane.close()
+
+
+def _retrieved(saving: "asyncio.Future[None]") -> None:
+    """A save that outlived its answer: its failure, if any, logged rather than lost."""
+    if not saving.cancelled() and saving.exception() is not None:
+        logger.warning("a late response save failed: %s", saving.exception())
