@@ -1,8 +1,10 @@
 """Gateway fixtures: strict provider fakes on loopback, credentials pointing at them, clients."""
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import anthropic
 import openai
@@ -190,3 +192,32 @@ def usage_events(gateway: LiveServer) -> Iterator[EventLog]:
 
 def card(title: str) -> ModelCard:
     return ModelCard.objects.get(title=title)
+
+
+@contextlib.contextmanager
+def local_llama(gateway: LiveServer, app: Any) -> Iterator[FakeServer]:
+    """A self-hosted OpenAI-compatible server (`app`, a fake) behind the gateway, as card
+    "Local Llama"."""
+    from proxy.catalog.specs import card_spec_from_entry
+    from proxy.services import card_create
+
+    with FakeServer(app) as server:
+        credential_upsert(
+            provider="openai-compatible", api_key="local-key", base_url=f"{server.url}/v1"
+        )
+        entry = {
+            "title": "Local Llama",
+            "provider": "openai-compatible",
+            "upstream_id": "llama-3.1-8b",
+            "context_length": 8192,
+            "max_output_tokens": 2048,
+            "pricing": {"input": "0.05", "output": "0.08"},
+        }
+        card_create(spec=card_spec_from_entry(entry, "test"))
+        gateway.wait_for_routing(
+            lambda r: (
+                r.resolve("Local Llama") is not None
+                and bool(r.upstreams_for(r.resolve("Local Llama")))
+            )
+        )
+        yield server

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import LiveServer
 from tests.fakes.server import FakeServer
 from tests.fakes.vllm_api import FakeVLLM
+from tests.proxy.conftest import local_llama
 
 pytestmark = pytest.mark.slow
 
@@ -200,28 +201,7 @@ def test_valid_edge_values_still_reach_openai(
 @pytest.fixture
 def fake_vllm(live_gateway: LiveServer, catalog: None) -> Iterator[FakeServer]:
     """A vLLM server behind the gateway, as card "Local Llama"."""
-    from proxy.catalog.specs import card_spec_from_entry
-    from proxy.services import card_create, credential_upsert
-
-    with FakeServer(FakeVLLM(api_key="local-key")) as server:
-        credential_upsert(
-            provider="openai-compatible", api_key="local-key", base_url=f"{server.url}/v1"
-        )
-        entry = {
-            "title": "Local Llama",
-            "provider": "openai-compatible",
-            "upstream_id": "llama-3.1-8b",
-            "context_length": 8192,
-            "max_output_tokens": 2048,
-            "pricing": {"input": "0.05", "output": "0.08"},
-        }
-        card_create(spec=card_spec_from_entry(entry, "test"))
-        live_gateway.wait_for_routing(
-            lambda r: (
-                r.resolve("Local Llama") is not None
-                and bool(r.upstreams_for(r.resolve("Local Llama")))
-            )
-        )
+    with local_llama(live_gateway, FakeVLLM(api_key="local-key")) as server:
         yield server
 
 

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import LiveServer
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.server import FakeServer
-from tests.proxy.conftest import EventLog
+from tests.proxy.conftest import EventLog, local_llama
 
 pytestmark = pytest.mark.slow
 
@@ -317,32 +317,7 @@ def test_missing_key_is_401(gateway: LiveServer) -> None:
 def test_openai_compatible_server_gets_developer_as_system(
     live_gateway: LiveServer, catalog: None, api_key: str
 ) -> None:
-    from proxy.catalog.specs import card_spec_from_entry
-    from proxy.services import card_create, credential_upsert
-
-    with FakeServer(FakeOpenAI(api_key="local-key")) as local:
-        credential_upsert(
-            provider="openai-compatible", api_key="local-key", base_url=f"{local.url}/v1"
-        )
-        card_create(
-            spec=card_spec_from_entry(
-                {
-                    "title": "Local Llama",
-                    "provider": "openai-compatible",
-                    "upstream_id": "llama-3.1-8b",
-                    "context_length": 8192,
-                    "max_output_tokens": 2048,
-                    "pricing": {"input": "0.05", "output": "0.08"},
-                },
-                "test",
-            )
-        )
-        live_gateway.wait_for_routing(
-            lambda r: (
-                r.resolve("Local Llama") is not None
-                and bool(r.upstreams_for(r.resolve("Local Llama")))
-            )
-        )
+    with local_llama(live_gateway, FakeOpenAI(api_key="local-key")) as local:
         response = post(
             live_gateway,
             api_key,

@@ -20,6 +20,7 @@ from tests.fakes.anthropic_rules import signature_for as claude_signature
 from tests.fakes.gemini_rules import signature_for as gemini_signature
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.server import FakeServer
+from tests.proxy.conftest import local_llama
 from tests.proxy.test_responses_api import WEATHER
 from tests.proxy.test_responses_translated import (
     CLAUDE,
@@ -333,28 +334,7 @@ def test_an_openai_compatible_card_speaks_responses_and_continues_a_stored_one(
 ) -> None:
     """A self-hosted OpenAI-compatible server (chat completions only) behind /v1/responses:
     plain, streamed, and a tool round trip by previous_response_id."""
-    from proxy.catalog.specs import card_spec_from_entry
-    from proxy.services import card_create, credential_upsert
-
-    with FakeServer(FakeOpenAI(api_key="local-key")) as local:
-        credential_upsert(
-            provider="openai-compatible", api_key="local-key", base_url=f"{local.url}/v1"
-        )
-        entry = {
-            "title": "Local Llama",
-            "provider": "openai-compatible",
-            "upstream_id": "llama-3.1-8b",
-            "context_length": 8192,
-            "max_output_tokens": 2048,
-            "pricing": {"input": "0.05", "output": "0.08"},
-        }
-        card_create(spec=card_spec_from_entry(entry, "test"))
-        translating_gateway.wait_for_routing(
-            lambda r: (
-                r.resolve("Local Llama") is not None
-                and bool(r.upstreams_for(r.resolve("Local Llama")))
-            )
-        )
+    with local_llama(translating_gateway, FakeOpenAI(api_key="local-key")) as local:
         plain = chat_client.responses.create(model="Local Llama", input="Say hello")
         assert plain.output_text == local.app.reply
         assert local.app.received[-1].path == "/v1/chat/completions"
