@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from django.db import transaction
+from django.db.models import QuerySet
 
 from billing.response_models import StoredResponse, StoredResponseItem
 
@@ -21,6 +22,11 @@ MAX_CHAIN = 10_000
 def _item_id(item: dict[str, Any]) -> str:
     item_id = item.get("id")
     return item_id if isinstance(item_id, str) and len(item_id) <= 64 else ""
+
+
+def _owned(account_id: int, response_id: str) -> "QuerySet[StoredResponse]":
+    """The account's response of that id (empty for any other account's)."""
+    return StoredResponse.objects.filter(account_id=account_id, response_id=response_id)
 
 
 def stored_response_save(
@@ -61,11 +67,7 @@ def stored_response_context(
     """(the chain a continuation of this response has: the ids it continues and its own; the
     input and output items of each, in order), or None when the account has no such response.
     A response deleted from the middle of a chain leaves its items out."""
-    found = (
-        StoredResponse.objects.filter(account_id=account_id, response_id=response_id)
-        .values_list("chain", flat=True)
-        .first()
-    )
+    found = _owned(account_id, response_id).values_list("chain", flat=True).first()
     if found is None:
         return None
     chain = [*found, response_id]
@@ -95,7 +97,7 @@ def stored_response_get(
     *, account_id: int, response_id: str
 ) -> tuple[str, list[dict[str, Any]]] | None:
     """(the response object without its output, as JSON text; its output items), or None."""
-    stored = StoredResponse.objects.filter(account_id=account_id, response_id=response_id).first()
+    stored = _owned(account_id, response_id).first()
     if stored is None:
         return None
     output = list(
@@ -108,11 +110,7 @@ def stored_response_input_items(
     *, account_id: int, response_id: str
 ) -> list[dict[str, Any]] | None:
     """The input items the response was made from, in order, or None."""
-    stored = (
-        StoredResponse.objects.filter(account_id=account_id, response_id=response_id)
-        .values_list("pk", flat=True)
-        .first()
-    )
+    stored = _owned(account_id, response_id).values_list("pk", flat=True).first()
     if stored is None:
         return None
     return list(
@@ -124,7 +122,5 @@ def stored_response_input_items(
 
 def stored_response_delete(*, account_id: int, response_id: str) -> bool:
     """Delete the response and its items; whether the account had it."""
-    deleted, _ = StoredResponse.objects.filter(
-        account_id=account_id, response_id=response_id
-    ).delete()
+    deleted, _ = _owned(account_id, response_id).delete()
     return deleted > 0

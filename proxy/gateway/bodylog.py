@@ -129,10 +129,12 @@ class BodyLog:
         try:
             deleted = await self._thread.run(self._store.prune)
         except Exception as exc:  # tried again in an hour
-            logger.warning("deleting stored bodies past their retention failed: %s", exc)
+            logger.warning(
+                "deleting stored bodies and responses past their retention failed: %s", exc
+            )
             return
         if deleted:
-            logger.info("deleted %d stored bodies past their retention", deleted)
+            logger.info("deleted %d stored bodies and responses past their retention", deleted)
 
     def _lost(self, count: int, why: str) -> None:
         self._dropped += count

@@ -15,9 +15,6 @@ from django.contrib.auth import get_user_model
 from billing.response_models import StoredResponse, StoredResponseItem
 from keys.services import KeySpec, key_mint
 from tests.conftest import LiveServer
-from tests.fakes.anthropic_rules import THINKING_TEXT
-from tests.fakes.anthropic_rules import signature_for as claude_signature
-from tests.fakes.gemini_rules import signature_for as gemini_signature
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.server import FakeServer
 from tests.proxy.conftest import local_llama
@@ -27,6 +24,7 @@ from tests.proxy.test_responses_translated import (
     GEMINI,
     MISTRAL,
     REPLIES,
+    SIGNED_REASONING,
     sent_to,
     stream_events,
 )
@@ -145,13 +143,7 @@ def test_previous_response_id_continues_the_conversation(
     assert third.previous_response_id == second.id
 
 
-@pytest.mark.parametrize(
-    ("title", "signed"),
-    [
-        ("Claude Opus 4.5", claude_signature(THINKING_TEXT)),
-        ("Gemini 3 Pro Preview", gemini_signature("get_weather")),
-    ],
-)
+@SIGNED_REASONING
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_tool_round_trip_by_previous_response_id_sends_the_signed_reasoning_back(
     title: str,

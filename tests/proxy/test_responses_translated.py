@@ -214,13 +214,17 @@ def test_what_other_providers_cannot_do_is_refused_before_any_upstream_call(
     assert not [r for r in fake_anthropic.app.received if r.method == "POST"]
 
 
-@pytest.mark.parametrize(
+# The cards whose providers sign their reasoning, and what they sign for the weather tool call.
+SIGNED_REASONING = pytest.mark.parametrize(
     ("title", "signed"),
     [
         ("Claude Opus 4.5", claude_signature(THINKING_TEXT)),
         ("Gemini 3 Pro Preview", gemini_signature("get_weather")),
     ],
 )
+
+
+@SIGNED_REASONING
 @pytest.mark.parametrize("stream", [False, True])
 def test_signed_reasoning_round_trips_in_encrypted_content(
     title: str,
