@@ -7,7 +7,11 @@
 #   bench/thread_cpu.sh /tmp/tb-before .            # two checkouts, alternating
 #   ROUNDS=3 CONNS=16 DURATION=10 EXTRA_ENV="TOKENBYTE_ACCESS_LOG=off" bench/thread_cpu.sh .
 #
-# Needs ../shared/bench/setup.sh once; the checkouts need the `credit` command.
+# Redis mode (nothing consumes the stream; the checkouts' fresh databases share account ids, so
+# flush before each run):
+#   EXTRA_ENV="REDIS_URL=redis://127.0.0.1:6379/7" BEFORE_EACH="redis-cli -n 7 flushdb" ...
+#
+# Needs ../shared/bench/setup.sh once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HERE=$(pwd) SHARED=${SHARED_BENCH:-$(cd ../shared/bench && pwd)}
@@ -25,6 +29,7 @@ one() {  # one checkout, one round (in a subshell): prints "rps main_us others_u
     server=
     trap '[ -z "${server:-}" ] || kill -TERM -- "-$server" 2>/dev/null || true' EXIT
     mkdir -p "$dir"
+    eval "${BEFORE_EACH:-}" >/dev/null
     # shellcheck disable=SC2206  # EXTRA_ENV is a word list
     local env=(DEBUG=off LOG_LEVEL=WARNING REDIS_URL= DATABASE_URL="sqlite:///$dir/db.sqlite3"
         SECRET_KEY="bench-only-$(head -c 48 /dev/urandom | base64 | tr -d '/+=')" ${EXTRA_ENV:-})
@@ -36,7 +41,7 @@ one() {  # one checkout, one round (in a subshell): prints "rps main_us others_u
         --context-length 8192 --max-output-tokens 1024 --input-price 0.15 --output-price 0.60 >/dev/null
     local key
     key=$(manage mintkey bench@example.com --name bench 2>/dev/null)
-    manage credit bench@example.com 1000000 --note bench >/dev/null
+    manage credit bench@example.com 1000000 --note bench >/dev/null 2>&1 || true  # a676b10 has none
     (cd "$src" && exec setsid taskset -c "$GW_CPUS" env "${env[@]}" "$PY" manage.py serve \
         --no-celery --port "$TB_PORT") >"$dir/server.log" 2>&1 &
     server=$!
@@ -69,7 +74,7 @@ printf 'round\tcheckout\treq/s\tloop thread us/req\tother threads us/req\ttotal 
 for round in $(seq "$ROUNDS"); do
     for src in "$@"; do
         src=$(cd "$src" && pwd)
-        name=$(git -C "$src" log -1 --format=%h)
+        name=$(basename "$src")-$(git -C "$src" log -1 --format=%h)  # two worktrees may share a commit
         read -r rps m o t < <(one "$src" "$OUT/$round-$name")
         printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$rps" "$m" "$o" "$t" | tee -a "$OUT/threads.tsv"
     done
