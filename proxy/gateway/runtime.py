@@ -19,7 +19,7 @@ from proxy.gateway.db import PollingThread, run_in_db_thread
 from proxy.gateway.generations import Generations
 from proxy.gateway.ids import IdSource
 from proxy.gateway.limits import RateLimiter
-from proxy.gateway.observe import observed
+from proxy.gateway.observe import Observer, observed
 from proxy.gateway.pipeline.call import Pipeline
 from proxy.gateway.pipeline.metering import Metering
 from proxy.gateway.pipeline.resolve import Catalog
@@ -103,6 +103,7 @@ class Runtime:
         self._version_reader = PollingThread("routing-version")
         # OpenTelemetry's exporter, when tracing is on (its thread starts with the runtime).
         self.spans: Spans | None = None
+        self.observer = Observer()  # each usage event's metrics and access line, in batches
 
     @property
     def routing(self) -> RoutingTable | None:
@@ -117,7 +118,7 @@ class Runtime:
             upstreams=self.upstreams,
             purse=self.purse,
             # Each usage event counted, access-logged and traced as it is handed over (observe.py).
-            meter=observed(self.metering.emit, self.spans),
+            meter=observed(self.metering.emit, self.observer, self.spans),
             new_id=self.ids,
             bodies=self.bodies.add,
             body_limit=settings.TOKENBYTE_BODY_LOG_MAX_BYTES,
@@ -154,6 +155,7 @@ class Runtime:
                     await task
         await self.keys.stop()
         await self.metering.stop()  # delivers what is queued, to the recorder too
+        self.observer.flush()
         await self.recorder.stop()
         await self.bodies.stop()
         await self.purse.stop()

@@ -1,6 +1,7 @@
 """What operators see: one JSON access-log line per API request, and /metrics, summed over
 every worker process of `manage.py serve` and protected by a token or by loopback."""
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from accounts.models import User
@@ -25,7 +27,7 @@ from billing.events import UpstreamAttempt, UsageEvent
 from billing.usage import Usage
 from keys.services import key_mint
 from keys.validation import KeySpec
-from proxy.gateway.observe import ACCESS_LOG, UNKNOWN, access_line, observe
+from proxy.gateway.observe import ACCESS_LOG, UNKNOWN, Observer, access_line, observe, observe_all
 from proxy.models import UpstreamCredential
 from tests.conftest import REPO, LiveServer, free_port, manage_env
 from tokenbyte.metrics import REFUSALS, REQUESTS, UPSTREAM_ATTEMPTS, UPSTREAM_ERRORS
@@ -122,7 +124,7 @@ def test_a_request_no_card_was_found_for_is_counted_under_unknown() -> None:
         return float(value)
 
     before = count(UNKNOWN)
-    observe(event(model="anything a client makes up " * 7))
+    observe([event(model="anything a client makes up " * 7)])
     assert count(UNKNOWN) == before + 1
     assert count("anything a client makes up " * 7) == 0
 
@@ -133,9 +135,9 @@ def test_rate_limit_and_ceiling_refusals_are_counted_by_their_code() -> None:
 
     limited, short = count("rate_limit_exceeded"), count("insufficient_balance")
     card = {"model": "GPT-4o", "provider": "openai", "card_id": 1}
-    observe(event(status=429, error_code="rate_limit_exceeded", **card))
-    observe(event(status=402, error_code="insufficient_balance", **card))
-    observe(event(status=200, error_code=None, **card))
+    observe([event(status=429, error_code="rate_limit_exceeded", **card)])
+    observe([event(status=402, error_code="insufficient_balance", **card)])
+    observe([event(status=200, error_code=None, **card)])
     assert (count("rate_limit_exceeded"), count("insufficient_balance")) == (limited + 1, short + 1)
 
 
@@ -154,7 +156,7 @@ def test_each_failed_try_counts_against_its_credential_and_retries_are_counted()
         UpstreamAttempt(43, 170.0, 20.0, 200, None),
     )
     card = {"model": "GPT-4o", "provider": "openai", "card_id": 1, "status": 200}
-    observe(event(error_code=None, credential_id=43, attempts=3, attempt_log=tries, **card))
+    observe([event(error_code=None, credential_id=43, attempts=3, attempt_log=tries, **card)])
     assert (errors(41, "upstream_timeout"), errors(42, "upstream_error")) == (
         before[0] + 1,
         before[1] + 1,
@@ -171,9 +173,59 @@ def test_the_access_line_is_not_built_when_the_log_is_off(monkeypatch: pytest.Mo
     previous = ACCESS_LOG.level
     ACCESS_LOG.setLevel(logging.CRITICAL)
     try:
-        observe(event())
+        observe([event()])
     finally:
         ACCESS_LOG.setLevel(previous)
+
+
+def test_a_batch_writes_each_histogram_as_one_observe_per_amount_would() -> None:
+    buckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+    one_by_one, batched = (
+        Histogram("h", "h", ["s"], buckets=buckets, registry=CollectorRegistry()) for _ in range(2)
+    )
+    # On a bound, between bounds, below the first, past the last (+Inf), repeated.
+    amounts = [0.0, 0.005, 0.0051, 0.01, 0.3, 0.3, 1, 7.5, 10, 10.5, 999.0, 0.0049]
+    for amount in amounts:
+        one_by_one.labels("x").observe(amount)
+    observe_all(batched.labels("x"), amounts)
+
+    def samples(histogram: Histogram) -> list[tuple[str, dict[str, str], float]]:
+        metric = histogram.collect()
+        return [
+            (s.name, s.labels, s.value) for m in metric for s in m.samples if s.name != "h_created"
+        ]
+
+    assert samples(batched) == samples(one_by_one)
+    assert ("h_count", {"s": "x"}, 12.0) in samples(batched)
+
+
+def test_the_observer_writes_a_batch_together_and_stop_loses_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def count() -> float:
+        return float(REQUESTS.labels("chat.completions", UNKNOWN, UNKNOWN, "404")._value.get())
+
+    async def scenario() -> list[float]:
+        observer = Observer(flush_seconds=0.05)
+        seen = [count()]
+        for number in range(3):
+            observer.add(event(request_id=f"req_batch_{number}", started_at=100.0, latency_ms=250))
+        seen.append(count())  # not yet: the batch waits for its timer
+        await asyncio.sleep(0.2)
+        seen.append(count())
+        observer.add(event(request_id="req_batch_3"))
+        observer.flush()  # as the runtime's stop does: nothing waits for the timer
+        seen.append(count())
+        return seen
+
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOG.name):
+        before, unflushed, flushed, stopped = asyncio.run(scenario())
+    assert (unflushed, flushed, stopped) == (before, before + 3, before + 4)
+    records = [r.getMessage() for r in caplog.records if r.name == ACCESS_LOG.name]
+    assert len(records) == 2  # a record per batch
+    lines = [json.loads(line) for record in records for line in record.splitlines()]
+    assert [line["request_id"] for line in lines] == [f"req_batch_{n}" for n in range(4)]
+    assert lines[0]["time"] == 100.25  # the request's end: started_at + latency
 
 
 def test_metrics_need_the_token_when_one_is_set() -> None:

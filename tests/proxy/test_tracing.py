@@ -387,7 +387,7 @@ import tokenbyte.asgi
 from decimal import Decimal
 from billing.events import UsageEvent
 from billing.usage import Usage
-from proxy.gateway.observe import observed
+from proxy.gateway.observe import Observer, observed
 from proxy.gateway.tracing import start_tracing
 assert start_tracing() is None
 event = UsageEvent(
@@ -396,7 +396,7 @@ event = UsageEvent(
     status=200, error_code=None, stream=False, usage=Usage(output=1), cost=Decimal(0),
     started_at=0.0, latency_ms=1.0, ttfb_ms=None, attempts=1,
 )
-observed(lambda event: None, start_tracing())(event)
+observed(lambda event: None, Observer(), start_tracing())(event)
 # redis-py imports the SDK's metrics package whenever it is installed (its own, opt-in
 # observability); the tracing SDK and our span builder must not be loaded.
 loaded = sorted(
