@@ -49,13 +49,9 @@ logger = logging.getLogger(__name__)
 
 Sink = Callable[[UsageEvent], "asyncio.Future[bool] | None"]
 
-# Label children by their values, created once: `.labels()` checks and locks on every call.
-# The values are bounded (see above), so these stay small.
-_requests: dict[tuple[str, str, str, int], Any] = {}
-_durations: dict[tuple[str, str, str], Any] = {}
-_ttfbs: dict[tuple[str, str], Any] = {}
-_tokens: dict[tuple[str, str], tuple[Any, Any]] = {}
-_attempts: dict[tuple[str, str], Any] = {}
+# Label children by their metric and values, created once (`_child`). The values are bounded
+# (see above), so this stays small.
+_children: dict[tuple[Any, tuple[str, ...]], Any] = {}
 
 
 def observed(sink: Sink, observer: "Observer", spans: "Spans | None" = None) -> Sink:
@@ -116,11 +112,13 @@ class Observer:
 
 def observe(events: Sequence[UsageEvent]) -> None:
     """Count the requests the events tell of, and write their access-log lines."""
-    requests: collections.Counter[tuple[str, str, str, int]] = collections.Counter()
-    durations: dict[tuple[str, str, str], list[float]] = collections.defaultdict(list)
-    ttfbs: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
-    tokens: collections.Counter[tuple[str, str, int]] = collections.Counter()
-    attempts: collections.Counter[tuple[str, str]] = collections.Counter()
+    requests: collections.Counter[tuple[str, ...]] = collections.Counter()
+    durations: dict[tuple[str, ...], list[float]] = collections.defaultdict(list)
+    ttfbs: dict[tuple[str, ...], list[float]] = collections.defaultdict(list)
+    tokens: collections.Counter[tuple[str, ...]] = collections.Counter()
+    attempts: collections.Counter[tuple[str, ...]] = collections.Counter()
+    errors: collections.Counter[tuple[str, ...]] = collections.Counter()
+    refusals: collections.Counter[tuple[str, ...]] = collections.Counter()
     lines: list[str] | None = [] if ACCESS_LOG.isEnabledFor(_INFO) else None
     for event in events:
         provider = event.provider
@@ -129,56 +127,49 @@ def observe(events: Sequence[UsageEvent]) -> None:
         else:
             model = event.model
         endpoint, status = event.endpoint, event.status
-        requests[endpoint, model, provider, status] += 1
+        requests[endpoint, model, provider, str(status)] += 1
         durations[endpoint, model, provider].append(event.latency_ms / 1000)
         if event.stream and event.ttfb_ms is not None:
             ttfbs[model, provider].append(event.ttfb_ms / 1000)
         usage = event.usage
         tokens_in, tokens_out = usage.prompt_tokens, usage.completion_tokens
         if tokens_in:
-            tokens[model, provider, 0] += tokens_in
+            tokens[model, provider, "in"] += tokens_in
         if tokens_out:
-            tokens[model, provider, 1] += tokens_out
+            tokens[model, provider, "out"] += tokens_out
         if event.attempts:
             attempts[provider, "final"] += 1
             if event.attempts > 1:
                 attempts[provider, "retry"] += event.attempts - 1
-            _failed_tries(event, provider)
+            for attempt in event.attempt_log:
+                if attempt.error_code is not None:
+                    errors[provider, str(attempt.credential_id), attempt.error_code] += 1
         if status in REFUSAL_STATUSES:
-            REFUSALS.labels(event.error_code or str(status)).inc()
+            refusals[(event.error_code or str(status),)] += 1
         if lines is not None:
             lines.append(access_line(event, tokens_in, tokens_out))
-    for key, count in requests.items():
-        child = _requests.get(key)
-        if child is None:
-            endpoint, model, provider, status = key
-            child = _requests[key] = REQUESTS.labels(endpoint, model, provider, str(status))
-        child.inc(count)
-    for series, seconds in durations.items():
-        duration = _durations.get(series)
-        if duration is None:
-            duration = _durations[series] = REQUEST_DURATION.labels(*series)
-        observe_all(duration, seconds)
-    for pair, seconds in ttfbs.items():
-        ttfb = _ttfbs.get(pair)
-        if ttfb is None:
-            ttfb = _ttfbs[pair] = TIME_TO_FIRST_BYTE.labels(*pair)
-        observe_all(ttfb, seconds)
-    for (model, provider, direction), count in tokens.items():
-        counters = _tokens.get((model, provider))
-        if counters is None:
-            counters = _tokens[model, provider] = (
-                TOKENS.labels(model, provider, "in"),
-                TOKENS.labels(model, provider, "out"),
-            )
-        counters[direction].inc(count)
-    for labels, count in attempts.items():
-        child = _attempts.get(labels)
-        if child is None:
-            child = _attempts[labels] = UPSTREAM_ATTEMPTS.labels(*labels)
-        child.inc(count)
+    for metric, counts in (
+        (REQUESTS, requests),
+        (TOKENS, tokens),
+        (UPSTREAM_ATTEMPTS, attempts),
+        (UPSTREAM_ERRORS, errors),
+        (REFUSALS, refusals),
+    ):
+        for labels, count in counts.items():
+            _child(metric, labels).inc(count)
+    for histogram, amounts in ((REQUEST_DURATION, durations), (TIME_TO_FIRST_BYTE, ttfbs)):
+        for labels, seconds in amounts.items():
+            observe_all(_child(histogram, labels), seconds)
     if lines:  # one record, one line per request
         ACCESS_LOG.info("\n".join(lines))
+
+
+def _child(metric: Any, labels: tuple[str, ...]) -> Any:
+    """`metric.labels(*labels)`, kept: `.labels()` checks and locks on every call."""
+    child = _children.get((metric, labels))
+    if child is None:
+        child = _children[metric, labels] = metric.labels(*labels)
+    return child
 
 
 def observe_all(histogram: Any, amounts: Sequence[float]) -> None:
@@ -192,12 +183,6 @@ def observe_all(histogram: Any, amounts: Sequence[float]) -> None:
     buckets = histogram._buckets
     for index, count in counts.items():
         buckets[index].inc(count)
-
-
-def _failed_tries(event: UsageEvent, provider: str) -> None:
-    for attempt in event.attempt_log:
-        if attempt.error_code is not None:
-            UPSTREAM_ERRORS.labels(provider, str(attempt.credential_id), attempt.error_code).inc()
 
 
 def access_line(event: UsageEvent, tokens_in: int, tokens_out: int) -> str:
