@@ -436,7 +436,7 @@ assert not loaded, loaded
 def test_a_clients_traceparent_is_taken_only_when_well_formed(
     header: str, parsed: tuple[str, str, int] | None
 ) -> None:
-    from proxy.gateway.spans import _parent
+    from proxy.gateway.span_encoding import parse_traceparent as _parent
 
     found = _parent([(b"traceparent", header.encode()), (b"tracestate", b"a=1")])
     if parsed is None:
