@@ -6,10 +6,14 @@ with the catalog title as its `model` and its `usage` in the buckets (billing.us
 whole response (response.created, response.in_progress, the final one), whose `model` is the
 title; the final event (response.completed or response.incomplete) is held back until the
 call is settled and then sent with its usage priced (`ResponsesEvents.closing`). An `error`
-or `response.failed` event is not relayed: the client gets the gateway's own error event,
-which says what happened in our words, never the upstream's.
+or `response.failed` event is not relayed: a stream that fails after it began ends as a
+translated one does, with the gateway's own `error` event (what happened in our words, never
+the upstream's) and then `response.failed`, its terminal event: the response as it opened,
+with the output items done so far.
 """
 
+import time
+import uuid
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -171,6 +175,8 @@ class ResponsesEvents:
         "delta_count",
         "done",
         "final",
+        "items",
+        "opening",
         "response_id",
         "sequence",
         "usage",
@@ -184,6 +190,9 @@ class ResponsesEvents:
         self.response_id = ""
         self.sequence = -1  # the last sequence_number relayed
         self.final: tuple[str, dict[str, Any]] | None = None
+        # For a failure's response.failed: the response as it opened, the items done by index.
+        self.opening: dict[str, Any] | None = None
+        self.items: dict[int, dict[str, Any]] = {}
         self.delta_chars = self.delta_count = 0
 
     def feed(self, event: Event) -> bytes:
@@ -219,9 +228,14 @@ class ResponsesEvents:
             response = data.get("response")
             if isinstance(response, dict):
                 response["model"] = self.card.title
+                self.opening = response
                 if not self.response_id and isinstance(response.get("id"), str):
                     self.response_id = response["id"]
             return named_frame(name, orjson.dumps(data))
+        if name == "response.output_item.done":
+            item, index = data.get("item"), data.get("output_index")
+            if isinstance(item, dict) and isinstance(index, int):
+                self.items[index] = item
         if name in FINAL_EVENTS:
             self._measure(data)
             self.final, self.done = (name, data), True
@@ -257,18 +271,30 @@ class ResponsesEvents:
             response["usage"] = responses_usage(response.get("usage"), usage, cost)
         return named_frame(name, orjson.dumps(data))
 
-    def error_event(self, code: str | None, message: str, param: str | None) -> bytes:
-        """The gateway's own `error` event, numbered after the last event relayed."""
+    def failure_frames(self, code: str | None, message: str, param: str | None) -> bytes:
+        """The gateway's own `error` event, then `response.failed` (the response as it opened,
+        or a bare one when none did, with the items done so far), numbered after the last
+        event relayed."""
+        error = {"type": "error", "code": code, "message": message, "param": param}
         self.sequence += 1
-        return named_frame(
-            "error",
-            orjson.dumps(
-                {
-                    "type": "error",
-                    "code": code,
-                    "message": message,
-                    "param": param,
-                    "sequence_number": self.sequence,
-                }
-            ),
+        frames = [named_frame("error", orjson.dumps({**error, "sequence_number": self.sequence}))]
+        response = dict(self.opening) if self.opening is not None else self._bare_response()
+        response.update(
+            status="failed",
+            error={"code": code or "server_error", "message": message},
+            output=[self.items[index] for index in sorted(self.items)],
+            usage=None,
         )
+        self.sequence += 1
+        failed = {"type": "response.failed", "response": response, "sequence_number": self.sequence}
+        frames.append(named_frame("response.failed", orjson.dumps(failed)))
+        return b"".join(frames)
+
+    def _bare_response(self) -> dict[str, Any]:
+        """A response object for a stream that failed before the upstream opened one."""
+        return {
+            "id": self.response_id or f"resp_{uuid.uuid4().hex}",
+            "object": "response",
+            "created_at": int(time.time()),
+            "model": self.card.title,
+        }

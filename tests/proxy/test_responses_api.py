@@ -368,19 +368,45 @@ def test_an_error_event_mid_stream_is_the_gateways_own_and_the_stream_is_billed(
         body = response.read().decode()
         request_id = response.headers["x-request-id"]
     frames = [frame for frame in body.split("\n\n") if frame]
-    name, data = frames[-1].split("\n")
+    name, data = frames[-2].split("\n")
     assert name == "event: error"
     error = json.loads(data.removeprefix("data: "))
     assert error["type"] == "error"
     assert error["code"] == "upstream_error"
     assert error["sequence_number"] == 6  # after the six relayed (0 to 5)
-    assert len(frames) == 7  # those read with the error went out before it
+    assert len(frames) == 8  # those read with the error went out before it
+    # Then the terminal event a client waits for: the response as it opened, failed.
+    name, data = frames[-1].split("\n")
+    assert name == "event: response.failed"
+    failed = json.loads(data.removeprefix("data: "))
+    opened = json.loads(frames[0].split("\n")[1].removeprefix("data: "))
+    assert failed["sequence_number"] == 7
+    assert failed["response"]["id"] == opened["response"]["id"]
+    assert (failed["response"]["status"], failed["response"]["model"]) == ("failed", "GPT-4o")
+    assert failed["response"]["error"]["code"] == "upstream_error"
     assert "internal.openai" not in body
     assert "response.completed" not in body
     event = usage_events.for_request(request_id)
     assert (event.status, event.error_code) == (200, "upstream_error")
     assert event.usage.estimated
     assert event.cost > 0
+
+
+def test_the_openai_sdk_reads_a_failed_stream_to_its_response_failed_event(
+    openai_client: openai.OpenAI, fake_openai: FakeServer
+) -> None:
+    fake_openai.app.stream_error_after = 4
+    seen = list(openai_client.responses.create(model="GPT-4o", input="Say hello", stream=True))
+    assert [event.type for event in seen[-2:]] == ["error", "response.failed"]
+    failed = seen[-1]
+    assert isinstance(failed, openai.types.responses.ResponseFailedEvent)
+    assert failed.response.status == "failed"
+    assert failed.response.error is not None
+    assert failed.response.error.code == "upstream_error"
+    assert failed.response.error.message.startswith("The upstream (openai) failed mid-stream")
+    opened = seen[0]
+    assert isinstance(opened, openai.types.responses.ResponseCreatedEvent)
+    assert failed.response.id == opened.response.id
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])

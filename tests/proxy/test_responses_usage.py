@@ -131,8 +131,55 @@ def test_an_upstream_error_event_raises_and_the_gateways_takes_its_number() -> N
     with pytest.raises(UpstreamError) as raised:
         tracker.feed(error)
     assert "host x" not in raised.value.message
-    frame = tracker.error_event("upstream_error", raised.value.message, None)
-    assert orjson.loads(frame.split(b"data: ", 1)[1])["sequence_number"] == 5
+    (error_name, error_data), (failed_name, failed_data) = _frames(
+        tracker.failure_frames("upstream_error", raised.value.message, None)
+    )
+    assert (error_name, error_data["sequence_number"]) == ("error", 5)
+    assert (failed_name, failed_data["sequence_number"]) == ("response.failed", 6)
     usage = tracker.final_usage()  # never reported: estimated from the characters
     assert usage.estimated
     assert (usage.uncached_input, usage.output) == (3, 1)
+
+
+def _frames(raw: bytes) -> list[tuple[str, dict[str, object]]]:
+    out = []
+    for frame in raw.decode().split("\n\n"):
+        if frame:
+            name, data = frame.split("\n")
+            out.append((name.removeprefix("event: "), orjson.loads(data.removeprefix("data: "))))
+    return out
+
+
+def test_a_failure_ends_with_the_response_as_it_opened_failed_and_the_items_done() -> None:
+    tracker = ResponsesEvents(GPT, {"input": "hello there"})
+    opening = {"id": "resp_7", "object": "response", "status": "in_progress", "model": "gpt-5"}
+    item = {"id": "msg_1", "type": "message", "status": "completed", "content": []}
+    for frame in events(
+        ("response.created", {"response": opening, "sequence_number": 0}),
+        ("response.output_item.done", {"output_index": 0, "item": item, "sequence_number": 1}),
+        ("response.output_text.delta", {"delta": "Hel", "sequence_number": 2}),
+    ):
+        tracker.feed(frame)
+    sent = _frames(tracker.failure_frames("upstream_error", "OpenAI broke the stream off.", None))
+    assert [name for name, _ in sent] == ["error", "response.failed"]
+    assert [data["sequence_number"] for _, data in sent] == [3, 4]
+    failed = sent[1][1]["response"]
+    assert isinstance(failed, dict)
+    assert (failed["id"], failed["model"], failed["status"]) == ("resp_7", "Gpt-5", "failed")
+    assert failed["error"] == {"code": "upstream_error", "message": "OpenAI broke the stream off."}
+    assert (failed["output"], failed["usage"]) == ([item], None)
+
+
+def test_a_failure_before_the_upstream_opened_a_response_ends_with_a_bare_one() -> None:
+    tracker = ResponsesEvents(GPT, {"input": "hello there"})
+    sent = _frames(tracker.failure_frames(None, "OpenAI ended the stream early.", None))
+    assert [(name, data["sequence_number"]) for name, data in sent] == [
+        ("error", 0),
+        ("response.failed", 1),
+    ]
+    failed = sent[1][1]["response"]
+    assert isinstance(failed, dict)
+    assert str(failed["id"]).startswith("resp_")
+    assert (failed["object"], failed["model"], failed["status"]) == ("response", "Gpt-5", "failed")
+    assert failed["error"] == {"code": "server_error", "message": "OpenAI ended the stream early."}
+    assert failed["output"] == []

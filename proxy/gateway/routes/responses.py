@@ -267,7 +267,7 @@ class ResponsesOutput(StreamOutput):
         return self.events.closing(usage, cost)
 
     def failure(self, error: GatewayError) -> bytes:
-        return self.pending + self.events.error_event(error.code, error.message, error.param)
+        return self.pending + self.events.failure_frames(error.code, error.message, error.param)
 
 
 class StoredStream(TranslatedStream):
