@@ -25,6 +25,7 @@ from tests.fakes.anthropic_rules import (
     words,
 )
 from tests.fakes.anthropic_schema import count_schema, create_schema
+from tests.fakes.anthropic_search import SEARCH_PREAMBLE, citations, search_blocks
 from tests.fakes.server import FakeAPI, Scripted
 
 LONG_CONTEXT = 200_000  # input tokens a request may have without the 1M-context beta
@@ -69,6 +70,10 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
         self.extra_prompt_tokens = 0  # added to every prompt's count (a long-context request)
         self.service_tier = "standard"  # usage.service_tier: the tier the answer was served at
         self.searches = 2  # web searches run per request offering the web search tool
+        # With the web search tool offered: answer with the searches' blocks and a cited text
+        # (server_tool_use, web_search_tool_result, text with citations), as the API does.
+        self.search_results = False
+        self.search_error: str | None = None  # each search fails with this error_code
         self.reply = "Hello from the fake Claude, happy to help."
         # A sentence Claude writes before its tool calls ("Let me check."), when set.
         self.tool_preamble: str | None = None
@@ -159,10 +164,15 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
         last = body["messages"][-1]
         content = last.get("content") if isinstance(last.get("content"), list) else []
         answering_tool = any(block["type"] == "tool_result" for block in content)
-        tools = body.get("tools") or []
+        # Client tools have no type, or "custom"; the typed ones are Anthropic's server tools.
+        tools = [tool for tool in body.get("tools") or () if tool.get("type") in (None, "custom")]
         choice = body.get("tool_choice") or {"type": "auto"}
+        searches = (self.server_tool_use(body) or {}).get("web_search_requests", 0)
+        searching = self.search_results and searches and not answering_tool
         if tools and choice["type"] != "none" and not answering_tool and self.calls_tools:
             name = choice.get("name") or tools[0]["name"]
+            if searching:  # Claude may search, then call a tool, in one answer
+                blocks += search_blocks(searches, self.search_error)
             if self.tool_preamble:
                 blocks.append({"type": "text", "text": self.tool_preamble})
             tool_input = (
@@ -191,7 +201,14 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
         budget = body["max_tokens"] - sum(words(b.get("thinking", "")) for b in blocks)
         if words(text) > budget:
             text, reason, sequence = " ".join(text.split()[: max(budget, 0)]), "max_tokens", None
-        if text:
+        if searching:
+            blocks += search_blocks(searches, self.search_error)
+            blocks.append({"type": "text", "text": SEARCH_PREAMBLE})
+            if text and self.search_error:
+                blocks.append({"type": "text", "text": text})
+            elif text:
+                blocks.append({"type": "text", "text": text, "citations": citations(searches)})
+        elif text:
             blocks.append({"type": "text", "text": text})
         return blocks, reason, sequence
 
@@ -268,9 +285,15 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
         for index, block in enumerate(message["content"]):
             kind = block["type"]
             opening = {
-                "text": {"type": "text", "text": ""},
+                "text": {
+                    "type": "text",
+                    "text": "",
+                    **({"citations": []} if "citations" in block else {}),
+                },
                 "thinking": {"type": "thinking", "thinking": "", "signature": ""},
                 "tool_use": {**block, "input": {}},
+                "server_tool_use": {**block, "input": {}},
+                "web_search_tool_result": block,  # whole, in its start: it has no deltas
             }[kind]
             events.append(
                 event(
@@ -281,6 +304,12 @@ class FakeAnthropic(AnthropicRequestRules, FakeAPI):
             deltas: list[dict[str, Any]] = []
             if kind == "text":
                 deltas = [{"type": "text_delta", "text": piece} for piece in _pieces(block["text"])]
+                deltas += [
+                    {"type": "citations_delta", "citation": citation}
+                    for citation in block.get("citations") or ()
+                ]
+            elif kind == "web_search_tool_result":
+                pass
             elif kind == "thinking":
                 deltas = [
                     {"type": "thinking_delta", "thinking": piece}

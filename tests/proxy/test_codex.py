@@ -190,3 +190,28 @@ def test_codex_exec_as_installed_to_claude_and_gemini_cards(
     turns = [e for e in usage_events.events if e.endpoint == "responses"]
     assert [(e.model, e.status, e.stream) for e in turns] == [(title, 200, True)] * 2
     assert all(e.cost > 0 for e in turns)
+
+
+def test_codex_exec_keeps_claudes_web_searches_in_the_conversation(
+    codex_bin: Path,
+    translating_gateway: LiveServer,
+    api_key: str,
+    fake_anthropic: FakeServer,
+    tmp_path: Path,
+) -> None:
+    """Claude searches, then calls Codex's tool: Codex gets the searches as web_search_call
+    items and sends them back with the tool's output on the next turn (store false), which
+    the gateway takes (the searches' findings are in the answer; Claude needs no more)."""
+    fake_anthropic.app.search_results = True
+    run = codex_exec(codex_bin, translating_gateway, api_key, tmp_path, "Claude Haiku 4.5")
+    events = events_of(run)
+    assert events[-1]["type"] == "turn.completed", events
+    first, second = upstream_calls(fake_anthropic)
+    assert first["tools"][-1]["type"] == "web_search_20250305"
+    assert second["messages"][-1]["content"][0]["type"] == "tool_result"
+    searched = [
+        e["item"]["query"]
+        for e in events
+        if e["type"] == "item.completed" and e.get("item", {}).get("type") == "web_search"
+    ]
+    assert searched == ["fake claude news 1", "fake claude news 2"], events

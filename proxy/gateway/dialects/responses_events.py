@@ -1,7 +1,8 @@
 """Another provider's stream, as the chat core's chunks, as the Responses API's events in the
 documented order, each numbered with its sequence_number: response.created and in_progress;
-per output item output_item.added, its deltas (reasoning summary text, output text, function
-call arguments, a custom tool's input), output_item.done; last response.completed or
+per output item output_item.added, its deltas (reasoning summary text, output text and its
+annotations, function call arguments, a custom tool's input; a web search's in_progress,
+searching and completed), output_item.done; last response.completed or
 response.incomplete, priced, once the call is settled, or, when it failed after it began,
 `error` and response.failed (responses_output.py makes the items)."""
 
@@ -16,7 +17,9 @@ from proxy.gateway.dialects.responses_output import (
     item_id,
     message_item,
     output_text,
+    search_item,
     signatures_of,
+    url_annotation,
 )
 from proxy.gateway.errors import GatewayError
 from proxy.gateway.sse import named_frames
@@ -38,6 +41,9 @@ class ResponsesEventWriter:
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool call index -> its open item
         self.sealed: tuple[int, set[str]] = (0, set())  # what a done reasoning item carries
         self.finish: str | None = None
+        self.content_seen = 0  # characters of chat content so far
+        self.message_base = 0  # where the open message item starts in it
+        self.annotations: list[dict[str, Any]] = []  # the open message item's
 
     def _event(self, name: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         self.sequence += 1
@@ -66,6 +72,10 @@ class ResponsesEventWriter:
             text = delta.get("content")
             if isinstance(text, str) and text:
                 events += self._text(text)
+            for annotation in delta.get("annotations") or ():
+                events += self._annotation(annotation)
+            for call in delta.get("web_search_calls") or ():
+                events += self._search(call)
             for call in delta.get("tool_calls") or ():
                 if isinstance(call, dict):
                     events += self._call(call)
@@ -111,6 +121,7 @@ class ResponsesEventWriter:
         events: Events = []
         if self.open is None or self.open["type"] != "message":
             events += self._start(message_item(item_id("msg"), "", status="in_progress"))
+            self.message_base, self.annotations = self.content_seen, []
             events.append(
                 self._event(
                     "response.content_part.added",
@@ -118,6 +129,7 @@ class ResponsesEventWriter:
                 )
             )
         self.text.append(text)
+        self.content_seen += len(text)
         events.append(
             self._event(
                 "response.output_text.delta",
@@ -125,6 +137,32 @@ class ResponsesEventWriter:
             )
         )
         return events
+
+    def _annotation(self, annotation: Any) -> Events:
+        """A source the open message's text cites (one that comes with no open message, which
+        chat translators never send, has no text to point into and is left out)."""
+        found = url_annotation(annotation, self.message_base)
+        if found is None or self.open is None or self.open["type"] != "message":
+            return []
+        self.annotations.append(found)
+        data = {"content_index": 0, "annotation_index": len(self.annotations) - 1}
+        return [
+            self._event(
+                "response.output_text.annotation.added",
+                {**self._at(), **data, "annotation": found},
+            )
+        ]
+
+    def _search(self, call: Any) -> Events:
+        """A web search the provider ran, whole: its item opened, searched and done."""
+        done = search_item(item_id("ws"), call)
+        events = self._start({**done, "status": "in_progress"})
+        self.open = done  # _close sends it as it ended
+        for stage in ("in_progress", "searching", "completed"):
+            if stage == "completed" and done["status"] != "completed":
+                break
+            events.append(self._event(f"response.web_search_call.{stage}", self._at()))
+        return events + self._close()
 
     def _call(self, call: dict[str, Any]) -> Events:
         events: Events = []
@@ -181,10 +219,12 @@ class ResponsesEventWriter:
                 ),
                 self._event(
                     "response.content_part.done",
-                    {**at, "content_index": 0, "part": output_text(text)},
+                    {**at, "content_index": 0, "part": output_text(text, self.annotations)},
                 ),
             ]
-            done = message_item(item["id"], text)
+            done = message_item(item["id"], text, annotations=self.annotations)
+        elif kind == "web_search_call":
+            done = item
         else:
             done = self.shape.call_item(item["id"], item["call_id"], item["name"], text)
             if kind == "custom_tool_call":

@@ -3,8 +3,9 @@ stream as the Responses API's events: responses_events.py).
 
 Output items: a `reasoning` item where the provider returned thinking (its text as a summary;
 with `include: ["reasoning.encrypted_content"]` the provider's signed data as our opaque blob,
-reasoning_blob.py), then the `message`, then one `function_call` per tool call (a
-`custom_tool_call` for the client's custom tools).
+reasoning_blob.py), a `web_search_call` per search the provider ran (Claude's), then the
+`message` (its sources as `url_citation` annotations), then one `function_call` per tool call
+(a `custom_tool_call` for the client's custom tools).
 """
 
 import time
@@ -153,18 +154,56 @@ def custom_input(arguments: str) -> str:
     return value if isinstance(value, str) else arguments
 
 
-def message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+def message_item(
+    item_id: str,
+    text: str,
+    status: str = "completed",
+    annotations: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     return {
         "id": item_id,
         "type": "message",
         "status": status,
         "role": "assistant",
-        "content": [output_text(text)] if status == "completed" else [],
+        "content": [output_text(text, annotations)] if status == "completed" else [],
     }
 
 
-def output_text(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def output_text(text: str, annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": annotations or [], "logprobs": []}
+
+
+def url_annotation(annotation: Any, base: int = 0) -> dict[str, Any] | None:
+    """A chat url_citation annotation as the Responses API's, its span moved back by `base`
+    (where its message item starts in the chat content); None for any other kind."""
+    if not isinstance(annotation, dict) or annotation.get("type") != "url_citation":
+        return None
+    cited = annotation.get("url_citation")
+    if not isinstance(cited, dict) or not isinstance(cited.get("url"), str):
+        return None
+    start, end = cited.get("start_index"), cited.get("end_index")
+    if not isinstance(start, int) or not isinstance(end, int):
+        return None
+    return {
+        "type": "url_citation",
+        "start_index": max(start - base, 0),
+        "end_index": max(end - base, 0),
+        "url": cited["url"],
+        "title": str(cited.get("title") or ""),
+    }
+
+
+def search_item(item_id: str, call: Any, status: str | None = None) -> dict[str, Any]:
+    """A web search the provider ran (the chat core's web_search_calls entry) as an item."""
+    call = _object(call)
+    query = call.get("query")
+    final = "failed" if call.get("status") == "failed" else "completed"
+    return {
+        "id": item_id,
+        "type": "web_search_call",
+        "status": status or final,
+        "action": {"type": "search", "query": query if isinstance(query, str) else ""},
+    }
 
 
 def signatures_of(calls: list[Any]) -> dict[str, str]:
@@ -191,9 +230,13 @@ def response_from_completion(
     if thinking or blocks or signatures:
         text = thinking if isinstance(thinking, str) else ""
         output.append(shape.reasoning_item(item_id("rs"), text, blocks, signatures))
+    output += [search_item(item_id("ws"), call) for call in message.get("web_search_calls") or ()]
     content = message.get("content")
     if (isinstance(content, str) and content) or not calls:
-        output.append(message_item(item_id("msg"), content if isinstance(content, str) else ""))
+        found = [url_annotation(each) for each in message.get("annotations") or ()]
+        annotations = [each for each in found if each is not None]
+        text = content if isinstance(content, str) else ""
+        output.append(message_item(item_id("msg"), text, annotations=annotations))
     for call in calls:
         function = call.get("function") or {}
         output.append(

@@ -136,6 +136,8 @@ class Turns:
                 self.reasoning = _merge(self.reasoning, held)
                 if self.assistant is not None:  # signed data that came after the calls
                     _sign(self.assistant, held)
+            elif kind == "web_search_call":
+                continue  # a search the provider ran: what it found is in the answer after it
             elif kind == "item_reference":
                 raise InvalidRequest(
                     f"{where}: item references point at stored responses, and this gateway "

@@ -13,6 +13,7 @@ from proxy.gateway.errors import UpstreamError
 from proxy.gateway.routing import Card, Upstream
 from proxy.providers.anthropic.claude_models import fit_to_model
 from proxy.providers.anthropic.request import JSON_TOOL, anthropic_body, uses_json_tool
+from proxy.providers.anthropic.search import message_searches, url_citations
 from proxy.providers.anthropic.stream import FINISH_REASONS, AnthropicStream, usage_from_anthropic
 from proxy.providers.base import (
     ProviderAdapter,
@@ -46,19 +47,27 @@ def completion_from_message(data: dict[str, Any], card: Card, *, json_tool: bool
     reasoning: list[str] = []
     thinking_blocks: list[dict[str, Any]] = []
     tool_calls: list[dict[str, Any]] = []
-    for block in data.get("content") or ():
+    annotations: list[dict[str, Any]] = []
+    offset = 0  # where the next text block starts in the content
+    content = data.get("content") or []
+    for block in content:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text" and json_tool:
             continue  # JSON mode: the content is the JSON tool's input alone, never prose with it
         if kind == "text":
-            texts.append(str(block.get("text", "")))
+            text = str(block.get("text", ""))
+            annotations += url_citations(block, offset, offset + len(text))
+            offset += len(text)
+            texts.append(text)
         elif kind == "thinking":
             reasoning.append(str(block.get("thinking", "")))
             thinking_blocks.append(block)
         elif kind == "redacted_thinking":
             thinking_blocks.append(block)
         elif kind == "tool_use" and json_tool and block.get("name") == JSON_TOOL:
-            texts.append(orjson.dumps(block.get("input") or {}).decode())
+            text = orjson.dumps(block.get("input") or {}).decode()
+            offset += len(text)
+            texts.append(text)
         elif kind == "tool_use":
             tool_calls.append(
                 {
@@ -81,6 +90,11 @@ def completion_from_message(data: dict[str, Any], card: Card, *, json_tool: bool
         message["thinking_blocks"] = thinking_blocks
     if tool_calls:
         message["tool_calls"] = tool_calls
+    if annotations:
+        message["annotations"] = annotations
+    searches = message_searches(content if isinstance(content, list) else [])
+    if searches:
+        message["web_search_calls"] = searches
     finish = FINISH_REASONS.get(str(data.get("stop_reason")), "stop")
     if finish == "tool_calls" and not tool_calls:
         finish = "stop"  # only the JSON-mode tool was called: that is the answer

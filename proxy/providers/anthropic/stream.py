@@ -1,5 +1,6 @@
 """Anthropic's SSE events (message_start, content_block_*, message_delta, message_stop, ping,
-error) as OpenAI chat.completion.chunk dicts, tool-call arguments streamed as they come."""
+error) as OpenAI chat.completion.chunk dicts, tool-call arguments streamed as they come; web
+searches and their citations as search.py says, each once its block is whole."""
 
 import time
 from dataclasses import replace
@@ -12,6 +13,12 @@ from proxy.gateway.errors import UpstreamError
 from proxy.gateway.routing import Card
 from proxy.gateway.sse import Event
 from proxy.providers.anthropic.request import JSON_TOOL
+from proxy.providers.anthropic.search import (
+    search_call,
+    search_query,
+    search_status,
+    url_citations,
+)
 from proxy.providers.base import StreamTranslator
 from proxy.providers.translate import token_count
 from proxy.upstream.wording import stream_failure
@@ -90,6 +97,13 @@ class AnthropicStream(StreamTranslator):
         self.tool_of_block: dict[int, int] = {}  # content block index -> tool call index
         self.thinking: dict[int, list[str]] = {}  # content block index -> thinking so far
         self.signatures: dict[int, str] = {}
+        self.offset = 0  # characters of content sent so far
+        # Text blocks open: block index -> (where it starts in the content, its citations).
+        self.cited: dict[int, tuple[int, list[Any]]] = {}
+        # Web searches: block index -> (call id, its input so far); call id -> query, once whole.
+        self.search_blocks: dict[int, tuple[str, list[str]]] = {}
+        self.queries: dict[str, str] = {}
+        self.annotations_sent = self.searches_sent = 0
 
     def feed(self, event: Event) -> list[dict[str, Any]]:
         try:
@@ -150,9 +164,31 @@ class AnthropicStream(StreamTranslator):
             self.thinking[index] = [str(block.get("thinking", ""))]
         elif kind == "redacted_thinking":
             return [self._chunk({"thinking_blocks": [block]})]
-        elif kind == "text" and block.get("text") and not self.json_tool:
-            return [self._chunk({"content": block["text"]})]
+        elif kind == "text" and not self.json_tool:
+            self.cited[index] = (self.offset, list(block.get("citations") or ()))
+            if block.get("text"):
+                return [self._content(str(block["text"]))]
+        elif kind == "server_tool_use" and isinstance(block.get("id"), str):
+            query = search_query(block)
+            if query is not None:
+                given = block.get("input")
+                self.search_blocks[index] = (
+                    block["id"],
+                    [orjson.dumps(given).decode()] if given else [],
+                )
+        elif kind == "web_search_tool_result":
+            query = self.queries.pop(str(block.get("tool_use_id")), None)
+            if query is not None:
+                call = search_call(str(block["tool_use_id"]), query, search_status(block))
+                self.searches_sent += 1
+                return [
+                    self._chunk({"web_search_calls": [{"index": self.searches_sent - 1, **call}]})
+                ]
         return []
+
+    def _content(self, text: str) -> dict[str, Any]:
+        self.offset += len(text)
+        return self._chunk({"content": text})
 
     def _delta(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         index = data.get("index")
@@ -161,9 +197,15 @@ class AnthropicStream(StreamTranslator):
         if kind == "text_delta":
             if self.json_tool:
                 return []  # JSON mode: the content is the JSON tool's input alone
-            return [self._chunk({"content": delta.get("text", "")})]
+            return [self._content(str(delta.get("text", "")))]
+        if kind == "citations_delta" and index in self.cited:
+            self.cited[index][1].append(delta.get("citation"))
+            return []
         if kind == "input_json_delta":
             partial = delta.get("partial_json", "")
+            if index in self.search_blocks:
+                self.search_blocks[index][1].append(str(partial))
+                return []
             tool_index = self.tool_of_block.get(index) if isinstance(index, int) else None
             if not partial or tool_index is None:
                 return []
@@ -185,7 +227,25 @@ class AnthropicStream(StreamTranslator):
 
     def _block_stop(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         index = data.get("index")
-        if not isinstance(index, int) or index not in self.thinking:
+        if not isinstance(index, int):
+            return []
+        if index in self.cited:
+            start, citations = self.cited.pop(index)
+            found = url_citations({"citations": citations}, start, self.offset)
+            if not found:
+                return []
+            first, self.annotations_sent = self.annotations_sent, self.annotations_sent + len(found)
+            numbered = [{"index": first + n, **each} for n, each in enumerate(found)]
+            return [self._chunk({"annotations": numbered})]
+        if index in self.search_blocks:
+            call_id, parts = self.search_blocks.pop(index)
+            try:
+                tool_input = orjson.loads("".join(parts) or "{}")
+            except orjson.JSONDecodeError:
+                tool_input = {}
+            self.queries[call_id] = search_query({"name": "web_search", "input": tool_input}) or ""
+            return []
+        if index not in self.thinking:
             return []
         # The whole thinking block with its signature, for the client to send back later.
         block = {
