@@ -198,12 +198,12 @@ class AnthropicStream(StreamTranslator):
             if self.json_tool:
                 return []  # JSON mode: the content is the JSON tool's input alone
             return [self._content(str(delta.get("text", "")))]
-        if kind == "citations_delta" and index in self.cited:
+        if kind == "citations_delta" and isinstance(index, int) and index in self.cited:
             self.cited[index][1].append(delta.get("citation"))
             return []
         if kind == "input_json_delta":
             partial = delta.get("partial_json", "")
-            if index in self.search_blocks:
+            if isinstance(index, int) and index in self.search_blocks:
                 self.search_blocks[index][1].append(str(partial))
                 return []
             tool_index = self.tool_of_block.get(index) if isinstance(index, int) else None
