@@ -228,6 +228,7 @@ class FakeGemini(GeminiRequestRules, FakeAPI):
                     "groundingChunks": [
                         {"web": {"uri": "https://example.com/weather", "title": "example.com"}}
                     ],
+                    "groundingSupports": grounding_supports(candidate),
                 }
         return {
             "candidates": candidates,
@@ -302,3 +303,29 @@ class FakeGemini(GeminiRequestRules, FakeAPI):
             single["usageMetadata"] = usage
             batch["usageMetadata"] = usage
         return single, batch
+
+
+def grounding_supports(candidate: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each text part's last sentence, supported by the one source, with its offsets in UTF-8
+    bytes within its part as Gemini gives them."""
+    supports: list[dict[str, Any]] = []
+    for number, part in enumerate((candidate.get("content") or {}).get("parts") or ()):
+        text = part.get("text")
+        if not isinstance(text, str) or part.get("thought") or not text:
+            continue
+        cited = text.rsplit(". ", 1)[-1]
+        end = len(text.encode())
+        segment = {
+            "partIndex": number,
+            "startIndex": end - len(cited.encode()),
+            "endIndex": end,
+            "text": cited,
+        }
+        supports.append(
+            {
+                "segment": segment,
+                "groundingChunkIndices": [0],
+                "confidenceScores": [0.9],
+            }
+        )
+    return supports

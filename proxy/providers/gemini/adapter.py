@@ -27,6 +27,12 @@ from proxy.providers.base import (
     json_headers,
     upstream_url,
 )
+from proxy.providers.gemini.grounding import (
+    grounded_citations,
+    grounded_searches,
+    grounding_of,
+    indexed,
+)
 from proxy.providers.gemini.request import gemini_body
 from proxy.providers.openai import parse_json_object
 from proxy.providers.priced import GROUNDING_QUERIES
@@ -136,6 +142,14 @@ def _message(candidate: dict[str, Any]) -> dict[str, Any]:
         message["reasoning_content"] = "".join(thoughts)
     if calls:
         message["tool_calls"] = calls
+    metadata = grounding_of(candidate)
+    if metadata is not None:
+        annotations = grounded_citations(metadata, message["content"] or "")
+        if annotations:
+            message["annotations"] = annotations
+        searches = grounded_searches(metadata)
+        if searches:
+            message["web_search_calls"] = searches
     return message
 
 
@@ -147,6 +161,8 @@ class GeminiStream(StreamTranslator):
         self.finished: set[int] = set()
         self.calls: dict[int, int] = {}  # candidate index -> tool calls so far
         self.queries: dict[int, int] = {}  # candidate index -> Google Search queries run
+        self.texts: dict[int, list[str]] = {}  # candidate index -> its content so far
+        self.grounding: dict[int, dict[str, Any]] = {}  # candidate index -> its latest metadata
 
     def feed(self, event: Event) -> list[dict[str, Any]]:
         try:
@@ -192,14 +208,34 @@ class GeminiStream(StreamTranslator):
                 chunks.append(self._chunk(index, {"tool_calls": [tool_call(part, call_index)]}))
             elif isinstance(part.get("text"), str) and part["text"]:
                 key = "reasoning_content" if part.get("thought") else "content"
+                if key == "content":
+                    self.texts.setdefault(index, []).append(part["text"])
                 chunks.append(self._chunk(index, {key: part["text"]}))
+        metadata = grounding_of(candidate)
+        if metadata is not None:
+            self.grounding[index] = metadata  # Gemini sends it whole, with the last chunk
         reason = candidate.get("finishReason")
         if reason:
+            chunks += self._grounded(index)
             finish = finish_reason(reason, bool(self.calls.get(index)))
             self.finish_reason = finish
             chunks.append(self._chunk(index, {}, finish))
             self.finished.add(index)
             self.done = len(self.finished) >= self.choices
+        return chunks
+
+    def _grounded(self, index: int) -> list[dict[str, Any]]:
+        """A finished candidate's sources and searches, each once."""
+        metadata = self.grounding.pop(index, None)
+        if metadata is None:
+            return []
+        chunks = []
+        cited = grounded_citations(metadata, "".join(self.texts.get(index, ())))
+        if cited:
+            chunks.append(self._chunk(index, {"annotations": indexed(cited)}))
+        searches = grounded_searches(metadata)
+        if searches:
+            chunks.append(self._chunk(index, {"web_search_calls": indexed(searches)}))
         return chunks
 
     def _chunk(

@@ -1,12 +1,15 @@
-"""Claude's web search in the chat core, pure: citations become url_citation annotations over
+"""Web search in the chat core, pure. Claude's: citations become url_citation annotations over
 their text block's span whichever way round the citation and text deltas come; a document's
 citations (no URL) are left out; a search's query is read from its streamed input and its
-outcome from its result; malformed block indices are ignored, never raised on."""
+outcome from its result; malformed block indices are ignored, never raised on. Gemini's: a
+grounded segment placed by its byte offsets, else found by its text; sources without a web
+page left out; the queries as searches."""
 
 from typing import Any
 
 from proxy.providers.anthropic.adapter import completion_from_message
 from proxy.providers.anthropic.stream import AnthropicStream
+from proxy.providers.gemini.grounding import grounded_citations, grounded_searches
 from tests.proxy.translation_helpers import SONNET, events
 
 WEB = {
@@ -108,3 +111,41 @@ def test_a_whole_answers_citations_and_searches() -> None:
     message["content"] = content[:1] + content[2:]
     reply = completion_from_message(message, SONNET, json_tool=False)["choices"][0]["message"]
     assert "web_search_calls" not in reply
+
+
+def test_geminis_grounding_is_placed_by_its_bytes_else_its_text_and_pageless_sources_skipped() -> (
+    None
+):
+    content = "Grey \u00e9. Rain at noon. Rain at noon."
+    second = len("Grey \u00e9. Rain at noon. ".encode())  # 23 bytes, 22 characters
+    metadata = {
+        "webSearchQueries": ["berlin weather", 7],
+        "groundingChunks": [
+            {"web": {"uri": "https://example.com/w", "title": "w"}},
+            {"retrievedContext": {"uri": "gs://bucket/doc"}},
+        ],
+        "groundingSupports": [
+            {
+                "segment": {"startIndex": second, "text": "Rain at noon."},
+                "groundingChunkIndices": [0],
+            },
+            # Offsets that miss its text: found by the text, from the start.
+            {
+                "segment": {"startIndex": 99, "text": "Rain at noon."},
+                "groundingChunkIndices": [0, 1, 5],
+            },
+            # None: forward from the one before.
+            {"segment": {"text": "Rain at noon."}, "groundingChunkIndices": [0]},
+            {"segment": {"text": "Snow."}, "groundingChunkIndices": [0]},  # not in the answer
+        ],
+    }
+    spans = [
+        (a["url_citation"]["start_index"], a["url_citation"]["end_index"], a["url_citation"]["url"])
+        for a in grounded_citations(metadata, content)
+    ]
+    page = "https://example.com/w"
+    assert spans == [(22, 35, page), (8, 21, page), (22, 35, page)]
+    assert content[22:35] == content[8:21] == "Rain at noon."
+    assert grounded_searches(metadata) == [
+        {"id": "search_1", "query": "berlin weather", "status": "completed"}
+    ]
