@@ -7,6 +7,7 @@
 #                                 # commit for a before/after (default: this one)
 #   MODE=sse CONNS=128 DELAY_MS=200 DURATION=20 bench/profile.sh   # DELAY_MS: upstream delay
 #   TB_REDIS_URL=redis://127.0.0.1:6379/7 bench/profile.sh   # with Redis (default: embedded)
+#   SPY_ARGS=--gil bench/profile.sh   # only samples that hold the GIL: Python's own CPU, no idle
 #
 # Needs ../shared/bench/setup.sh once and py-spy (`.venv/bin/pip install -e '.[bench]'`).
 set -euo pipefail
@@ -57,7 +58,7 @@ wrk_run() {
         "http://127.0.0.1:$TB_PORT/v1/chat/completions" | grep RESULT
 }
 wrk_run 3 >/dev/null  # warm-up: pools, caches
-"$HERE/.venv/bin/py-spy" record --pid "$worker" --duration "$DURATION" --rate 250 --nonblocking \
+"$HERE/.venv/bin/py-spy" record --pid "$worker" --duration "$DURATION" --rate 250 --nonblocking ${SPY_ARGS:-} \
     --format raw --nolineno --output "$OUT/stacks.txt" >"$OUT/py-spy.log" 2>&1 &
 spy=$!
 sleep 1
